@@ -1,0 +1,21 @@
+"""OpenCodeInterpreter inside JupyterLab: a locally hosted code model that writes code, runs it
+in your kernel, reads the result and refines it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from ._version import __version__
+except ImportError:  # a source tree that was never built
+    __version__ = "0.0.0+unknown"
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "oci-jupyter"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .app import OCIExtension
+
+    return [{"module": "oci_jupyter", "app": OCIExtension}]

@@ -1,0 +1,145 @@
+"""`c.OCI.*`: the server-side settings, and the engine they describe."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Dict, Enum, Float, Int, Type, Unicode
+from traitlets.config import Configurable
+
+from .engine import ENGINE_NAMES, Engine, choose_engine
+
+
+class OCI(Configurable):
+    """OpenCodeInterpreter for Jupyter: which model the server hosts, and how."""
+
+    engine = Enum(
+        list(ENGINE_NAMES),
+        default_value="auto",
+        config=True,
+        help="""Model host. "auto": vLLM when a CUDA GPU and vLLM are present, else llama.cpp
+        with the bundled Qwen2.5-Coder-1.5B-Instruct model. "openai": a remote
+        OpenAI-compatible server (see openai_base_url).""",
+    )
+    engine_class = Type(
+        default_value=None,
+        klass=Engine,
+        allow_none=True,
+        config=True,
+        help="""Advanced: an Engine subclass to host instead of `engine`, constructed with
+        engine_kwargs (for custom hosts and test doubles).""",
+    )
+    engine_kwargs = Dict(config=True, help="Keyword arguments for engine_class.")
+
+    # llama.cpp
+    model_path = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""llama.cpp: a GGUF file to load instead of the bundled model.""",
+    )
+    model_sha256 = Unicode(
+        None, allow_none=True, config=True, help="llama.cpp: verify model_path against this hash."
+    )
+    served_model_name = Unicode(
+        None, allow_none=True, config=True, help="The model id reported by /oci/v1/models."
+    )
+    hub_download = Bool(
+        True,
+        config=True,
+        help="""llama.cpp: try the official Hugging Face repository before the offline mirror
+        when the bundled model is not cached yet (HF_HUB_OFFLINE=1 also disables it).""",
+    )
+    hub_timeout = Float(
+        5.0, config=True, help="Seconds to wait for the hub before using the offline mirror."
+    )
+    cache_dir = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Folder for model files (default: $OCI_CACHE_DIR or ~/.cache/oci_jupyter/models).",
+    )
+    n_ctx = Int(8192, config=True, help="llama.cpp: context window in tokens.")
+    n_threads = Int(0, config=True, help="llama.cpp: CPU threads (0: all available cores).")
+
+    # vLLM
+    vllm_model = Unicode(
+        "m-a-p/OpenCodeInterpreter-DS-6.7B",
+        config=True,
+        help="vLLM: a Hugging Face model id or a local model folder.",
+    )
+    vllm_dtype = Unicode("auto", config=True, help="vLLM: weights dtype (auto, float16, ...).")
+    gpu_memory_utilization = Float(0.9, config=True, help="vLLM: share of GPU memory to use.")
+    max_model_len = Int(
+        None, allow_none=True, config=True, help="vLLM: context length (default: the model's)."
+    )
+    tensor_parallel_size = Int(1, config=True, help="vLLM: GPUs to shard the model over.")
+    enable_prefix_caching = Bool(True, config=True, help="vLLM: reuse KV cache across turns.")
+    vllm_engine_args = Dict(config=True, help="vLLM: further AsyncEngineArgs fields.")
+
+    # a remote OpenAI-compatible server
+    openai_base_url = Unicode(
+        "", config=True, help="openai: the server's base URL, e.g. http://gpu-host:8000/v1."
+    )
+    openai_api_key = Unicode(
+        "", config=True, help="openai: API key (default: $OCI_OPENAI_API_KEY)."
+    )
+    openai_model = Unicode("", config=True, help="openai: model id (default: the first served).")
+    openai_context_length = Int(
+        None, allow_none=True, config=True, help="openai: context length if the server hides it."
+    )
+
+    # the endpoint
+    max_request_bytes = Int(
+        1024 * 1024, config=True, help="Largest accepted request body, in bytes (400 above)."
+    )
+    default_max_tokens = Int(
+        1024, config=True, help="Completion length when a request does not set max_tokens."
+    )
+    default_temperature = Float(
+        0.2, config=True, help="Sampling temperature when a request does not set one."
+    )
+
+    def create_engine(self) -> Engine:
+        if self.engine_class is not None:
+            return self.engine_class(**self.engine_kwargs)
+        name = choose_engine(self.engine)
+        if name == "llamacpp":
+            from .engine.llamacpp import LlamaCppEngine
+
+            return LlamaCppEngine(
+                model_path=self.model_path,
+                model_sha256=self.model_sha256,
+                cache_dir=Path(self.cache_dir).expanduser() if self.cache_dir else None,
+                try_hub=self.hub_download,
+                hub_timeout=self.hub_timeout,
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads or None,
+                served_model_name=self.served_model_name,
+            )
+        if name == "vllm":
+            from .engine.vllm import VLLMEngine
+
+            return VLLMEngine(
+                self.vllm_model,
+                served_model_name=self.served_model_name,
+                dtype=self.vllm_dtype,
+                gpu_memory_utilization=self.gpu_memory_utilization,
+                max_model_len=self.max_model_len,
+                tensor_parallel_size=self.tensor_parallel_size,
+                enable_prefix_caching=self.enable_prefix_caching,
+                extra_engine_args=dict(self.vllm_engine_args),
+            )
+        from .engine.openai import OpenAIEngine
+
+        return OpenAIEngine(
+            base_url=self.openai_base_url,
+            api_key=self.openai_api_key or os.environ.get("OCI_OPENAI_API_KEY", ""),
+            model=self.openai_model,
+            context_length=self.openai_context_length,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {"engine": self.engine, "max_request_bytes": self.max_request_bytes}

@@ -1,0 +1,234 @@
+"""The engine protocol: what every model host (llama.cpp, vLLM, a remote server) provides.
+
+An engine streams chat completions, cancels them, counts tokens and reports its state. It
+never blocks the caller's event loop: loading and inference run in a worker thread, another
+process or a remote server. The server keeps exactly one engine.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+EngineState = Literal["idle", "loading", "ready", "error", "stopped"]
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+Message = dict[str, str]
+"""One chat message, already normalised to ``{"role": ..., "content": <text>}``."""
+
+
+class EngineError(RuntimeError):
+    """A generation could not run (engine not ready, model failure, remote error)."""
+
+
+class EngineNotReady(EngineError):
+    """The engine is loading, failed to load or was stopped."""
+
+    def __init__(self, status: EngineStatus) -> None:
+        self.status = status
+        reason = f": {status.error}" if status.error else ""
+        super().__init__(f"The model is {status.state}{reason}")
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int = 1024
+    temperature: float = 0.2
+    top_p: float = 0.95
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of generated text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The last event of every stream."""
+
+    reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+
+
+StreamEvent = Delta | Finish
+
+
+@dataclass
+class EngineStatus:
+    engine: str
+    model: str
+    device: str
+    state: EngineState = "idle"
+    detail: str = ""
+    """What the engine is doing right now, for people ("assembling model file", ...)."""
+    progress: float | None = None
+    """0..1 while a long load step can measure itself, else None."""
+    error: str | None = None
+    context_length: int | None = None
+    since: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Engine(abc.ABC):
+    """Base class for model hosts.
+
+    Subclasses implement :meth:`_load` (runs once, in the background, may raise) and
+    :meth:`_generate`. The base class owns the status, the background load and the bookkeeping
+    of running requests so that :meth:`cancel` works the same for every engine.
+    """
+
+    name: str = "engine"
+
+    def __init__(self, *, model: str, device: str) -> None:
+        self._status = EngineStatus(engine=self.name, model=model, device=device)
+        self._load_task: asyncio.Task[None] | None = None
+        self._cancel_events: dict[str, asyncio.Event] = {}
+
+    # ---- state -------------------------------------------------------------------------------
+    @property
+    def status(self) -> EngineStatus:
+        return self._status
+
+    @property
+    def ready(self) -> bool:
+        return self._status.state == "ready"
+
+    def _set_status(self, state: EngineState | None = None, **changes: Any) -> None:
+        if state is not None and state != self._status.state:
+            self._status.state = state
+            self._status.since = time.time()
+        for key, value in changes.items():
+            setattr(self._status, key, value)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> asyncio.Task[None]:
+        """Begin loading in the background and return at once (idempotent)."""
+        if self._load_task is None:
+            self._set_status("loading", detail="starting", error=None, progress=None)
+            self._load_task = asyncio.get_running_loop().create_task(self._run_load())
+        return self._load_task
+
+    async def wait_ready(self, timeout: float | None = None) -> EngineStatus:
+        """Wait for the load to end (ready or error) and return the status."""
+        task = self.start()
+        await asyncio.wait_for(asyncio.shield(task), timeout)
+        return self._status
+
+    async def _run_load(self) -> None:
+        try:
+            await self._load()
+        except asyncio.CancelledError:
+            self._set_status("stopped", detail="load cancelled", progress=None)
+            raise
+        except Exception as exc:  # any failure is reported, never raised into Jupyter
+            self._set_status("error", error=_describe(exc), detail="load failed", progress=None)
+        else:
+            self._set_status("ready", detail="", progress=None, error=None)
+
+    async def shutdown(self) -> None:
+        for event in self._cancel_events.values():
+            event.set()
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._load_task
+        await self._close()
+        self._set_status("stopped", detail="shut down")
+
+    # ---- generation --------------------------------------------------------------------------
+    async def stream_chat(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        request_id: str,
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream a chat completion: :class:`Delta` events, then exactly one :class:`Finish`.
+
+        Closing the iterator early, or :meth:`cancel` with the same id, stops generation
+        within about one token and frees the engine for the next request.
+        """
+        if not self.ready:
+            raise EngineNotReady(self._status)
+        if request_id in self._cancel_events:
+            raise EngineError(f"request id {request_id!r} is already running")
+        cancelled = asyncio.Event()
+        self._cancel_events[request_id] = cancelled
+        events = self._generate(list(messages), params, request_id, cancelled)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            cancelled.set()  # tells a still-running worker to stop (closed iterator)
+            # Close the engine's generator now, not when it is garbage-collected, so that its
+            # own cleanup (aborting the request) runs before the caller goes on.
+            await events.aclose()  # type: ignore[attr-defined]
+            self._cancel_events.pop(request_id, None)
+
+    def cancel(self, request_id: str) -> bool:
+        """Stop a running request; returns whether it was running."""
+        event = self._cancel_events.get(request_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    @property
+    def running_requests(self) -> list[str]:
+        return list(self._cancel_events)
+
+    # ---- to implement ------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def _load(self) -> None:
+        """Load the model; update the status's detail/progress while doing so."""
+
+    @abc.abstractmethod
+    def _generate(
+        self,
+        messages: list[Message],
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+    ) -> AsyncIterator[StreamEvent]:
+        """Yield deltas and one final Finish; stop promptly once ``cancelled`` is set."""
+
+    @abc.abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens of plain text with this model's tokenizer (an estimate where there is none)."""
+
+    @abc.abstractmethod
+    def count_chat_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens of the prompt these messages become (chat template applied)."""
+
+    @property
+    @abc.abstractmethod
+    def context_length(self) -> int:
+        """The model's context window in tokens (valid once ready)."""
+
+    async def _close(self) -> None:  # noqa: B027 - optional hook
+        """Release the model (optional)."""
+
+
+def finish_reason(raw: str | None) -> FinishReason:
+    """Map an engine's own finish reason onto ours (unknown reasons end normally)."""
+    if raw in ("length", "cancelled", "error"):
+        return raw  # type: ignore[return-value]
+    if raw == "abort":
+        return "cancelled"
+    return "stop"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

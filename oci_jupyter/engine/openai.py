@@ -1,0 +1,166 @@
+"""A remote OpenAI-compatible server: `vllm serve` (with tensor/pipeline parallelism or replicas
+behind a load balancer), llama.cpp's server, or another Jupyter running oci_jupyter.
+
+Nothing is loaded here; "loading" means asking the server which models it serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from .base import (
+    Delta,
+    Engine,
+    EngineError,
+    Finish,
+    GenerationParams,
+    Message,
+    StreamEvent,
+    finish_reason,
+)
+
+# Without the remote tokenizer, token counts are estimates: code averages about 3.5 characters
+# per token for the BPE vocabularies of current code models; err on the high side.
+_CHARS_PER_TOKEN = 3.2
+_PER_MESSAGE_OVERHEAD = 4
+
+
+class OpenAIEngine(Engine):
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str = "",
+        model: str = "",
+        context_length: int | None = None,
+        timeout: float = 600.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        super().__init__(model=model or "(asking the server)", device=f"remote {base_url}")
+        self._base_url = base_url
+        self._api_key = api_key or "none"
+        self._model = model
+        self._context_length = context_length
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._client: Any = None
+
+    async def _load(self) -> None:
+        import httpx
+        from openai import AsyncOpenAI
+
+        if not self._base_url:
+            raise EngineError("the openai engine needs c.OCI.openai_base_url")
+        self._client = AsyncOpenAI(
+            base_url=self._base_url,
+            api_key=self._api_key,
+            timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout),
+            max_retries=0,
+        )
+        self._set_status(detail=f"asking {self._base_url} for its models")
+        try:
+            listing = await self._client.models.list()
+        except Exception as exc:
+            raise EngineError(f"cannot reach {self._base_url}: {exc}") from exc
+        models = list(listing.data)
+        if not models:
+            raise EngineError(f"{self._base_url} serves no models")
+        chosen = next((m for m in models if m.id == self._model), None) if self._model else None
+        if self._model and chosen is None:
+            served = ", ".join(m.id for m in models)
+            raise EngineError(
+                f"{self._base_url} does not serve {self._model!r} (it serves {served})"
+            )
+        chosen = chosen or models[0]
+        self._model = chosen.id
+        if self._context_length is None:
+            # vLLM reports max_model_len on its model cards; others say nothing.
+            extra = getattr(chosen, "model_extra", None) or {}
+            self._context_length = int(extra.get("max_model_len") or 8192)
+        self._set_status(model=self._model, context_length=self._context_length)
+
+    async def _generate(
+        self,
+        messages: list[Message],
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+    ) -> AsyncIterator[StreamEvent]:
+        kwargs: dict[str, Any] = {
+            "model": self._model,
+            "messages": messages,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        try:
+            stream = await self._client.chat.completions.create(**kwargs)
+        except Exception as exc:
+            raise EngineError(f"{self._base_url}: {exc}") from exc
+        watcher = asyncio.get_running_loop().create_task(cancelled.wait())
+        parts: list[str] = []
+        reason = "stop"
+        usage: Any = None
+        try:
+            iterator = stream.__aiter__()
+            while True:
+                step = asyncio.ensure_future(iterator.__anext__())
+                await asyncio.wait({step, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():  # cancelled while waiting for the next chunk
+                    step.cancel()
+                    reason = "cancelled"
+                    break
+                try:
+                    chunk = step.result()
+                except StopAsyncIteration:
+                    break
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices:
+                    text = choice.delta.content if choice.delta else None
+                    if text:
+                        parts.append(text)
+                        yield Delta(text)
+                    if choice.finish_reason:
+                        reason = choice.finish_reason
+                if cancelled.is_set():
+                    reason = "cancelled"
+                    break
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise EngineError(f"{self._base_url}: {exc}") from exc
+        finally:
+            watcher.cancel()
+            await stream.close()  # closing the HTTP stream makes the remote server abort
+        if usage is not None and reason != "cancelled":
+            prompt, completion = usage.prompt_tokens, usage.completion_tokens
+        else:
+            prompt = self.count_chat_tokens(messages)
+            completion = self.count_tokens("".join(parts))
+        yield Finish(finish_reason(reason), prompt, completion)
+
+    def count_tokens(self, text: str) -> int:
+        return int(len(text) / _CHARS_PER_TOKEN) + 1 if text else 0
+
+    def count_chat_tokens(self, messages: Sequence[Message]) -> int:
+        return sum(self.count_tokens(m["content"]) + _PER_MESSAGE_OVERHEAD for m in messages)
+
+    @property
+    def context_length(self) -> int:
+        return self._context_length or 8192
+
+    async def _close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

@@ -1,0 +1,290 @@
+"""HTTP endpoints, all behind Jupyter's authentication and authorization.
+
+- ``GET  /oci/status``                 the engine's state (for the sidebar and tools)
+- ``GET  /oci/v1/models``              OpenAI model list
+- ``POST /oci/v1/chat/completions``    OpenAI chat completions, streamed as server-sent events
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from . import __version__
+from .engine import Delta, Engine, EngineError, EngineNotReady, Finish, GenerationParams
+from .openai_schema import (
+    ChatCompletionRequest,
+    RequestError,
+    chunk,
+    completion_id,
+    now,
+    parse_request,
+    usage,
+)
+
+if TYPE_CHECKING:
+    from .app import OCIExtension
+
+AUTH_RESOURCE = "oci"
+
+
+class OCIHandler(ExtensionHandlerMixin, APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def oci(self) -> OCIExtension:
+        return self.extensionapp  # type: ignore[return-value]
+
+    @property
+    def engine(self) -> Engine:
+        return self.oci.engine
+
+    def send_openai_error(self, error: RequestError) -> None:
+        self.set_status(error.status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(error.body))
+
+    def not_ready_error(self) -> RequestError:
+        status = self.engine.status
+        reason = f": {status.error}" if status.error else ""
+        detail = f" ({status.detail})" if status.detail and status.state == "loading" else ""
+        return RequestError(
+            503,
+            f"The model is {status.state}{detail}{reason}",
+            type="engine_unavailable",
+            code=status.state,
+            extra={"status": status.to_json()},
+        )
+
+
+class StatusHandler(OCIHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        body = self.engine.status.to_json()
+        body["version"] = __version__
+        body["running_requests"] = len(self.engine.running_requests)
+        self.finish(json.dumps(body))
+
+
+class ModelsHandler(OCIHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        if not self.engine.ready:
+            return self.send_openai_error(self.not_ready_error())
+        status = self.engine.status
+        self.finish(
+            json.dumps(
+                {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": status.model,
+                            "object": "model",
+                            "created": int(status.since),
+                            "owned_by": "oci_jupyter",
+                            "max_model_len": self.engine.context_length,
+                        }
+                    ],
+                }
+            )
+        )
+
+
+class ChatCompletionsHandler(OCIHandler):
+    _request_id: str | None = None
+    _client_gone = False
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            request = parse_request(self.request.body, self.oci.settings_.max_request_bytes)
+            if not self.engine.ready:
+                raise self.not_ready_error()
+            self._check_model(request)
+            messages = [m.normalised() for m in request.messages]
+            params = await self._params(request, messages)
+        except RequestError as error:
+            return self.send_openai_error(error)
+        self._request_id = completion_id()
+        if request.stream:
+            await self._stream(request, messages, params)
+        else:
+            await self._complete(messages, params)
+
+    def _check_model(self, request: ChatCompletionRequest) -> None:
+        served = self.engine.status.model
+        if request.model and request.model != served:
+            raise RequestError(
+                404,
+                f"The model {request.model!r} does not exist; this server serves {served!r}.",
+                code="model_not_found",
+                param="model",
+            )
+
+    async def _params(
+        self, request: ChatCompletionRequest, messages: list[dict[str, str]]
+    ) -> GenerationParams:
+        settings = self.oci.settings_
+        window = self.engine.context_length
+        # Tokenising a large prompt takes a while: keep it off the event loop.
+        prompt_tokens = await asyncio.to_thread(self.engine.count_chat_tokens, messages)
+        room = window - prompt_tokens
+        if room < 1:
+            raise RequestError(
+                400,
+                f"The messages are {prompt_tokens} tokens; the model's context is {window}.",
+                code="context_length_exceeded",
+                param="messages",
+            )
+        wanted = request.requested_max_tokens
+        if wanted is not None and wanted > room:
+            raise RequestError(
+                400,
+                f"max_tokens is {wanted}, but the messages take {prompt_tokens} of the model's "
+                f"{window} tokens: at most {room} remain.",
+                code="context_length_exceeded",
+                param="max_tokens",
+            )
+        return GenerationParams(
+            max_tokens=wanted or min(settings.default_max_tokens, room),
+            temperature=(
+                settings.default_temperature if request.temperature is None else request.temperature
+            ),
+            top_p=1.0 if request.top_p is None else request.top_p,
+            stop=request.stop_sequences,
+            seed=request.seed,
+        )
+
+    async def _complete(self, messages: list[dict[str, str]], params: GenerationParams) -> None:
+        assert self._request_id
+        parts: list[str] = []
+        finish: Finish | None = None
+        try:
+            async for event in self.engine.stream_chat(messages, params, self._request_id):
+                if isinstance(event, Delta):
+                    parts.append(event.text)
+                else:
+                    finish = event
+        except EngineNotReady:
+            return self.send_openai_error(self.not_ready_error())
+        except EngineError as exc:
+            return self.send_openai_error(RequestError(500, str(exc), type="engine_error"))
+        if self._client_gone or finish is None:
+            return
+        self._log_finish(finish)
+        model = self.engine.status.model
+        self.finish(
+            json.dumps(
+                {
+                    "id": self._request_id,
+                    "object": "chat.completion",
+                    "created": now(),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "".join(parts)},
+                            "finish_reason": _openai_reason(finish.reason),
+                        }
+                    ],
+                    "usage": usage(finish.prompt_tokens, finish.completion_tokens),
+                }
+            )
+        )
+
+    async def _stream(
+        self,
+        request: ChatCompletionRequest,
+        messages: list[dict[str, str]],
+        params: GenerationParams,
+    ) -> None:
+        assert self._request_id
+        request_id, model, created = self._request_id, self.engine.status.model, now()
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")  # proxies must not hold tokens back
+        events = self.engine.stream_chat(messages, params, request_id)
+        try:
+            await self._send(
+                chunk(request_id, model, created, {"role": "assistant", "content": ""})
+            )
+            async for event in events:
+                if isinstance(event, Delta):
+                    await self._send(chunk(request_id, model, created, {"content": event.text}))
+                    continue
+                self._log_finish(event)
+                await self._send(
+                    chunk(request_id, model, created, {}, _openai_reason(event.reason))
+                )
+                if request.include_usage:
+                    body = chunk(request_id, model, created, {})
+                    body["choices"] = []
+                    body["usage"] = usage(event.prompt_tokens, event.completion_tokens)
+                    await self._send(body)
+            await self._send_raw("data: [DONE]\n\n")
+        except StreamClosedError:
+            self._client_gone = True
+            self.log.info("oci: client left during %s; generation cancelled", request_id)
+        except EngineError as exc:
+            # Headers are sent: report the failure in-band, as OpenAI servers do.
+            body = RequestError(500, str(exc), type="engine_error").body
+            try:
+                await self._send(body)
+            except StreamClosedError:
+                self._client_gone = True
+        finally:
+            await events.aclose()  # cancels the generation if it is still running
+        if not self._client_gone:
+            self.finish()
+
+    async def _send(self, body: dict[str, Any]) -> None:
+        await self._send_raw(f"data: {json.dumps(body)}\n\n")
+
+    async def _send_raw(self, text: str) -> None:
+        if self._client_gone:
+            raise StreamClosedError()
+        self.write(text)
+        await self.flush()
+
+    def on_connection_close(self) -> None:
+        self._client_gone = True
+        if self._request_id:
+            self.engine.cancel(self._request_id)
+
+    def _log_finish(self, finish: Finish) -> None:
+        elapsed = time.monotonic() - self._started
+        self.log.info(
+            "oci: %s %s, %d prompt + %d completion tokens in %.1f s",
+            self._request_id,
+            finish.reason,
+            finish.prompt_tokens,
+            finish.completion_tokens,
+            elapsed,
+        )
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        self._started = time.monotonic()
+        await super().prepare()
+
+
+def _openai_reason(reason: str) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+# Relative to the server's base_url (the ExtensionApp prefixes it).
+HANDLERS: list[tuple[str, type[OCIHandler]]] = [
+    (r"/oci/status", StatusHandler),
+    (r"/oci/v1/models", ModelsHandler),
+    (r"/oci/v1/chat/completions", ChatCompletionsHandler),
+]
