@@ -113,11 +113,27 @@ def parse_request(body: bytes, limit: int) -> ChatCompletionRequest:
             raise RequestError(
                 400, f"Request body is not valid JSON: {error['msg']}", code="invalid_json"
             ) from exc
-        param = ".".join(str(part) for part in error["loc"]) or None
+        param = _param_path(error["loc"])
         where = f"'{param}': " if param else ""
         raise RequestError(
             400, f"Invalid request: {where}{error['msg']}", code="invalid_value", param=param
         ) from exc
+
+
+def _field_names() -> set[str]:
+    names: set[str] = set()
+    for model in (ChatCompletionRequest, ChatMessage, TextPart, StreamOptions):
+        names.update(model.model_fields)
+    return names
+
+
+_FIELDS = _field_names()
+
+
+def _param_path(loc: tuple[int | str, ...]) -> str | None:
+    """'messages.0.content' from pydantic's location, without its union-member tags."""
+    parts = [str(p) for p in loc if isinstance(p, int) or p in _FIELDS]
+    return ".".join(parts) or None
 
 
 def completion_id() -> str:

