@@ -69,7 +69,8 @@ async def test_openai_client_streams_code_with_the_jupyter_token(
         temperature=0,
     )
     assert "42" in (reply.choices[0].message.content or "")
-    assert reply.usage is not None and reply.usage.prompt_tokens > 0
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens > 0
     await client.close()
 
 

@@ -190,7 +190,8 @@ async def test_503_while_the_model_loads_then_200(jp_fetch: Any, jp_serverapp: A
     status = json.loads((await jp_fetch("oci", "status")).body)
     assert status["state"] == "loading"
     assert status["progress"] == 0.5
-    for parts, kwargs in [(CHAT, {"method": "POST", "body": body()}), (("oci", "v1", "models"), {})]:
+    models = ("oci", "v1", "models")
+    for parts, kwargs in [(CHAT, {"method": "POST", "body": body()}), (models, {})]:
         code, error = await fetch_error(jp_fetch, *parts, **kwargs)
         assert code == 503
         assert error["error"]["code"] == "loading"
