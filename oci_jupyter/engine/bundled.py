@@ -284,3 +284,26 @@ def resolve_model_file(
 def ensure_default_model(progress: Progress | None = None) -> Path:
     """The default model's verified GGUF path (used by tests and tools)."""
     return resolve_model_file(DEFAULT_MODEL, progress=progress, try_hub=False)
+
+
+def main() -> None:
+    """``python -m oci_jupyter.engine.bundled``: prepare the default model, print its path."""
+    import sys
+
+    last = [-1.0]
+
+    def report(detail: str, fraction: float | None) -> None:
+        if fraction is None or fraction - last[0] >= 0.1 or fraction >= 1.0:
+            last[0] = fraction if fraction is not None else last[0]
+            shown = f" {fraction:4.0%}" if fraction is not None else ""
+            print(f"  {detail}{shown}", file=sys.stderr, flush=True)
+
+    try:
+        path = resolve_model_file(DEFAULT_MODEL, progress=report)
+    except ModelUnavailable as exc:
+        sys.exit(f"oci_jupyter: {exc}")
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
