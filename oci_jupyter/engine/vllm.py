@@ -20,7 +20,7 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .base import (
     Delta,
@@ -32,6 +32,8 @@ from .base import (
     StreamEvent,
     finish_reason,
 )
+
+_T = TypeVar("_T")
 
 # Device nodes that exist where a GPU driver is loaded (NVIDIA, AMD ROCm, WSL2). Without any of
 # them torch.cuda cannot find a device, and importing torch (seconds, hundreds of MB) is skipped.
@@ -139,8 +141,7 @@ class VLLMEngine(Engine):
             detail=f"starting vLLM on {device}: loading {self.status.model}, "
             "profiling memory and allocating the KV cache",
         )
-        engine_args = api["AsyncEngineArgs"](**self.engine_args(device))
-        future = loop.run_in_executor(None, api["AsyncLLM"].from_engine_args, engine_args)
+        future = loop.run_in_executor(None, _start_engine, api, self.engine_args(device))
         try:
             engine = await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -162,8 +163,7 @@ class VLLMEngine(Engine):
                 model_config = await engine.get_model_config()
             context_length = int(model_config.max_model_len)
         except BaseException:
-            with contextlib.suppress(Exception):
-                engine.shutdown()
+            loop.run_in_executor(None, engine.shutdown)  # blocks for seconds: not on the loop
             raise
         self._engine = engine
         self._tokenizer = tokenizer
@@ -276,8 +276,8 @@ class VLLMEngine(Engine):
             else:
                 cancelled.set()  # closed early or failed: the watcher aborts the request
                 await asyncio.wait({watcher})
-                if not watcher.cancelled() and watcher.exception() is not None:
-                    pass  # the engine died or is shutting down: nothing left to abort
+                if not watcher.cancelled():
+                    watcher.exception()  # an engine that died or shut down has nothing to abort
             with contextlib.suppress(Exception):
                 await stream.aclose()
 
@@ -309,7 +309,7 @@ class VLLMEngine(Engine):
         del engine
 
     @staticmethod
-    def _require(value: Any) -> Any:
+    def _require(value: _T | None) -> _T:
         if value is None:
             raise EngineError("the vLLM engine is not loaded")
         return value
@@ -333,6 +333,11 @@ def _check_and_import(model: str) -> dict[str, Any]:
         "RequestOutputKind": RequestOutputKind,
         "SamplingParams": SamplingParams,
     }
+
+
+def _start_engine(api: dict[str, Any], engine_args: dict[str, Any]) -> Any:
+    """Create the ``AsyncLLM`` (blocking: config, hub look-ups, processes, weights)."""
+    return api["AsyncLLM"].from_engine_args(api["AsyncEngineArgs"](**engine_args))
 
 
 def _describe_device(tensor_parallel_size: int) -> str:
