@@ -1,0 +1,158 @@
+/**
+ * Pure React views of the engine status; all state lives in EngineStatusModel.
+ */
+import { TranslationBundle } from '@jupyterlab/translation';
+import * as React from 'react';
+
+import { EngineState, IEngineStatus, ServerExtensionError } from './api';
+
+function stateLabel(state: EngineState, trans: TranslationBundle): string {
+  switch (state) {
+    case 'idle':
+      return trans.__('Idle');
+    case 'loading':
+      return trans.__('Loading');
+    case 'ready':
+      return trans.__('Ready');
+    case 'error':
+      return trans.__('Error');
+    case 'stopped':
+      return trans.__('Stopped');
+    default:
+      return state;
+  }
+}
+
+/**
+ * The state badge. `data-oci-state` is the hook tests (and styles) wait on;
+ * `unreachable` is the browser's own state for "the server did not answer".
+ */
+function StateBadge(props: {
+  state: EngineState | 'unreachable';
+  label: string;
+}): JSX.Element {
+  return (
+    <span
+      className={`jp-OciStatus-badge jp-mod-${props.state}`}
+      data-oci-state={props.state}
+    >
+      {props.label}
+    </span>
+  );
+}
+
+function LoadProgress(props: {
+  progress: number;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const percent = Math.round(Math.min(1, Math.max(0, props.progress)) * 100);
+  return (
+    <div
+      className="jp-OciStatus-progress"
+      role="progressbar"
+      aria-label={props.trans.__('Model load progress')}
+      aria-valuemin={0}
+      aria-valuemax={100}
+      aria-valuenow={percent}
+    >
+      <div
+        className="jp-OciStatus-progressBar"
+        style={{ width: `${percent}%` }}
+      />
+    </div>
+  );
+}
+
+function Fact(props: { name: string; value: string }): JSX.Element {
+  return (
+    <>
+      <dt>{props.name}</dt>
+      <dd title={props.value}>{props.value}</dd>
+    </>
+  );
+}
+
+export function EngineStatusView(props: {
+  status: IEngineStatus;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { status, trans } = props;
+  const since = new Date(status.since * 1000).toLocaleTimeString();
+  const unknown = trans.__('unknown');
+  return (
+    <div className="jp-OciStatus">
+      <div className="jp-OciStatus-heading">
+        <StateBadge
+          state={status.state}
+          label={stateLabel(status.state, trans)}
+        />
+        {status.since > 0 && (
+          <span className="jp-OciStatus-since">
+            {trans.__('since %1', since)}
+          </span>
+        )}
+      </div>
+      {status.state === 'loading' && status.progress !== null && (
+        <LoadProgress progress={status.progress} trans={trans} />
+      )}
+      {status.detail && <p className="jp-OciStatus-detail">{status.detail}</p>}
+      {status.state === 'error' && status.error && (
+        <pre className="jp-OciStatus-error">{status.error}</pre>
+      )}
+      <dl className="jp-OciStatus-facts">
+        <Fact name={trans.__('Engine')} value={status.engine || unknown} />
+        <Fact name={trans.__('Model')} value={status.model || unknown} />
+        <Fact name={trans.__('Device')} value={status.device || unknown} />
+        <Fact
+          name={trans.__('Context')}
+          value={
+            status.context_length
+              ? trans.__('%1 tokens', status.context_length.toLocaleString())
+              : unknown
+          }
+        />
+      </dl>
+    </div>
+  );
+}
+
+export function UnreachableView(props: {
+  failure: ServerExtensionError;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { failure, trans } = props;
+  return (
+    <div className="jp-OciStatus">
+      <div className="jp-OciStatus-heading">
+        <StateBadge state="unreachable" label={trans.__('Unreachable')} />
+      </div>
+      <p className="jp-OciStatus-detail">
+        {trans.__(
+          'Cannot reach the oci_jupyter server extension (%1).',
+          failure.message
+        )}
+      </p>
+      {failure.httpStatus === 404 && (
+        <p className="jp-OciStatus-hint">
+          {trans.__(
+            'Is it installed and enabled? Check with `jupyter server extension list`, then restart Jupyter.'
+          )}
+        </p>
+      )}
+    </div>
+  );
+}
+
+export function ChatPlaceholder(props: {
+  trans: TranslationBundle;
+}): JSX.Element {
+  return (
+    <section className="jp-OciChat" aria-label={props.trans.__('Chat')}>
+      <p className="jp-OciChat-empty">
+        {props.trans.__(
+          'Chat arrives here: the model will write code, run it in your notebook and fix it.'
+        )}
+      </p>
+    </section>
+  );
+}
