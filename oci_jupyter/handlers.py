@@ -3,6 +3,7 @@
 - ``GET  /oci/status``                 the engine's state (for the sidebar and tools)
 - ``GET  /oci/v1/models``              OpenAI model list
 - ``POST /oci/v1/chat/completions``    OpenAI chat completions, streamed as server-sent events
+- ``POST /oci/tokenize``               token counts with the served model's tokenizer
 """
 
 from __future__ import annotations
@@ -278,6 +279,50 @@ class ChatCompletionsHandler(OCIHandler):
         await super().prepare()
 
 
+class TokenizeHandler(OCIHandler):
+    """``POST /oci/tokenize {"texts": [...]}`` -> token counts with the served model's tokenizer,
+    so that a client (the %%oci magic) can fit a prompt into the window exactly."""
+
+    MAX_TEXTS = 2000
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            texts = _parse_texts(self.request.body, self.oci.settings_.max_request_bytes)
+            if not self.engine.ready:
+                raise self.not_ready_error()
+        except RequestError as error:
+            return self.send_openai_error(error)
+        counts = await asyncio.to_thread(lambda: [self.engine.count_tokens(t) for t in texts])
+        self.finish(
+            json.dumps(
+                {
+                    "counts": counts,
+                    "model": self.engine.status.model,
+                    "context_length": self.engine.context_length,
+                }
+            )
+        )
+
+
+def _parse_texts(body: bytes, limit: int) -> list[str]:
+    if len(body) > limit:
+        raise RequestError(400, f"Request body over {limit:,} bytes.", code="request_too_large")
+    try:
+        data = json.loads(body or b"null")
+    except ValueError as exc:
+        raise RequestError(
+            400, f"Request body is not valid JSON: {exc}", code="invalid_json"
+        ) from exc
+    texts = data.get("texts") if isinstance(data, dict) else None
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise RequestError(400, "'texts' must be a list of strings.", param="texts")
+    if len(texts) > TokenizeHandler.MAX_TEXTS:
+        raise RequestError(400, f"At most {TokenizeHandler.MAX_TEXTS} texts.", param="texts")
+    return texts
+
+
 def _openai_reason(reason: str) -> str:
     return "length" if reason == "length" else "stop"
 
@@ -287,4 +332,5 @@ HANDLERS: list[tuple[str, type[OCIHandler]]] = [
     (r"/oci/status", StatusHandler),
     (r"/oci/v1/models", ModelsHandler),
     (r"/oci/v1/chat/completions", ChatCompletionsHandler),
+    (r"/oci/tokenize", TokenizeHandler),
 ]

@@ -8,7 +8,7 @@ handler and UI tests are deterministic and fast. Select it in a server with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from oci_jupyter.engine import Delta, Engine, Finish, GenerationParams, Message, StreamEvent
 
@@ -47,7 +47,7 @@ class ScriptedTestEngine(Engine):
         params: GenerationParams,
         request_id: str,
         cancelled: asyncio.Event,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         self.prompts.append(messages)
         reply = self.replies[min(len(self.prompts), len(self.replies)) - 1]
         words = reply.split(" ")

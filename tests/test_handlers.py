@@ -165,9 +165,7 @@ async def test_bad_requests_get_400_with_an_openai_error(
 
 
 @pytest.mark.parametrize("engine_kwargs", [{"context_length": 40}])
-async def test_messages_longer_than_the_context_get_400(
-    jp_fetch: Any, jp_serverapp: Any
-) -> None:
+async def test_messages_longer_than_the_context_get_400(jp_fetch: Any, jp_serverapp: Any) -> None:
     await wait_for_state(jp_serverapp, "ready")
     long = body(messages=[{"role": "user", "content": "word " * 60}])
     status, error = await fetch_error(jp_fetch, *CHAT, method="POST", body=long)

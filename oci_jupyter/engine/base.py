@@ -11,7 +11,7 @@ import abc
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -153,7 +153,7 @@ class Engine(abc.ABC):
         messages: Sequence[Message],
         params: GenerationParams,
         request_id: str,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Stream a chat completion: :class:`Delta` events, then exactly one :class:`Finish`.
 
         Closing the iterator early, or :meth:`cancel` with the same id, stops generation
@@ -173,7 +173,7 @@ class Engine(abc.ABC):
             cancelled.set()  # tells a still-running worker to stop (closed iterator)
             # Close the engine's generator now, not when it is garbage-collected, so that its
             # own cleanup (aborting the request) runs before the caller goes on.
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
             self._cancel_events.pop(request_id, None)
 
     def cancel(self, request_id: str) -> bool:
@@ -200,7 +200,7 @@ class Engine(abc.ABC):
         params: GenerationParams,
         request_id: str,
         cancelled: asyncio.Event,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Yield deltas and one final Finish; stop promptly once ``cancelled`` is set."""
 
     @abc.abstractmethod

@@ -98,12 +98,22 @@ def _stamp_matches(path: Path, spec: ModelFile) -> bool:
         stat = path.stat()
     except (OSError, ValueError):
         return False
-    return stamp == {"sha256": spec.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return stamp == _stamp_fields(spec, stat)
+
+
+def _stamp_fields(spec: ModelFile, stat: os.stat_result) -> dict[str, object]:
+    # ctime and inode change on any rewrite and cannot be set back (unlike mtime).
+    return {
+        "sha256": spec.sha256,
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns,
+        "inode": stat.st_ino,
+    }
 
 
 def _write_stamp(path: Path, spec: ModelFile) -> None:
-    stat = path.stat()
-    stamp = {"sha256": spec.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    stamp = _stamp_fields(spec, path.stat())
     with contextlib.suppress(OSError):  # a read-only folder only costs a re-hash next time
         _stamp_path(path).write_text(json.dumps(stamp))
 

@@ -7,7 +7,8 @@ Nothing is loaded here; "loading" means asking the server which models it serves
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from .base import (
@@ -25,6 +26,8 @@ from .base import (
 # per token for the BPE vocabularies of current code models; err on the high side.
 _CHARS_PER_TOKEN = 3.2
 _PER_MESSAGE_OVERHEAD = 4
+_ASSUMED_CONTEXT = 4096
+log = logging.getLogger(__name__)
 
 
 class OpenAIEngine(Engine):
@@ -80,7 +83,19 @@ class OpenAIEngine(Engine):
         if self._context_length is None:
             # vLLM reports max_model_len on its model cards; others say nothing.
             extra = getattr(chosen, "model_extra", None) or {}
-            self._context_length = int(extra.get("max_model_len") or 8192)
+            reported = extra.get("max_model_len")
+            if reported:
+                self._context_length = int(reported)
+            else:
+                # Not every server says (llama.cpp's does not): assume a modest window so that
+                # prompts are trimmed here rather than refused there.
+                self._context_length = _ASSUMED_CONTEXT
+                log.warning(
+                    "%s does not report its context length; assuming %d tokens "
+                    "(set c.OCI.openai_context_length)",
+                    self._base_url,
+                    _ASSUMED_CONTEXT,
+                )
         self._set_status(model=self._model, context_length=self._context_length)
 
     async def _generate(
@@ -89,7 +104,7 @@ class OpenAIEngine(Engine):
         params: GenerationParams,
         request_id: str,
         cancelled: asyncio.Event,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         kwargs: dict[str, Any] = {
             "model": self._model,
             "messages": messages,
@@ -158,7 +173,7 @@ class OpenAIEngine(Engine):
 
     @property
     def context_length(self) -> int:
-        return self._context_length or 8192
+        return self._context_length or _ASSUMED_CONTEXT
 
     async def _close(self) -> None:
         if self._client is not None:

@@ -17,7 +17,7 @@ import importlib.util
 import inspect
 import os
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -213,7 +213,7 @@ class VLLMEngine(Engine):
         params: GenerationParams,
         request_id: str,
         cancelled: asyncio.Event,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         engine = self._require(self._engine)
         loop = asyncio.get_running_loop()
         prompt_ids, prompt = await loop.run_in_executor(None, self._render, messages)
