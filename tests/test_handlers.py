@@ -13,7 +13,12 @@ from tornado.httpclient import HTTPClientError
 
 from .helpers import oci_app, sse_events, wait_for_state
 
-ENDPOINTS = [("GET", "oci/status"), ("GET", "oci/v1/models"), ("POST", "oci/v1/chat/completions")]
+ENDPOINTS = [
+    ("GET", "oci/status"),
+    ("GET", "oci/v1/models"),
+    ("POST", "oci/v1/chat/completions"),
+    ("POST", "oci/tokenize"),
+]
 CHAT = ("oci", "v1", "chat", "completions")
 REPLY = "```python\nprint(sum(range(11)))\n``` That prints 55."
 
@@ -252,3 +257,24 @@ async def test_configuration_error_is_reported_not_raised(jp_fetch: Any, jp_serv
     assert status["state"] == "error"
     assert "no_such_option" in status["error"]
     assert (await jp_fetch("api", "status")).code == 200
+
+
+async def test_tokenize_counts_with_the_engines_tokenizer(jp_fetch: Any, jp_serverapp: Any) -> None:
+    await wait_for_state(jp_serverapp, "ready")
+    texts = ["one", "two words", "", "a b c d e"]
+    reply = json.loads(
+        (await jp_fetch("oci", "tokenize", method="POST", body=json.dumps({"texts": texts}))).body
+    )
+    assert reply["counts"] == [1, 2, 0, 5]  # the scripted engine counts words
+    assert reply["context_length"] == 4096
+    assert reply["model"] == "scripted-test-model"
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "{", "[]", '{"texts": "abc"}', '{"texts": [1, 2]}', '{"text": ["a"]}']
+)
+async def test_tokenize_rejects_bad_input(jp_fetch: Any, jp_serverapp: Any, raw: str) -> None:
+    await wait_for_state(jp_serverapp, "ready")
+    status, error = await fetch_error(jp_fetch, "oci", "tokenize", method="POST", body=raw)
+    assert status == 400
+    assert error["error"]["message"]
