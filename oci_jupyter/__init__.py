@@ -19,3 +19,10 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .app import OCIExtension
 
     return [{"module": "oci_jupyter", "app": OCIExtension}]
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext oci_jupyter``: the %%oci and %oci magics."""
+    from .magic import load_ipython_extension as load
+
+    load(shell)

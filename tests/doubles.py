@@ -3,11 +3,16 @@
 ``ScriptedTestEngine`` answers with replies given in advance, word by word, so that loop,
 handler and UI tests are deterministic and fast. Select it in a server with
 ``c.OCI.engine_class = "tests.doubles.ScriptedTestEngine"``.
+
+For a server in another process, ``script_file`` names a JSON file
+``{"replies": [...], "prompts": [...]}``: each generation takes the next reply from it and
+appends the messages it was given, so a test can script and inspect a running server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator, Sequence
 
 from oci_jupyter.engine import Delta, Engine, Finish, GenerationParams, Message, StreamEvent
@@ -24,6 +29,7 @@ class ScriptedTestEngine(Engine):
         fail_load: str | None = None,
         token_delay: float = 0.0,
         context_length: int = 4096,
+        script_file: str | None = None,
     ) -> None:
         super().__init__(model="scripted-test-model", device="test")
         self.replies = list(replies)
@@ -34,6 +40,7 @@ class ScriptedTestEngine(Engine):
         self._fail_load = fail_load
         self._token_delay = token_delay
         self._context = context_length
+        self._script_file = script_file
 
     async def _load(self) -> None:
         self._set_status(detail="waiting to be released", progress=0.5)
@@ -49,7 +56,10 @@ class ScriptedTestEngine(Engine):
         cancelled: asyncio.Event,
     ) -> AsyncGenerator[StreamEvent, None]:
         self.prompts.append(messages)
-        reply = self.replies[min(len(self.prompts), len(self.replies)) - 1]
+        if self._script_file:
+            reply = self._next_scripted(messages)
+        else:
+            reply = self.replies[min(len(self.prompts), len(self.replies)) - 1]
         words = reply.split(" ")
         sent = 0
         for index, word in enumerate(words):
@@ -63,6 +73,17 @@ class ScriptedTestEngine(Engine):
             sent += 1
             await asyncio.sleep(self._token_delay)
         yield Finish("stop", self.count_chat_tokens(messages), sent)
+
+    def _next_scripted(self, messages: list[Message]) -> str:
+        assert self._script_file
+        with open(self._script_file) as handle:
+            script = json.load(handle)
+        script.setdefault("prompts", []).append(messages)
+        replies = script.get("replies") or []
+        reply = replies.pop(0) if replies else "(no more scripted replies)"
+        with open(self._script_file, "w") as handle:
+            json.dump(script, handle)
+        return str(reply)
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

@@ -1,0 +1,156 @@
+"""A small synchronous client of the server's model, for code running in a kernel (%%oci).
+
+The kernel finds the Jupyter server that started it: that server wrote ``jpserver-<pid>.json``
+(url, token) into the runtime folder, and it is the kernel's parent process. Elsewhere,
+``OCI_SERVER_URL`` and ``OCI_TOKEN`` say where the server is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .engine import GenerationParams, Message
+
+
+class ServerUnavailable(RuntimeError):
+    """No Jupyter server with oci_jupyter could be found or reached."""
+
+
+class ModelRequestError(RuntimeError):
+    """The server refused or failed a request; the message is the server's own."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+HOW_TO_CONNECT = (
+    "Start this notebook from JupyterLab with oci_jupyter installed, or set OCI_SERVER_URL "
+    "(e.g. http://127.0.0.1:8888/) and OCI_TOKEN (the server's token) in the kernel's "
+    "environment."
+)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    url: str
+    token: str
+    source: str
+
+    def endpoint(self, *parts: str) -> str:
+        return self.url.rstrip("/") + "/" + "/".join(parts)
+
+
+def find_server(parent_pid: int | None = None) -> ServerInfo:
+    """The Jupyter server this kernel belongs to, else the one named by the environment."""
+    parent = os.getppid() if parent_pid is None else parent_pid
+    try:
+        from jupyter_server.serverapp import list_running_servers
+
+        for info in list_running_servers():
+            if info.get("pid") == parent:
+                return ServerInfo(info["url"], info.get("token", ""), f"server pid {parent}")
+    except Exception:  # a broken runtime folder must not hide the environment fallback
+        pass
+    url = os.environ.get("OCI_SERVER_URL")
+    if url:
+        return ServerInfo(url, os.environ.get("OCI_TOKEN", ""), "OCI_SERVER_URL")
+    raise ServerUnavailable(f"No Jupyter server with oci_jupyter was found. {HOW_TO_CONNECT}")
+
+
+class ModelClient:
+    """Talks to ``/oci/...`` of one server. Not thread-safe; one per kernel is plenty."""
+
+    def __init__(self, server: ServerInfo, *, timeout: float = 600.0) -> None:
+        self.server = server
+        headers = {"Authorization": f"token {server.token}"} if server.token else {}
+        # Loopback servers must not go through a proxy configured for the outside world.
+        self._http = httpx.Client(
+            headers=headers, timeout=httpx.Timeout(timeout, connect=5.0), trust_env=False
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ---- requests ----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return self._json("GET", "oci", "status")
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        reply = self._json("POST", "oci", "tokenize", body={"texts": list(texts)})
+        return list(reply["counts"])
+
+    def stream_chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[str]:
+        """Yield the reply's text as it streams. Closing the iterator (or a KeyboardInterrupt
+        while it waits) closes the connection, and the server cancels the generation."""
+        body: dict[str, Any] = {
+            "messages": list(messages),
+            "stream": True,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.seed is not None:
+            body["seed"] = params.seed
+        url = self.server.endpoint("oci", "v1", "chat", "completions")
+        try:
+            with self._http.stream("POST", url, json=body) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise _error_from(response)
+                for line in response.iter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    payload = line[len("data: ") :]
+                    if payload == "[DONE]":
+                        return
+                    event = json.loads(payload)
+                    if "error" in event:
+                        raise ModelRequestError(500, event["error"].get("message", "model error"))
+                    for choice in event.get("choices", []):
+                        text = choice.get("delta", {}).get("content")
+                        if text:
+                            yield text
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(
+                f"Cannot reach the Jupyter server at {self.server.url} ({exc}). {HOW_TO_CONNECT}"
+            ) from exc
+
+    def _json(self, method: str, *parts: str, body: Any = None) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, self.server.endpoint(*parts), json=body)
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(
+                f"Cannot reach the Jupyter server at {self.server.url} ({exc}). {HOW_TO_CONNECT}"
+            ) from exc
+        if response.status_code != 200:
+            raise _error_from(response)
+        result: dict[str, Any] = response.json()
+        return result
+
+
+def _error_from(response: httpx.Response) -> ModelRequestError:
+    status = response.status_code
+    try:
+        data = response.json()
+        message = data["error"]["message"] if "error" in data else data.get("message", "")
+    except (ValueError, KeyError, TypeError):
+        message = response.text[:300]
+    if status == 403:
+        message = (
+            "The Jupyter server refused the request (403): the token is missing or wrong. "
+            + HOW_TO_CONNECT
+        )
+    elif status == 404 and not message:
+        message = "The Jupyter server has no oci_jupyter endpoints: is the extension enabled?"
+    return ModelRequestError(status, message or f"HTTP {status}")

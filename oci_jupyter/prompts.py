@@ -1,0 +1,305 @@
+"""What the model reads: the system prompt, the notebook's context, execution feedback, and the
+fitting of all of it into the model's context window.
+
+Pure functions: token counts come from a ``count`` callback (the engine's tokenizer in the
+server, the server's ``/oci/tokenize`` endpoint in a kernel), so this module runs anywhere.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .engine import Message
+
+if TYPE_CHECKING:
+    from .loop import ExecutionOutcome
+
+SYSTEM_PROMPT = """\
+You are OpenCodeInterpreter, a coding assistant inside a Jupyter notebook.
+Answer a request with a short explanation and one ```python code block. The code runs in the \
+user's kernel, where the notebook's variables already exist and new ones persist; you then see \
+its output or its error.
+- Print or display what the user should see; end with a check (print or assert) when useful.
+- If the result shows an error, explain the cause in a sentence and give the full corrected \
+code in one ```python block.
+- Never call input(): assign the values directly.
+- If the request needs no code, answer without a code block."""
+
+FeedbackMarker = "Execution result:"
+CLIP_OVER = 1000
+CLIP_KEEP = 200
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+_FENCE = re.compile(r"```([^\n`]*)\n(.*?)(?:```|\Z)", re.DOTALL)
+_PYTHON_TAGS = {"", "python", "py", "python3", "py3", "ipython", "ipython3"}
+
+
+# ---- replies -----------------------------------------------------------------------------------
+def extract_code(reply: str) -> str | None:
+    """The reply's last fenced Python block (an unclosed last block counts), or None."""
+    blocks = [body for tag, body in _FENCE.findall(reply) if tag.strip().lower() in _PYTHON_TAGS]
+    for body in reversed(blocks):
+        if body.strip():
+            return body.rstrip() + "\n"
+    return None
+
+
+def calls_input(code: str) -> bool:
+    """Whether the code calls input() (nobody is there to answer it)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return re.search(r"(?<![\w.])input\s*\(", code) is not None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id == "input":
+                return True
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "input"
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "builtins"
+            ):
+                return True
+    return False
+
+
+# ---- feedback ----------------------------------------------------------------------------------
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def clip(text: str, over: int = CLIP_OVER, keep: int = CLIP_KEEP) -> str:
+    """Long text -> its head and tail with a marker, as the paper's demo does."""
+    if len(text) <= over:
+        return text
+    omitted = len(text) - 2 * keep
+    return f"{text[:keep]}\n... [{omitted} characters omitted] ...\n{text[-keep:]}"
+
+
+def execution_feedback(outcome: ExecutionOutcome) -> str:
+    """The user turn that tells the model what its code did."""
+    output = clip(strip_ansi(outcome.output).rstrip())
+    if outcome.status == "ok":
+        if not output.strip():
+            return (
+                f"{FeedbackMarker} the code ran without errors but printed nothing. "
+                "Print the result, or test it with assert, so that it can be checked."
+            )
+        return f"{FeedbackMarker}\n{output}"
+    before = f"Output before it stopped:\n{output}\n" if output.strip() else ""
+    if outcome.status == "timeout":
+        limit = f" within {outcome.time_limit:g} seconds" if outcome.time_limit else ""
+        return (
+            f"{FeedbackMarker} the code did not finish{limit} and was interrupted.\n{before}"
+            "Make it faster or do less work, and give the full corrected code."
+        )
+    if outcome.status == "cancelled":
+        return (
+            f"{FeedbackMarker} the run was interrupted (KeyboardInterrupt) before it "
+            f"finished.\n{before}"
+        ).rstrip()
+    trace = clip(strip_ansi(outcome.traceback).strip())
+    if not trace:
+        trace = f"{outcome.ename}: {outcome.evalue}" if outcome.evalue else outcome.ename
+    return (
+        f"{FeedbackMarker} the code raised an error.\n{before}{trace}\n"
+        "Fix the code and give the full corrected code in one ```python block."
+    )
+
+
+def fix_request(source: str, outcome: ExecutionOutcome) -> str:
+    """The request that asks the model to repair a cell that failed."""
+    trace = clip(strip_ansi(outcome.traceback).strip()) or outcome.summary()
+    return (
+        f"This cell failed:\n```python\n{source.rstrip()}\n```\n{trace}\n\n"
+        "Find the cause and fix the cell. Give the full corrected cell in one ```python block."
+    )
+
+
+def input_feedback() -> str:
+    return (
+        f"{FeedbackMarker} the code was not run because it calls input(), and nobody can "
+        "answer it here. Assign the values directly instead, and give the full code."
+    )
+
+
+# ---- context -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CellContext:
+    source: str
+    output: str = ""
+    label: str = ""
+    """How to name the cell to the model, e.g. "In [3]"."""
+    active: bool = False
+    kind: str = "code"
+
+
+@dataclass(frozen=True)
+class VariableInfo:
+    name: str
+    type: str
+    summary: str = ""
+
+    def line(self) -> str:
+        return f"- {self.name}: {self.type}" + (f", {self.summary}" if self.summary else "")
+
+
+@dataclass(frozen=True)
+class NotebookContext:
+    language: str = "python"
+    cells: Sequence[CellContext] = ()
+    variables: Sequence[VariableInfo] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PromptLimits:
+    reply_tokens: int = 1024
+    """Room kept free for the model's answer."""
+    max_cells: int = 30
+    """Cells considered at most (the active one and its nearest neighbours first)."""
+    max_variables: int = 60
+    cell_chars: int = 3000
+    output_chars: int = 600
+    history_share: float = 0.4
+    variables_share: float = 0.15
+    per_message_overhead: int = 8
+    """Tokens the chat template adds around each message."""
+
+
+class PromptTooLong(ValueError):
+    """Even the system prompt and the request alone do not fit the model's window."""
+
+
+Counter = Callable[[list[str]], list[int]]
+"""Token counts of several texts at once (one tokenizer call, or one HTTP request)."""
+
+
+def cell_text(cell: CellContext, limits: PromptLimits) -> str:
+    label = cell.label or ("Markdown" if cell.kind == "markdown" else "Cell")
+    marker = "  <- active cell" if cell.active else ""
+    text = f"# {label}{marker}\n{_cut(cell.source.rstrip(), limits.cell_chars)}"
+    output = strip_ansi(cell.output).strip()
+    if output:
+        text += f"\n# Output:\n{_cut(output, limits.output_chars)}"
+    return text
+
+
+def rank_cells(cells: Sequence[CellContext], max_cells: int) -> list[int]:
+    """Indices of the most relevant cells: the active one, then those above it (nearest first),
+    then those below it. Without an active cell, the last cells are the nearest."""
+    if not cells:
+        return []
+    active = next((i for i, c in enumerate(cells) if c.active), len(cells))
+    order = [active] if active < len(cells) else []
+    order += list(range(min(active, len(cells)) - 1, -1, -1))
+    order += list(range(active + 1, len(cells)))
+    return order[:max_cells]
+
+
+def build_messages(
+    request: str,
+    context: NotebookContext,
+    *,
+    window: int,
+    count: Counter,
+    history: Sequence[Message] = (),
+    limits: PromptLimits | None = None,
+    system: str = SYSTEM_PROMPT,
+) -> list[Message]:
+    """The first turn's messages: system, earlier conversation, then context + request.
+
+    Everything is measured with ``count`` and fitted into ``window`` minus the reply's room:
+    the request always, then the most recent history, the variables, and the most relevant
+    cells, each within its share (unused shares go to the cells).
+    """
+    limits = limits or PromptLimits()
+    language = context.language or "python"
+    system_text = f"{system}\nThe kernel's language: {language}."
+    request_text = request.strip()
+    cell_order = rank_cells(context.cells, limits.max_cells)
+    cell_texts = [cell_text(context.cells[i], limits) for i in cell_order]
+    variable_lines = [v.line() for v in context.variables[: limits.max_variables]]
+    history_texts = [m["content"] for m in history]
+
+    counts = count([system_text, request_text, *history_texts, *variable_lines, *cell_texts])
+    overhead = limits.per_message_overhead
+    system_tokens, request_tokens = counts[0], counts[1]
+    rest = counts[2:]
+    history_tokens = rest[: len(history_texts)]
+    rest = rest[len(history_texts) :]
+    variable_tokens = rest[: len(variable_lines)]
+    cell_tokens = rest[len(variable_lines) :]
+
+    budget = window - limits.reply_tokens - system_tokens - request_tokens - 3 * overhead - 40
+    if budget < 0:
+        raise PromptTooLong(
+            f"the request alone needs {system_tokens + request_tokens} tokens; with "
+            f"{limits.reply_tokens} kept for the reply it does not fit the model's {window}"
+        )
+
+    # History: the newest messages that fit their share, kept in order.
+    history_budget = int(budget * limits.history_share)
+    kept_history: list[Message] = []
+    spent = 0
+    for message, tokens in zip(reversed(history), reversed(history_tokens), strict=True):
+        if spent + tokens + overhead > history_budget:
+            break
+        kept_history.insert(0, dict(message))
+        spent += tokens + overhead
+    # A history must not start with the model's turn.
+    while kept_history and kept_history[0]["role"] == "assistant":
+        spent -= history_tokens[len(history) - len(kept_history)] + overhead
+        kept_history.pop(0)
+    budget -= spent
+
+    variables_budget = int(budget * limits.variables_share)
+    kept_variables: list[str] = []
+    spent = 0
+    for line, tokens in zip(variable_lines, variable_tokens, strict=True):
+        if spent + tokens + 1 > variables_budget:
+            break
+        kept_variables.append(line)
+        spent += tokens + 1
+    budget -= spent
+
+    kept_cells: dict[int, str] = {}
+    for index, text, tokens in zip(cell_order, cell_texts, cell_tokens, strict=True):
+        if tokens + 2 > budget:
+            continue  # a smaller, less relevant cell may still fit
+        kept_cells[index] = text
+        budget -= tokens + 2
+
+    parts: list[str] = []
+    if kept_variables:
+        parts.append("Variables in the kernel:\n" + "\n".join(kept_variables))
+    if kept_cells:
+        shown = [kept_cells[i] for i in sorted(kept_cells)]  # notebook order reads naturally
+        omitted = len(context.cells) - len(kept_cells)
+        note = f" ({omitted} other cells not shown)" if omitted else ""
+        parts.append(f"Notebook cells, top to bottom{note}:\n" + "\n\n".join(shown))
+    prompt = request_text
+    if parts:
+        prompt = "\n\n".join(parts) + "\n\nRequest:\n" + request_text
+    return [
+        {"role": "system", "content": system_text},
+        *kept_history,
+        {"role": "user", "content": prompt},
+    ]
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]}\n... [{len(text) - 2 * keep} characters omitted] ...\n{text[-keep:]}"
+
+
+def estimate_counter(texts: list[str]) -> list[int]:
+    """A tokenizer-free upper estimate (~3.2 characters a token), for when none is at hand."""
+    return [int(len(t) / 3.2) + 1 for t in texts]
