@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 
+from .chat import ChatStore
 from .config import OCI
 from .engine import Engine
 
@@ -17,9 +22,12 @@ class OCIExtension(ExtensionApp):
 
     engine: Engine
     settings_: OCI
+    chat_store: ChatStore
 
     def initialize_settings(self) -> None:
         self.settings_ = OCI(parent=self)
+        chats = self.settings_.chat_dir or os.path.join(jupyter_data_dir(), "oci_jupyter", "chats")
+        self.chat_store = ChatStore(Path(chats).expanduser())
         try:
             self.engine = self.settings_.create_engine()
         except Exception as exc:  # bad configuration must not take Jupyter down
@@ -32,9 +40,13 @@ class OCIExtension(ExtensionApp):
         )
 
     def initialize_handlers(self) -> None:
+        from .chat_handlers import ChatHistoryHandler, ChatWebSocket
         from .handlers import HANDLERS
 
         self.handlers.extend(HANDLERS)
+        self.handlers.extend(
+            [(r"/oci/chat", ChatWebSocket), (r"/oci/chat/history", ChatHistoryHandler)]
+        )
 
     async def _start_jupyter_server_extension(self, serverapp: object) -> None:
         # The loop is running now: load the model in the background, Jupyter starts at once.

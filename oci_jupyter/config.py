@@ -91,6 +91,13 @@ class OCI(Configurable):
         None, allow_none=True, config=True, help="openai: context length if the server hides it."
     )
 
+    chat_dir = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Where chat histories are kept (default: <Jupyter data dir>/oci_jupyter/chats).",
+    )
+
     # the endpoint
     max_request_bytes = Int(
         1024 * 1024, config=True, help="Largest accepted request body, in bytes (400 above)."

@@ -1,0 +1,371 @@
+"""The chat session (the server side of the sidebar) with the scripted engine and a
+browser stand-in that answers "execute" requests, plus the websocket and history endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from oci_jupyter.chat import ChatSession, ChatStore
+
+from .doubles import ScriptedTestEngine
+from .helpers import oci_app, wait_for_state
+
+NAME_ERROR = "```python\nprint(totl)\n```"
+FIXED = "```python\ntotal = 6\nprint(total)\n```"
+
+
+class Browser:
+    """Collects what the server sends; answers "execute" with scripted outcomes."""
+
+    def __init__(self, outcomes: list[dict[str, Any]] | None = None) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.outcomes = list(outcomes or [])
+        self.session: ChatSession | None = None
+        self.done = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+        if message["type"] == "execute" and self.outcomes:
+            outcome = {"type": "outcome", "id": message["id"], "turn": message["turn"]}
+            outcome.update(self.outcomes.pop(0))
+            assert self.session is not None
+            # Answer later, as a real browser would after running the cell.
+            self.tasks.append(
+                asyncio.get_running_loop().create_task(self.session.receive(json.dumps(outcome)))
+            )
+        if message["type"] == "done":
+            self.done.set()
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.sent if m["type"] == kind]
+
+    def text(self, request_id: str) -> str:
+        return "".join(m["text"] for m in self.of("token") if m["id"] == request_id)
+
+
+def ask(request_id: str = "r1", prompt: str = "print a total", **fields: Any) -> str:
+    message = {"type": "ask", "id": request_id, "prompt": prompt, "notebook": "work.ipynb"}
+    message.update(fields)
+    return json.dumps(message)
+
+
+ERROR_OUTCOME = {
+    "status": "error",
+    "output": "",
+    "error": {
+        "ename": "NameError",
+        "evalue": "name 'totl' is not defined",
+        "traceback": ["\x1b[31mNameError\x1b[0m: name 'totl' is not defined"],
+    },
+}
+OK_OUTCOME = {"status": "ok", "output": "6\n"}
+
+
+def make_session(
+    tmp_path: Path, replies: list[str], outcomes: list[dict[str, Any]], **engine_kwargs: Any
+) -> tuple[ChatSession, Browser, ScriptedTestEngine, ChatStore]:
+    engine = ScriptedTestEngine(replies, **engine_kwargs)
+    store = ChatStore(tmp_path / "chats")
+    browser = Browser(outcomes)
+    session = ChatSession(engine, store, browser.send, outcome_grace=0.5)
+    browser.session = session
+    return session, browser, engine, store
+
+
+async def started(engine: ScriptedTestEngine) -> None:
+    await engine.wait_ready(5)
+
+
+async def finish(browser: Browser, timeout: float = 10) -> None:
+    await asyncio.wait_for(browser.done.wait(), timeout)
+    await asyncio.sleep(0)  # let the session's task end after its last send
+
+
+async def test_two_turns_error_then_fixed(tmp_path: Path) -> None:
+    session, browser, engine, store = make_session(
+        tmp_path, [NAME_ERROR, FIXED], [ERROR_OUTCOME, OK_OUTCOME]
+    )
+    await started(engine)
+    await session.receive(ask())
+    await finish(browser)
+
+    executes = browser.of("execute")
+    assert [(e["turn"], e["target"], e["code"]) for e in executes] == [
+        (1, "new", "print(totl)\n"),
+        (2, "replace", "total = 6\nprint(total)\n"),
+    ]
+    states = [(m["turn"], m["state"]) for m in browser.of("turn")]
+    assert states == [
+        (1, "generating"),
+        (1, "executing"),
+        (1, "error"),
+        (2, "generating"),
+        (2, "executing"),
+        (2, "ok"),
+    ]
+    assert browser.of("turn")[2]["ename"] == "NameError"
+    (done,) = browser.of("done")
+    assert done == {
+        "type": "done",
+        "id": "r1",
+        "status": "success",
+        "turns": 2,
+        "message": "The code ran without errors.",
+        "final_code": "total = 6\nprint(total)\n",
+    }
+    assert browser.text("r1") == NAME_ERROR + FIXED  # tokens of both turns were streamed
+    feedback = engine.prompts[1][-1]["content"]
+    assert feedback.startswith("Execution result: the code raised an error.")
+    assert "NameError: name 'totl' is not defined" in feedback
+    assert "\x1b" not in feedback
+
+    saved = store.load("work.ipynb")
+    (record,) = saved["requests"]
+    assert record["status"] == "success"
+    assert [t["outcome"]["status"] for t in record["turns"]] == ["error", "ok"]
+    assert saved["conversation"][0] == {"role": "user", "content": "print a total"}
+    assert saved["conversation"][1] == {"role": "assistant", "content": NAME_ERROR}
+    assert len(session.timings) == 2
+    assert session.running == {}
+
+
+async def test_history_feeds_the_next_request(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(
+        tmp_path, [FIXED, "Use `sum` instead."], [OK_OUTCOME]
+    )
+    await started(engine)
+    await session.receive(ask("r1", "make a total"))
+    await finish(browser)
+    browser.done.clear()
+    await session.receive(ask("r2", "why?"))
+    await finish(browser)
+    second = engine.prompts[1]
+    contents = [m["content"] for m in second]
+    assert "make a total" in contents
+    assert FIXED in contents
+    assert second[-1]["content"].endswith("why?")
+    assert browser.of("done")[-1]["status"] == "no_code"
+
+
+async def test_context_reaches_the_prompt(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, ["No code needed."], [])
+    await started(engine)
+    context = {
+        "language": "python",
+        "cells": [
+            {"source": "import pandas as pd", "label": "In [1]"},
+            {"source": "df = pd.read_csv('x.csv')", "label": "In [2]", "active": True},
+        ],
+        "variables": [{"name": "df", "type": "DataFrame", "summary": "shape (3, 2)"}],
+    }
+    await session.receive(ask(context=context))
+    await finish(browser)
+    prompt = engine.prompts[0][-1]["content"]
+    assert "- df: DataFrame, shape (3, 2)" in prompt
+    assert "# In [2]  <- active cell\ndf = pd.read_csv('x.csv')" in prompt
+    assert prompt.endswith("Request:\nprint a total")
+
+
+async def test_fix_mode_replaces_the_failing_cell(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [OK_OUTCOME])
+    await started(engine)
+    cell = {"source": "print(totl)", "error": ERROR_OUTCOME["error"]}
+    await session.receive(ask(mode="fix", prompt="", cell=cell))
+    await finish(browser)
+    assert browser.of("execute")[0]["target"] == "replace"
+    request = engine.prompts[0][-1]["content"]
+    assert "This cell failed:\n```python\nprint(totl)\n```" in request
+    assert "NameError: name 'totl' is not defined" in request
+
+
+async def test_refine_cell_replaces_from_the_first_turn(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [OK_OUTCOME])
+    await started(engine)
+    await session.receive(ask(prompt="use a loop instead", refine_cell=True))
+    await finish(browser)
+    assert browser.of("execute")[0]["target"] == "replace"
+
+
+async def test_cancel_while_generating(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, ["word " * 500], [], token_delay=0.01)
+    await started(engine)
+    await session.receive(ask())
+    while len(browser.of("token")) < 3:
+        await asyncio.sleep(0.01)
+    await session.receive(json.dumps({"type": "cancel", "id": "r1"}))
+    await finish(browser, timeout=2)
+    assert [d["status"] for d in browser.of("done")] == ["cancelled"]
+    assert engine.running_requests == []
+    assert len(browser.of("token")) < 100
+
+
+async def test_cancel_while_the_cell_runs(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [])  # never answers
+    await started(engine)
+    await session.receive(ask())
+    while not browser.of("execute"):
+        await asyncio.sleep(0.01)
+    await session.receive(json.dumps({"type": "cancel", "id": "r1"}))
+    await finish(browser, timeout=2)
+    assert [d["status"] for d in browser.of("done")] == ["cancelled"]
+
+
+async def test_a_browser_that_never_reports_times_out_into_feedback(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED, FIXED], [])
+    await started(engine)
+    await session.receive(ask(time_limit=0.2, max_turns=2))
+    await finish(browser, timeout=10)
+    assert "never reported" in engine.prompts[1][-1]["content"]
+    assert browser.of("done")[0]["status"] == "failed"
+
+
+async def test_closing_the_connection_cancels_its_requests(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, ["word " * 500], [], token_delay=0.01)
+    await started(engine)
+    await session.receive(ask("a"))
+    await session.receive(ask("b"))
+    while len(browser.of("token")) < 2:
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(session.close(), 3)
+    assert sorted(d["id"] for d in browser.of("done")) == ["a", "b"]
+    assert {d["status"] for d in browser.of("done")} == {"cancelled"}
+    assert engine.running_requests == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("not json", "JSON"),
+        ('{"type": "dance"}', "unknown message type"),
+        ('{"type": "ask"}', "invalid ask: id"),
+        ('{"type": "ask", "id": "x", "max_turns": 0}', "max_turns"),
+        ('{"type": "outcome", "id": "x", "turn": 1, "status": "great"}', "status"),
+    ],
+)
+async def test_bad_messages_get_an_error(tmp_path: Path, raw: str, message: str) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [])
+    await started(engine)
+    await session.receive(raw)
+    (error,) = browser.of("error")
+    assert message in error["message"]
+    assert engine.prompts == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [({"prompt": "  "}, "empty"), ({"mode": "fix", "prompt": ""}, "failing cell")],
+)
+async def test_requests_that_cannot_run_end_with_one_done(
+    tmp_path: Path, fields: dict[str, Any], reason: str
+) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [])
+    await started(engine)
+    await session.receive(ask(**fields))
+    (done,) = browser.of("done")
+    assert done["status"] == "error"
+    assert reason in done["message"]
+
+
+async def test_engine_not_ready_is_an_error_done(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [], hold_loading=True)
+    engine.start()
+    await session.receive(ask())
+    await finish(browser)
+    (done,) = browser.of("done")
+    assert done["status"] == "error"
+    assert "loading" in done["message"]
+
+
+async def test_a_duplicate_id_is_refused(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, ["word " * 200], [], token_delay=0.01)
+    await started(engine)
+    await session.receive(ask())
+    await session.receive(ask())
+    assert "already running" in browser.of("error")[0]["message"]
+    session.cancel("r1")
+    await finish(browser)
+    assert len(browser.of("done")) == 1
+
+
+async def test_auto_execute_off_waits_for_the_user(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [])
+    await started(engine)
+    await session.receive(ask(auto_execute=False, time_limit=0.1))
+    while not browser.of("execute"):
+        await asyncio.sleep(0.01)
+    assert browser.of("execute")[0]["auto_execute"] is False
+    await asyncio.sleep(1.0)  # far past time_limit + grace: still waiting for the user
+    assert browser.of("done") == []
+    outcome = {"type": "outcome", "id": "r1", "turn": 1, **OK_OUTCOME}
+    await session.receive(json.dumps(outcome))
+    await finish(browser)
+    assert browser.of("done")[0]["status"] == "success"
+
+
+# ---- through the server -----------------------------------------------------------------------
+@pytest.fixture
+def jp_server_config(tmp_path: Path) -> dict[str, Any]:
+    return {
+        "ServerApp": {"jpserver_extensions": {"oci_jupyter": True}},
+        "OCI": {
+            "engine_class": "tests.doubles.ScriptedTestEngine",
+            "engine_kwargs": {"replies": [FIXED]},
+            "chat_dir": str(tmp_path / "chats"),
+        },
+    }
+
+
+async def read_until(ws: Any, predicate: Callable[[dict[str, Any]], bool]) -> list[dict]:
+    seen = []
+    while True:
+        raw = await asyncio.wait_for(ws.read_message(), 10)
+        assert raw is not None, "the socket closed"
+        seen.append(json.loads(raw))
+        if predicate(seen[-1]):
+            return seen
+
+
+async def test_websocket_chat_and_history(
+    jp_ws_fetch: Any, jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    await wait_for_state(jp_serverapp, "ready")
+    ws = await jp_ws_fetch("oci", "chat")
+    ws.write_message(ask("w1", "say six"))
+    seen = await read_until(ws, lambda m: m["type"] == "execute")
+    assert seen[-1]["code"] == "total = 6\nprint(total)\n"
+    ws.write_message(json.dumps({"type": "outcome", "id": "w1", "turn": 1, **OK_OUTCOME}))
+    seen = await read_until(ws, lambda m: m["type"] == "done")
+    assert seen[-1]["status"] == "success"
+    ws.close()
+
+    history = json.loads(
+        (await jp_fetch("oci", "chat", "history", params={"notebook": "work.ipynb"})).body
+    )
+    assert [r["id"] for r in history["requests"]] == ["w1"]
+    assert history["requests"][0]["prompt"] == "say six"
+    await jp_fetch("oci", "chat", "history", method="DELETE", params={"notebook": "work.ipynb"})
+    history = json.loads(
+        (await jp_fetch("oci", "chat", "history", params={"notebook": "work.ipynb"})).body
+    )
+    assert history["requests"] == []
+    assert oci_app(jp_serverapp).engine.running_requests == []
+
+
+async def test_websocket_needs_a_token(jp_ws_fetch: Any, jp_serverapp: Any) -> None:
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_ws_fetch("oci", "chat", headers={"Authorization": "token nope"})
+    assert caught.value.code == 403
+
+
+async def test_history_needs_a_notebook(jp_fetch: Any, jp_serverapp: Any) -> None:
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch("oci", "chat", "history")
+    assert caught.value.code == 400
