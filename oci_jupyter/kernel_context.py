@@ -24,11 +24,15 @@ def describe_variables(namespace: Mapping[str, Any], limit: int = 100) -> list[V
     for name, value in list(namespace.items()):
         if name.startswith("_") or name in _HIDDEN:
             continue
-        if isinstance(value, types.ModuleType):
-            continue
-        info = describe(name, value)
+        try:
+            if isinstance(value, types.ModuleType):
+                continue
+            info = describe(name, value)
+            rank = _rank(value)
+        except Exception:  # proxies whose attribute lookup raises: name and type only
+            info, rank = VariableInfo(name, type(value).__name__), 2
         if info is not None:
-            found.append((_rank(value), info))
+            found.append((rank, info))
     found.sort(key=lambda item: (item[0], item[1].name))
     return [info for _, info in found[:limit]]
 
@@ -48,12 +52,13 @@ def describe(name: str, value: Any) -> VariableInfo | None:
             return VariableInfo(name, "Series", f"len {len(value)}, dtype {value.dtype}")
         if module.startswith("numpy") and type_name == "ndarray":
             return VariableInfo(name, "ndarray", f"shape {value.shape}, dtype {value.dtype}")
-        if isinstance(value, bool | int | float | complex):
+        # Exact types only: a subclass's own __len__/__repr__ could be slow or have effects.
+        if kind in _SCALARS:
             return VariableInfo(name, type_name, f"value {value!r}")
-        if isinstance(value, str):
+        if kind is str:
             shown = value if len(value) <= 60 else value[:57] + "..."
             return VariableInfo(name, "str", f"len {len(value)}, value {shown!r}")
-        if isinstance(value, _SIZED):
+        if kind in _SIZED:
             return VariableInfo(name, type_name, f"len {len(value)}")
         if isinstance(value, types.FunctionType):
             return VariableInfo(name, "function", f"{name}{_signature(value)}")

@@ -214,7 +214,8 @@ class RefinementLoop:
     def _continue_or_stop(self, feedback: str, problem: str) -> Generate | Finished:
         self.messages.append({"role": "user", "content": feedback})
         if self.turn >= self.max_turns:
-            return self._finish("failed", f"Still failing after {self.turn} turns: {problem}")
+            turns = f"{self.turn} turn" + ("s" if self.turn != 1 else "")
+            return self._finish("failed", f"Still failing after {turns}: {problem}")
         return self._generate()
 
     def _had_failure(self) -> bool:

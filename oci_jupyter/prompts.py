@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,19 +33,29 @@ code in one ```python block.
 FeedbackMarker = "Execution result:"
 CLIP_OVER = 1000
 CLIP_KEEP = 200
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 _FENCE = re.compile(r"```([^\n`]*)\n(.*?)(?:```|\Z)", re.DOTALL)
 _PYTHON_TAGS = {"", "python", "py", "python3", "py3", "ipython", "ipython3"}
 
 
 # ---- replies -----------------------------------------------------------------------------------
 def extract_code(reply: str) -> str | None:
-    """The reply's last fenced Python block (an unclosed last block counts), or None."""
-    blocks = [body for tag, body in _FENCE.findall(reply) if tag.strip().lower() in _PYTHON_TAGS]
-    for body in reversed(blocks):
-        if body.strip():
-            return body.rstrip() + "\n"
-    return None
+    """The reply's last fenced Python block (an unclosed last block counts), or None.
+
+    Blocks tagged as Python win over untagged ones: models often show an example's output in
+    an untagged block after the code."""
+    tagged: list[str] = []
+    untagged: list[str] = []
+    for info, body in _FENCE.findall(reply):
+        words = info.split()
+        language = words[0].lower() if words else ""
+        if language in _PYTHON_TAGS and body.strip():
+            (tagged if language else untagged).append(body)
+    blocks = tagged or untagged
+    if not blocks:
+        return None
+    # A block indented inside a Markdown list keeps the list's indentation: remove it.
+    return textwrap.dedent(blocks[-1]).rstrip() + "\n"
 
 
 def calls_input(code: str) -> bool:
@@ -227,7 +238,16 @@ def build_messages(
     variable_lines = [v.line() for v in context.variables[: limits.max_variables]]
     history_texts = [m["content"] for m in history]
 
-    counts = count([system_text, request_text, *history_texts, *variable_lines, *cell_texts])
+    headers = [
+        "Variables in the kernel:\n",
+        f"\n\nNotebook cells, top to bottom ({len(context.cells)} other cells not shown):\n",
+        "\n\nRequest:\n",
+    ]
+    counts = count(
+        [*headers, system_text, request_text, *history_texts, *variable_lines, *cell_texts]
+    )
+    header_tokens = sum(counts[: len(headers)])
+    counts = counts[len(headers) :]
     overhead = limits.per_message_overhead
     system_tokens, request_tokens = counts[0], counts[1]
     rest = counts[2:]
@@ -236,7 +256,16 @@ def build_messages(
     variable_tokens = rest[: len(variable_lines)]
     cell_tokens = rest[len(variable_lines) :]
 
-    budget = window - limits.reply_tokens - system_tokens - request_tokens - 3 * overhead - 40
+    # The margin covers tokens that merge differently across the joins of the parts.
+    budget = (
+        window
+        - limits.reply_tokens
+        - system_tokens
+        - request_tokens
+        - header_tokens
+        - 3 * overhead
+        - 8
+    )
     if budget < 0:
         raise PromptTooLong(
             f"the request alone needs {system_tokens + request_tokens} tokens; with "
@@ -286,6 +315,10 @@ def build_messages(
     prompt = request_text
     if parts:
         prompt = "\n\n".join(parts) + "\n\nRequest:\n" + request_text
+    if kept_history and kept_history[-1]["role"] == "user":
+        # The last turn ended with an execution result: one user message, not two in a row
+        # (some chat templates insist that roles alternate).
+        prompt = kept_history.pop()["content"] + "\n\n" + prompt
     return [
         {"role": "system", "content": system_text},
         *kept_history,
