@@ -115,7 +115,9 @@ def llama_server(bundled_model: Path, tmp_path_factory: pytest.TempPathFactory) 
 async def running(**kwargs: Any) -> AsyncIterator[OpenAIEngine]:
     engine = OpenAIEngine(**kwargs)
     try:
-        await engine.wait_ready(30)
+        # Generous: llama.cpp's server answers /v1/models only after finishing what it was
+        # generating, and a loaded 2-core machine makes that slow.
+        await engine.wait_ready(180)
         yield engine
     finally:
         await engine.shutdown()
