@@ -1,0 +1,388 @@
+"""``oci-eval``: HumanEval through real Jupyter kernels, with execution feedback.
+
+    oci-eval --limit 10                          # the bundled model, in this process
+    oci-eval --engine openai --base-url http://gpu:8000/v1
+    oci-eval --url http://127.0.0.1:8888/ --token ...    # a running JupyterLab's model
+    oci-eval --out DIR --resume                   # continue an interrupted run
+
+Exit status: 0 done; 1 the model failed during the run (finished problems are kept);
+2 bad options, unknown problems, or a model/server that cannot be reached; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from ..engine import Engine
+from .humaneval import DataUnavailable, UnknownProblem, load_problems, select
+from .report import (
+    SUMMARY_MD,
+    RecordStore,
+    by_problem,
+    load_run,
+    markdown,
+    summarize,
+    write_reports,
+)
+from .runner import (
+    EndpointModel,
+    EngineModel,
+    EvalSettings,
+    ModelUnavailable,
+    ReplyModel,
+    run_evaluation,
+)
+
+ENGINES = ("auto", "llamacpp", "vllm", "openai")
+# Settings that must not change between the sessions of one run (--resume).
+PROTOCOL_KEYS = ("model", "turns", "temperature", "max_tokens", "time_limit")
+
+
+class CliError(Exception):
+    """A clear message for the user; exit status 2."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 2:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2, not {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oci-eval",
+        description=(
+            "HumanEval pass@1 with execution feedback (the OpenCodeInterpreter protocol): the "
+            "model's code runs in a fresh Jupyter kernel, the result of its own run is the "
+            "next turn's feedback, and each turn's code is judged by the hidden tests in a "
+            "separate process."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    model = parser.add_argument_group("the model: an engine in this process, or a server")
+    model.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=None,
+        help="engine to host in this process (default: auto, as the server: vLLM with a GPU, "
+        "else llama.cpp with the bundled model)",
+    )
+    model.add_argument("--url", help="a running Jupyter server with oci_jupyter (its model)")
+    model.add_argument("--token", default=None, help="that server's token (default: $OCI_TOKEN)")
+    model.add_argument("--model-path", help="llama.cpp: a GGUF file instead of the bundled one")
+    model.add_argument("--n-ctx", type=_positive_int, help="llama.cpp: context window")
+    model.add_argument("--n-threads", type=_positive_int, help="llama.cpp: CPU threads")
+    model.add_argument("--vllm-model", help="vLLM: a Hugging Face id or a model folder")
+    model.add_argument("--base-url", help="openai: the server's base URL, e.g. http://h:8000/v1")
+    model.add_argument("--api-key", help="openai: API key (default: $OCI_OPENAI_API_KEY)")
+    model.add_argument("--model", help="openai: model id (default: the first served)")
+    model.add_argument(
+        "--engine-class",
+        help="advanced: an Engine subclass to host (module.Class), as c.OCI.engine_class",
+    )
+    model.add_argument(
+        "--engine-kwargs", type=json.loads, help="advanced: its keyword arguments, as JSON"
+    )
+
+    protocol = parser.add_argument_group("protocol")
+    protocol.add_argument(
+        "--turns", type=_positive_int, default=2, help="replies per problem (2 = one feedback)"
+    )
+    protocol.add_argument("--temperature", type=_temperature, default=0.0)
+    protocol.add_argument("--max-tokens", type=_positive_int, default=512, help="per reply")
+    protocol.add_argument(
+        "--time-limit",
+        type=_positive_float,
+        default=10.0,
+        help="seconds for each run of the model's code and of the hidden tests",
+    )
+
+    chosen = parser.add_argument_group("problems")
+    chosen.add_argument("--problems", help="comma-separated ids, e.g. HumanEval/0,HumanEval/5")
+    chosen.add_argument("--limit", type=_positive_int, help="only the first N problems")
+    chosen.add_argument("--list", action="store_true", help="print the problem ids and exit")
+
+    run = parser.add_argument_group("the run")
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=2,
+        help="problems at once, each in its own kernel (the model generates one at a time)",
+    )
+    run.add_argument("--out", type=Path, help="output folder (default: ./oci-eval-<timestamp>)")
+    run.add_argument(
+        "--resume", action="store_true", help="continue the run in --out: skip finished problems"
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    run.add_argument(
+        "--summarize",
+        type=Path,
+        metavar="DIR",
+        help="only write DIR's summary (json, md, png) from its records, and print it",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _check_options(args)
+        if args.list:
+            for problem in load_problems():
+                print(f"{problem.task_id}\t{problem.entry_point}")
+            return 0
+        if args.summarize is not None:
+            return _summarize_only(args.summarize)
+        return asyncio.run(_evaluate(args))
+    except CliError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"oci-eval: error: {exc}", file=sys.stderr)
+        return 2
+    except ModelUnavailable as exc:
+        print(f"oci-eval: the model stopped answering: {exc}", file=sys.stderr)
+        print("Finished problems are kept; continue with --resume.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\noci-eval: interrupted; continue with --resume.", file=sys.stderr)
+        return 130
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    engine_options = {
+        "--model-path": (args.model_path, ("auto", "llamacpp")),
+        "--n-ctx": (args.n_ctx, ("auto", "llamacpp")),
+        "--n-threads": (args.n_threads, ("auto", "llamacpp")),
+        "--vllm-model": (args.vllm_model, ("vllm",)),
+        "--base-url": (args.base_url, ("openai",)),
+        "--api-key": (args.api_key, ("openai",)),
+        "--model": (args.model, ("openai",)),
+    }
+    if args.url:
+        if args.engine or args.engine_class:
+            raise CliError("--url uses a running server's model: leave out --engine")
+        given = [name for name, (value, _) in engine_options.items() if value is not None]
+        if given:
+            raise CliError(f"{', '.join(given)} configure an in-process engine, not --url")
+        return
+    if args.token is not None:
+        raise CliError("--token goes with --url")
+    engine = args.engine or "auto"
+    for name, (value, engines) in engine_options.items():
+        if value is not None and engine not in engines and not args.engine_class:
+            raise CliError(f"{name} is an option of --engine {' / '.join(engines)}")
+    if engine == "openai" and not args.base_url and not args.engine_class:
+        raise CliError("--engine openai needs --base-url")
+    if args.engine_kwargs is not None and not args.engine_class:
+        raise CliError("--engine-kwargs goes with --engine-class")
+    if args.resume and args.out is None:
+        raise CliError("--resume needs --out DIR (the run to continue)")
+
+
+# ---- the evaluation --------------------------------------------------------------------------
+async def _evaluate(args: argparse.Namespace) -> int:
+    try:
+        problems = select(load_problems(), _ids(args.problems), args.limit)
+    except (UnknownProblem, DataUnavailable) as exc:
+        raise CliError(str(exc)) from exc
+    out = args.out or Path(f"oci-eval-{datetime.now():%Y%m%d-%H%M%S}")
+    if not args.resume and RecordStore(out).load():
+        raise CliError(f"{out} already holds records: add --resume to continue that run")
+    settings = EvalSettings(
+        turns=args.turns,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        time_limit=args.time_limit,
+        workers=args.workers,
+    )
+    model, engine, described = await _open_model(args)
+    try:
+        config = {
+            **described,
+            "turns": settings.turns,
+            "temperature": settings.temperature,
+            "max_tokens": settings.max_tokens,
+            "time_limit": settings.time_limit,
+            "workers": settings.workers,
+            "problems": _scope(args, len(problems)),
+            "system_prompt": "oci_jupyter.prompts.SYSTEM_PROMPT (the product's own)",
+            "oci_jupyter": _version("oci_jupyter"),
+        }
+        if args.resume:
+            _check_resume(out, config)
+        print(f"oci-eval: {len(problems)} problems -> {out}", file=sys.stderr)
+        summary = await run_evaluation(
+            problems,
+            model,
+            settings,
+            out,
+            config=config,
+            resume=args.resume,
+            progress=not args.no_progress,
+        )
+    finally:
+        if engine is not None:
+            await engine.shutdown()
+        if isinstance(model, EndpointModel):
+            model.close()
+    print(markdown(summary))
+    print(f"Records, summary and plot: {out}/", file=sys.stderr)
+    return 0
+
+
+async def _open_model(args: argparse.Namespace) -> tuple[ReplyModel, Engine | None, dict[str, Any]]:
+    """The model to evaluate, checked before any problem starts."""
+    from ..client import ModelRequestError, ServerInfo, ServerUnavailable
+
+    if args.url:
+        token = args.token if args.token is not None else os.environ.get("OCI_TOKEN", "")
+        endpoint = EndpointModel(ServerInfo(args.url, token, "--url"))
+        try:
+            served = await asyncio.to_thread(_wait_for_server, endpoint)
+        except (ServerUnavailable, ModelRequestError) as exc:
+            endpoint.close()
+            raise CliError(str(exc)) from exc
+        described = {
+            "model": served.get("model", "?"),
+            "engine": f"server {args.url} ({served.get('engine', '?')} {served.get('device', '')})",
+            "context_length": served.get("context_length"),
+        }
+        return endpoint, None, described
+
+    from ..config import OCI
+
+    traits: dict[str, Any] = {"engine": args.engine or "auto"}
+    optional = {
+        "model_path": args.model_path,
+        "n_ctx": args.n_ctx,
+        "n_threads": args.n_threads,
+        "vllm_model": args.vllm_model,
+        "openai_base_url": args.base_url,
+        "openai_api_key": args.api_key,
+        "openai_model": args.model,
+        "engine_class": args.engine_class,
+        "engine_kwargs": args.engine_kwargs,
+    }
+    traits.update({k: v for k, v in optional.items() if v is not None})
+    try:
+        engine = OCI(**traits).create_engine()
+    except Exception as exc:  # a bad class path, a trait that does not validate
+        raise CliError(f"cannot create the engine: {exc}") from exc
+    print(f"oci-eval: loading the model ({engine.status.engine})...", file=sys.stderr)
+    status = await engine.wait_ready()
+    if status.state != "ready":
+        await engine.shutdown()
+        raise CliError(f"the model did not load: {status.error or status.state}")
+    described = {
+        "model": status.model,
+        "engine": f"{status.engine} in-process ({status.device})",
+        "context_length": status.context_length,
+    }
+    model_file = getattr(engine, "model_file", None)
+    if model_file is not None:
+        described["model_file"] = str(model_file)
+    if status.engine == "llamacpp":
+        described["llama_cpp_python"] = _version("llama_cpp_python")
+    return EngineModel(engine), engine, described
+
+
+def _wait_for_server(endpoint: EndpointModel, timeout: float = 600.0) -> dict[str, Any]:
+    """The server's status once its model is ready (it may still be loading)."""
+    import time
+
+    from ..client import ModelRequestError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status = endpoint.check()
+        state = status.get("state")
+        if state == "ready":
+            return status
+        if state in ("error", "stopped") or time.monotonic() > deadline:
+            reason = status.get("error") or status.get("detail") or state
+            raise ModelRequestError(503, f"the server's model is not ready: {reason}")
+        time.sleep(1.0)
+
+
+def _check_resume(out: Path, config: dict[str, Any]) -> None:
+    before = load_run(out).get("config", {})
+    changed = [
+        f"{key} {before[key]!r} -> {config.get(key)!r}"
+        for key in PROTOCOL_KEYS
+        if key in before and before[key] != config.get(key)
+    ]
+    if changed:
+        raise CliError(
+            f"--resume would mix two protocols in {out}: {'; '.join(changed)}. "
+            "Use the first run's options, or another --out."
+        )
+
+
+def _ids(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    return [part for part in text.split(",") if part.strip()]
+
+
+def _scope(args: argparse.Namespace, count: int) -> str:
+    if args.problems:
+        return f"{count} chosen ({args.problems})"
+    if args.limit:
+        return f"the first {count}"
+    return f"all {count}"
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
+def _summarize_only(folder: Path) -> int:
+    store = RecordStore(folder)
+    records = store.load()
+    if not records:
+        raise CliError(f"{folder} has no {store.path.name}")
+    run = load_run(folder)
+    config = dict(run.get("config", {}))
+    turns = int(config.get("turns") or max(int(r["turn"]) for r in records))
+    wall = sum(float(s.get("seconds", 0.0)) for s in run.get("sessions", [])) or None
+    selected = int(run.get("selected") or len(by_problem(records)))
+    summary = summarize(records, turns, config=config, wall_seconds=wall, selected=selected)
+    write_reports(folder, summary)
+    print((folder / SUMMARY_MD).read_text(encoding="utf-8"))
+    return 0

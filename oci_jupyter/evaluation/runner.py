@@ -1,0 +1,425 @@
+"""The harness: one :class:`~oci_jupyter.loop.RefinementLoop` per problem, driven with real I/O.
+
+For each problem the loop is started with the problem's messages (system prompt + task). Its
+``Generate`` actions go to the model; its ``Execute`` actions run the model's code in the
+worker's fresh Jupyter kernel, and the outcome of that run (the model's own code, its own
+tests) goes back into the loop, which turns it into the next turn's feedback. When the loop
+has finished, every turn's code is judged by the problem's hidden tests in a separate process;
+nothing of those tests or their result ever reaches the model.
+
+``workers`` problems run at once, each in its own kernel; generation is serialized by the
+engine, so while one worker waits for the model, another runs code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..client import ModelClient, ModelRequestError, ServerInfo, ServerUnavailable
+from ..engine import Delta, Engine, EngineError, EngineNotReady, GenerationParams, Message
+from ..loop import Execute, Finished, Generate, RefinementLoop
+from ..prompts import clip, strip_ansi
+from .humaneval import Problem, hidden_test_program, problem_messages
+from .kernels import KernelDied, KernelSession, run_hidden_tests
+from .report import (
+    PLOT,
+    RecordStore,
+    by_problem,
+    load_run,
+    passed_at,
+    save_run,
+    summarize,
+    write_reports,
+)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    turns: int = 2
+    """Replies per problem at most: 2 = the first answer + one execution-feedback turn."""
+    temperature: float = 0.0
+    max_tokens: int = 512
+    time_limit: float = 10.0
+    """Seconds for each run of the model's code, and for each hidden-test run."""
+    workers: int = 1
+    seed: int = 0
+
+    def params(self) -> GenerationParams:
+        top_p = 1.0 if self.temperature == 0 else 0.95
+        return GenerationParams(
+            max_tokens=self.max_tokens, temperature=self.temperature, top_p=top_p, seed=self.seed
+        )
+
+
+# ---- the model -------------------------------------------------------------------------------
+class ModelUnavailable(RuntimeError):
+    """The model cannot answer at all (not loaded, server gone): the run stops; finished
+    problems are kept and ``--resume`` continues."""
+
+
+class ModelFailure(RuntimeError):
+    """This one request failed (e.g. the prompt outgrew the context): the problem fails."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str = "stop"
+
+
+class ReplyModel(Protocol):
+    name: str
+
+    async def reply(
+        self, messages: Sequence[Message], params: GenerationParams, request_id: str
+    ) -> Reply: ...
+
+
+class EngineModel:
+    """An engine in this process (llama.cpp, vLLM, a remote OpenAI-compatible server)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.name = engine.status.model
+
+    async def reply(
+        self, messages: Sequence[Message], params: GenerationParams, request_id: str
+    ) -> Reply:
+        pieces: list[str] = []
+        try:
+            async for event in self.engine.stream_chat(messages, params, request_id):
+                if isinstance(event, Delta):
+                    pieces.append(event.text)
+                else:
+                    return Reply(
+                        "".join(pieces),
+                        event.prompt_tokens,
+                        event.completion_tokens,
+                        event.reason,
+                    )
+        except EngineNotReady as exc:
+            raise ModelUnavailable(str(exc)) from exc
+        except EngineError as exc:
+            raise ModelFailure(str(exc)) from exc
+        raise ModelFailure("the engine's stream ended without a finish event")
+
+
+class EndpointModel:
+    """A running Jupyter server's model, through its OpenAI-compatible endpoint.
+
+    :class:`~oci_jupyter.client.ModelClient` is synchronous: each request runs in a worker
+    thread, one at a time (the server generates one at a time anyway).
+    """
+
+    def __init__(self, server: ServerInfo, *, timeout: float = 600.0) -> None:
+        self.server = server
+        self.client = ModelClient(server, timeout=timeout)
+        self.name = "?"
+        self._lock = threading.Lock()
+
+    def check(self) -> dict[str, Any]:
+        """The server's status; raises ServerUnavailable / ModelRequestError (both clear)."""
+        status = self.client.status()
+        self.name = str(status.get("model") or "?")
+        return status
+
+    async def reply(
+        self, messages: Sequence[Message], params: GenerationParams, request_id: str
+    ) -> Reply:
+        return await asyncio.to_thread(self._reply, list(messages), params)
+
+    def _reply(self, messages: list[Message], params: GenerationParams) -> Reply:
+        with self._lock:
+            try:
+                text = "".join(self.client.stream_chat(messages, params))
+                tokens = self.client.count_tokens([text])[0] if text else 0
+            except ServerUnavailable as exc:
+                raise ModelUnavailable(str(exc)) from exc
+            except ModelRequestError as exc:
+                if exc.status in (401, 403, 404, 503):
+                    raise ModelUnavailable(str(exc)) from exc
+                raise ModelFailure(str(exc)) from exc
+        return Reply(text, None, tokens)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# ---- one problem -----------------------------------------------------------------------------
+@dataclass
+class _TurnIO:
+    """What the harness saw of one turn, beside what the loop keeps."""
+
+    reply: Reply | None = None
+    model_error: str | None = None
+    recovery: str = ""
+    kernel_error: str | None = None
+
+
+async def solve(
+    problem: Problem,
+    model: ReplyModel,
+    kernel: KernelSession,
+    settings: EvalSettings,
+    *,
+    hidden_dir: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Drive the refinement loop for one problem; return one record per turn."""
+    started = time.monotonic()
+    loop = RefinementLoop(problem_messages(problem), max_turns=settings.turns)
+    params = settings.params()
+    io: dict[int, _TurnIO] = {}
+    action: Generate | Execute | Finished = loop.start()
+    while not isinstance(action, Finished):
+        if isinstance(action, Generate):
+            turn_io = io.setdefault(action.turn, _TurnIO())
+            request_id = f"oci-eval {problem.task_id} turn {action.turn}"
+            try:
+                reply = await model.reply(action.messages, params, request_id)
+            except ModelFailure as exc:
+                turn_io.model_error = str(exc)
+                action = loop.on_model_error(str(exc))
+                break
+            turn_io.reply = reply
+            action = loop.on_reply(reply.text)
+        else:
+            turn_io = io[action.turn]
+            try:
+                run = await kernel.run(action.code, settings.time_limit)
+            except KernelDied as exc:
+                turn_io.recovery, turn_io.kernel_error = "died", str(exc)
+                action = loop.cancel(f"{exc}: the problem counts as failed")
+                break
+            turn_io.recovery = run.recovery
+            action = loop.on_outcome(run.outcome)
+    result = action
+    loop_status = "kernel_died" if any(t.kernel_error for t in io.values()) else result.status
+
+    records: list[dict[str, Any]] = []
+    for turn in result.turns:
+        turn_io = io.get(turn.number, _TurnIO())
+        hidden_seconds = 0.0
+        if turn_io.kernel_error:
+            hidden = {"status": "kernel_died", "detail": turn_io.kernel_error}
+        elif turn_io.model_error:
+            hidden = {"status": "model_error", "detail": turn_io.model_error}
+        elif turn.code is None:
+            hidden = {"status": "no_code", "detail": "the reply has no ```python block"}
+        else:
+            check = await run_hidden_tests(
+                hidden_test_program(problem, turn.code),
+                time_limit=settings.time_limit,
+                workdir=hidden_dir,
+            )
+            hidden = {"status": check.status, "detail": check.detail}
+            hidden_seconds = check.seconds
+        outcome = turn.outcome
+        answer = turn_io.reply
+        records.append(
+            {
+                "task_id": problem.task_id,
+                "turn": turn.number,
+                "final": turn.number == len(result.turns),
+                "loop_status": loop_status,
+                "loop_message": result.message,
+                "turns_taken": len(result.turns),
+                "reply": turn.reply,
+                "code": turn.code,
+                "skipped": turn.skipped,
+                "outcome": (
+                    {"status": outcome.status, "ename": outcome.ename, "evalue": outcome.evalue}
+                    if outcome is not None
+                    else None
+                ),
+                "output": clip(strip_ansi(outcome.output)) if outcome is not None else "",
+                "feedback": turn.feedback,
+                "recovery": turn_io.recovery,
+                "kernel_error": turn_io.kernel_error,
+                "model_error": turn_io.model_error,
+                "passed": hidden["status"] == "passed",
+                "hidden": hidden,
+                "tokens": {
+                    "prompt": answer.prompt_tokens if answer else None,
+                    "completion": answer.completion_tokens if answer else None,
+                },
+                "finish_reason": answer.finish_reason if answer else None,
+                "seconds": {
+                    "generate": round(turn.generate_seconds, 3),
+                    "execute": round(turn.execute_seconds, 3) if outcome is not None else 0.0,
+                    "hidden": round(hidden_seconds, 3),
+                },
+            }
+        )
+    records[-1]["problem_seconds"] = round(time.monotonic() - started, 3)
+    return records
+
+
+# ---- a run -----------------------------------------------------------------------------------
+@dataclass
+class RunState:
+    """Where a run stands; what the progress bar shows."""
+
+    total: int
+    results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def pass_counts(self, turns: int) -> list[int]:
+        return [sum(passed_at(t, k) for t in self.results.values()) for k in range(1, turns + 1)]
+
+
+async def run_evaluation(
+    problems: Sequence[Problem],
+    model: ReplyModel,
+    settings: EvalSettings,
+    out: Path,
+    *,
+    config: dict[str, Any] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    session_factory: Callable[[Path], KernelSession] | None = None,
+) -> dict[str, Any]:
+    """Run (or continue) an evaluation into ``out``; returns the summary."""
+    store = RecordStore(out)
+    selected = {p.task_id for p in problems}
+    done = store.finished_ids() & selected if resume else set()
+    todo = [p for p in problems if p.task_id not in done]
+    state = RunState(total=len(problems))
+    state.results = {t: r for t, r in by_problem(store.load()).items() if t in done}
+
+    run = load_run(out) if resume else {}
+    sessions: list[dict[str, Any]] = list(run.get("sessions", []))
+    session: dict[str, Any] = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": 0.0,
+        "problems": 0,
+    }
+    sessions.append(session)
+    run.update(config=config or {}, sessions=sessions, selected=len(problems))
+    save_run(out, run)
+    clock = time.monotonic()
+
+    bar = _progress_bar(len(problems), len(done), progress)
+    bar.set_postfix_str(_postfix(state, settings.turns))
+    queue: asyncio.Queue[Problem] = asyncio.Queue()
+    for problem in todo:
+        queue.put_nowait(problem)
+    scratch = Path(tempfile.mkdtemp(prefix="oci-eval-"))
+    factory = session_factory or (lambda folder: KernelSession(workdir=folder))
+
+    def finished(records: list[dict[str, Any]]) -> None:
+        store.append(records)
+        state.results[records[0]["task_id"]] = records
+        session["problems"] = int(session["problems"]) + 1
+        session["seconds"] = round(time.monotonic() - clock, 1)
+        save_run(out, run)
+        write_reports(out, _summary(state, settings, run, len(problems)), with_plot=False)
+        bar.update(1)
+        bar.set_postfix_str(_postfix(state, settings.turns))
+
+    async def worker(index: int) -> None:
+        folder = scratch / f"worker-{index}"
+        kernel = factory(folder)
+        try:
+            first = True
+            while not queue.empty():
+                problem = queue.get_nowait()
+                if first:
+                    await kernel.start()
+                    first = False
+                else:
+                    await kernel.fresh()  # a fresh kernel for every problem
+                records = await solve(problem, model, kernel, settings, hidden_dir=scratch)
+                finished(records)
+        finally:
+            await kernel.shutdown()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for index in range(min(settings.workers, len(todo))):
+                group.create_task(worker(index))
+    except BaseExceptionGroup as failures:
+        raise _first(failures) from None
+    finally:
+        bar.close()
+        session["seconds"] = round(time.monotonic() - clock, 1)
+        save_run(out, run)
+        summary = _summary(state, settings, run, len(problems))
+        with contextlib.suppress(Exception):  # a report must not hide the run's own error
+            write_reports(out, summary, with_plot=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return summary
+
+
+def _summary(
+    state: RunState, settings: EvalSettings, run: dict[str, Any], selected: int
+) -> dict[str, Any]:
+    records = [r for turns in state.results.values() for r in turns]
+    wall = sum(float(s.get("seconds", 0.0)) for s in run.get("sessions", []))
+    config = dict(run.get("config", {}))
+    if len(run.get("sessions", [])) > 1:
+        config["sessions"] = len(run["sessions"])
+    return summarize(records, settings.turns, config=config, wall_seconds=wall, selected=selected)
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The error that ended a run (a KeyboardInterrupt wins over the rest)."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        error = stack.pop()
+        if isinstance(error, BaseExceptionGroup):
+            stack.extend(reversed(error.exceptions))
+        else:
+            leaves.append(error)
+    for error in leaves:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+    return leaves[0]
+
+
+def _postfix(state: RunState, turns: int) -> str:
+    done = len(state.results)
+    if not done:
+        return ""
+    counts = state.pass_counts(turns)
+    return " ".join(f"t{k}={100 * c / done:.1f}%" for k, c in enumerate(counts, start=1))
+
+
+def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="problem",
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=True,
+        desc="oci-eval",
+    )
+
+
+__all__ = [
+    "PLOT",
+    "EndpointModel",
+    "EngineModel",
+    "EvalSettings",
+    "ModelFailure",
+    "ModelUnavailable",
+    "Reply",
+    "ReplyModel",
+    "run_evaluation",
+    "solve",
+]
