@@ -38,7 +38,7 @@ suite() {
     else results+=("FAIL  $name ($(( $(date +%s) - t0 )) s)"); failed=$((failed + 1)); fi
 }
 lint() {
-    ruff check . && ruff format --check . && jlpm -s lint:check
+    ruff check . && ruff format --check . && jlpm lint:check
 }
 ui_tests() {
     (cd ui-tests && jlpm install >/dev/null && jlpm playwright test)
