@@ -62,7 +62,12 @@ class OCI(Configurable):
         help="Folder for model files (default: $OCI_CACHE_DIR or ~/.cache/oci_jupyter/models).",
     )
     n_ctx = Int(8192, config=True, help="llama.cpp: context window in tokens.")
-    n_threads = Int(0, config=True, help="llama.cpp: CPU threads (0: all available cores).")
+    n_threads = Int(
+        0,
+        config=True,
+        help="""llama.cpp: CPU threads (0: all cores but one, so that Jupyter and the kernel
+        keep a core; all cores is faster on an idle machine but stalls everything else).""",
+    )
 
     # vLLM
     vllm_model = Unicode(

@@ -49,7 +49,12 @@ _SHUTDOWN = object()
 
 
 def default_threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    """All usable cores but one. llama.cpp's threads spin on every core they get, so with all
+    of them Jupyter's own requests wait for a core and generation collapses (36 -> 11 tok/s
+    measured on 2 cores) as soon as the kernel runs anything; one core left free costs ~30 %
+    of peak speed on 2 cores and much less on more (benchmarks/README.md, P2)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) - 1)
 
 
 class LlamaCppEngine(Engine):
