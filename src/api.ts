@@ -1,8 +1,11 @@
 /**
- * REST client for the oci_jupyter server extension.
+ * REST client for the oci_jupyter server extension, and the address of its
+ * chat websocket.
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
+
+import { IChatHistory } from './chat/protocol';
 
 /**
  * Lifecycle of the model hosted by the server (see `GET /oci/status`).
@@ -43,16 +46,14 @@ export class ServerExtensionError extends Error {
   }
 }
 
-/**
- * Ask the server extension for the state of its model.
- */
-export async function fetchEngineStatus(
-  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
-): Promise<IEngineStatus> {
-  const url = URLExt.join(settings.baseUrl, 'oci', 'status');
+async function request(
+  url: string,
+  init: RequestInit,
+  settings: ServerConnection.ISettings
+): Promise<Response> {
   let response: Response;
   try {
-    response = await ServerConnection.makeRequest(url, {}, settings);
+    response = await ServerConnection.makeRequest(url, init, settings);
   } catch (reason) {
     throw new ServerExtensionError(
       `network error: ${(reason as Error).message ?? reason}`
@@ -64,6 +65,17 @@ export async function fetchEngineStatus(
       response.status
     );
   }
+  return response;
+}
+
+/**
+ * Ask the server extension for the state of its model.
+ */
+export async function fetchEngineStatus(
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<IEngineStatus> {
+  const url = URLExt.join(settings.baseUrl, 'oci', 'status');
+  const response = await request(url, {}, settings);
   let body: unknown;
   try {
     body = await response.json();
@@ -84,4 +96,64 @@ function isEngineStatus(value: unknown): value is IEngineStatus {
     typeof candidate.state === 'string' &&
     typeof candidate.engine === 'string'
   );
+}
+
+function historyUrl(
+  notebook: string,
+  settings: ServerConnection.ISettings
+): string {
+  return (
+    URLExt.join(settings.baseUrl, 'oci', 'chat', 'history') +
+    URLExt.objectToQueryString({ notebook })
+  );
+}
+
+/**
+ * The chat of one notebook as the server keeps it (survives page reloads).
+ */
+export async function fetchChatHistory(
+  notebook: string,
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<IChatHistory> {
+  const response = await request(historyUrl(notebook, settings), {}, settings);
+  let body: unknown;
+  try {
+    body = await response.json();
+  } catch {
+    throw new ServerExtensionError('the response is not JSON');
+  }
+  const history = body as Partial<IChatHistory> | null;
+  if (
+    typeof history !== 'object' ||
+    history === null ||
+    !Array.isArray(history.requests)
+  ) {
+    throw new ServerExtensionError('the response is not a chat history');
+  }
+  return { notebook, requests: history.requests };
+}
+
+/**
+ * Forget a notebook's chat: what the panel shows and what the model remembers.
+ */
+export async function clearChatHistory(
+  notebook: string,
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<void> {
+  await request(historyUrl(notebook, settings), { method: 'DELETE' }, settings);
+}
+
+/**
+ * The chat websocket's URL, authenticated the way @jupyterlab/services
+ * authenticates kernel websockets: browsers cannot set headers on a
+ * websocket, so the token goes in the query when the page has one and
+ * `appendToken` allows it; otherwise the cookie (sent by the browser with
+ * the upgrade request) does.
+ */
+export function chatSocketUrl(settings: ServerConnection.ISettings): string {
+  const url = URLExt.join(settings.wsUrl, 'oci', 'chat');
+  if (settings.appendToken && settings.token) {
+    return `${url}?token=${encodeURIComponent(settings.token)}`;
+  }
+  return url;
 }

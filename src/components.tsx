@@ -72,6 +72,10 @@ function Fact(props: { name: string; value: string }): JSX.Element {
   );
 }
 
+/**
+ * The model's state in one line (badge and model name); the facts fold out
+ * on demand. Progress, detail and errors show in full: they need attention.
+ */
 export function EngineStatusView(props: {
   status: IEngineStatus;
   trans: TranslationBundle;
@@ -79,39 +83,41 @@ export function EngineStatusView(props: {
   const { status, trans } = props;
   const since = new Date(status.since * 1000).toLocaleTimeString();
   const unknown = trans.__('unknown');
+  const showDetail = status.detail && status.state !== 'ready';
   return (
     <div className="jp-OciStatus">
-      <div className="jp-OciStatus-heading">
-        <StateBadge
-          state={status.state}
-          label={stateLabel(status.state, trans)}
-        />
-        {status.since > 0 && (
-          <span className="jp-OciStatus-since">
-            {trans.__('since %1', since)}
+      <details className="jp-OciStatus-more">
+        <summary className="jp-OciStatus-heading">
+          <StateBadge
+            state={status.state}
+            label={stateLabel(status.state, trans)}
+          />
+          <span className="jp-OciStatus-model" title={status.model}>
+            {status.model || unknown}
           </span>
-        )}
-      </div>
+        </summary>
+        <dl className="jp-OciStatus-facts">
+          <Fact name={trans.__('Engine')} value={status.engine || unknown} />
+          <Fact name={trans.__('Model')} value={status.model || unknown} />
+          <Fact name={trans.__('Device')} value={status.device || unknown} />
+          <Fact
+            name={trans.__('Context')}
+            value={
+              status.context_length
+                ? trans.__('%1 tokens', status.context_length.toLocaleString())
+                : unknown
+            }
+          />
+          {status.since > 0 && <Fact name={trans.__('Since')} value={since} />}
+        </dl>
+      </details>
       {status.state === 'loading' && status.progress !== null && (
         <LoadProgress progress={status.progress} trans={trans} />
       )}
-      {status.detail && <p className="jp-OciStatus-detail">{status.detail}</p>}
+      {showDetail && <p className="jp-OciStatus-detail">{status.detail}</p>}
       {status.state === 'error' && status.error && (
         <pre className="jp-OciStatus-error">{status.error}</pre>
       )}
-      <dl className="jp-OciStatus-facts">
-        <Fact name={trans.__('Engine')} value={status.engine || unknown} />
-        <Fact name={trans.__('Model')} value={status.model || unknown} />
-        <Fact name={trans.__('Device')} value={status.device || unknown} />
-        <Fact
-          name={trans.__('Context')}
-          value={
-            status.context_length
-              ? trans.__('%1 tokens', status.context_length.toLocaleString())
-              : unknown
-          }
-        />
-      </dl>
     </div>
   );
 }
@@ -140,19 +146,5 @@ export function UnreachableView(props: {
         </p>
       )}
     </div>
-  );
-}
-
-export function ChatPlaceholder(props: {
-  trans: TranslationBundle;
-}): JSX.Element {
-  return (
-    <section className="jp-OciChat" aria-label={props.trans.__('Chat')}>
-      <p className="jp-OciChat-empty">
-        {props.trans.__(
-          'Chat arrives here: the model will write code, run it in your notebook and fix it.'
-        )}
-      </p>
-    </section>
   );
 }

@@ -1,16 +1,19 @@
 /**
- * oci_jupyter's JupyterLab plugin: the OpenCodeInterpreter sidebar and the
- * command that opens it.
+ * oci_jupyter's JupyterLab plugin: the OpenCodeInterpreter sidebar (model
+ * status and chat) and its commands.
  */
 import {
   ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
+import { ChatModel, DEFAULT_CHAT_SETTINGS, IChatSettings } from './chat/model';
 import { ociIcon } from './icon';
 import { SETTLED_POLL_INTERVAL } from './model';
 import { OciPanel, PANEL_ID } from './panel';
@@ -19,32 +22,66 @@ const PLUGIN_ID = 'oci-jupyter:plugin';
 
 export namespace CommandIDs {
   export const openPanel = 'oci:open-panel';
+  export const focusInput = 'oci:focus-chat-input';
+  export const stop = 'oci:stop';
+  export const newCell = 'oci:toggle-new-cell';
+  export const clearHistory = 'oci:clear-chat-history';
+}
+
+function chatSettings(settings: ISettingRegistry.ISettings): IChatSettings {
+  const get = <K extends keyof IChatSettings>(key: K): IChatSettings[K] =>
+    (settings.get(key).composite as IChatSettings[K] | undefined) ??
+    DEFAULT_CHAT_SETTINGS[key];
+  return {
+    maxTurns: get('maxTurns'),
+    autoExecute: get('autoExecute'),
+    executionTimeLimit: get('executionTimeLimit'),
+    sendVariables: get('sendVariables'),
+    sendOutputs: get('sendOutputs'),
+    contextCells: get('contextCells')
+  };
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description:
-    'OpenCodeInterpreter: a sidebar for the code model hosted by the Jupyter server.',
+    'OpenCodeInterpreter: a chat with the code model hosted by the Jupyter server, which writes, runs and fixes notebook cells.',
   autoStart: true,
+  requires: [INotebookTracker, IRenderMimeRegistry],
   optional: [ICommandPalette, ILayoutRestorer, ISettingRegistry, ITranslator],
   activate: (
     app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    rendermime: IRenderMimeRegistry,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
     settingRegistry: ISettingRegistry | null,
     translator: ITranslator | null
   ) => {
     const trans = (translator ?? nullTranslator).load('oci_jupyter');
+    const { commands } = app;
+    const serverSettings = app.serviceManager.serverSettings;
+    const chat = new ChatModel({ serverSettings });
     const panel = new OciPanel({
+      chatModel: chat,
+      rendermime,
+      serverSettings,
       settledInterval: SETTLED_POLL_INTERVAL,
-      translator: translator ?? undefined
+      translator: translator ?? undefined,
+      onClearHistory: () => void commands.execute(CommandIDs.clearHistory)
     });
     app.shell.add(panel, 'right', { rank: 1000 });
     if (restorer) {
       restorer.add(panel, PANEL_ID);
     }
 
-    app.commands.addCommand(CommandIDs.openPanel, {
+    // The chat is about the notebook the user was last in.
+    chat.notebook = tracker.currentWidget;
+    tracker.currentChanged.connect((_, current) => {
+      chat.notebook = current;
+    });
+
+    commands.addCommand(CommandIDs.openPanel, {
       label: trans.__('Open OpenCodeInterpreter'),
       caption: trans.__('Show the OpenCodeInterpreter sidebar'),
       icon: args => (args['isPalette'] ? undefined : ociIcon),
@@ -52,17 +89,103 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(panel.id);
       }
     });
+    commands.addCommand(CommandIDs.focusInput, {
+      label: trans.__('Ask OpenCodeInterpreter'),
+      caption: trans.__('Open the sidebar and put the cursor in the chat'),
+      execute: () => {
+        app.shell.activateById(panel.id);
+        panel.focusInput();
+      }
+    });
+    commands.addCommand(CommandIDs.stop, {
+      label: trans.__('Stop the Chat Request'),
+      caption: trans.__(
+        'Stop generating, or interrupt the generated code that is running'
+      ),
+      isEnabled: () => chat.running !== null,
+      execute: () => chat.stop()
+    });
+    commands.addCommand(CommandIDs.newCell, {
+      label: trans.__('Next Chat Message Writes a New Cell'),
+      caption: trans.__('Instead of refining the cell of the previous request'),
+      isToggled: () => chat.thread?.newThread ?? false,
+      isEnabled: () => chat.refineCandidate() !== null,
+      execute: () => chat.setNewThread(!(chat.thread?.newThread ?? false))
+    });
+    commands.addCommand(CommandIDs.clearHistory, {
+      label: trans.__('Clear the Notebook’s Chat'),
+      caption: trans.__(
+        'Forget the chat of the current notebook, shown and remembered'
+      ),
+      isEnabled: () =>
+        chat.thread !== null &&
+        chat.thread.requests.length > 0 &&
+        chat.running === null,
+      execute: async () => {
+        const thread = chat.thread;
+        if (!thread) {
+          return;
+        }
+        const result = await showDialog({
+          title: trans.__('Clear the chat?'),
+          body: trans.__(
+            'The chat of %1 is forgotten, here and in what the model remembers. The cells in the notebook stay as they are.',
+            thread.path
+          ),
+          buttons: [
+            Dialog.cancelButton(),
+            Dialog.warnButton({ label: trans.__('Clear') })
+          ]
+        });
+        if (result.button.accept) {
+          try {
+            await chat.clearHistory();
+          } catch (reason) {
+            void showDialog({
+              title: trans.__('The chat could not be cleared'),
+              body: (reason as Error).message ?? String(reason),
+              buttons: [Dialog.okButton()]
+            });
+          }
+        }
+      }
+    });
+    // Toggled and enabled states follow the chat; only real changes are
+    // announced (the chat changes every frame while tokens stream).
+    let commandState = '';
+    chat.stateChanged.connect(() => {
+      const thread = chat.thread;
+      const state = [
+        thread?.path,
+        thread?.newThread,
+        thread?.requests.length,
+        chat.running?.id
+      ].join('|');
+      if (state !== commandState) {
+        commandState = state;
+        commands.notifyCommandChanged(CommandIDs.stop);
+        commands.notifyCommandChanged(CommandIDs.newCell);
+        commands.notifyCommandChanged(CommandIDs.clearHistory);
+      }
+    });
     if (palette) {
-      palette.addItem({
-        command: CommandIDs.openPanel,
-        category: trans.__('OpenCodeInterpreter')
-      });
+      const category = trans.__('OpenCodeInterpreter');
+      for (const command of [
+        CommandIDs.openPanel,
+        CommandIDs.focusInput,
+        CommandIDs.stop,
+        CommandIDs.newCell,
+        CommandIDs.clearHistory
+      ]) {
+        palette.addItem({ command, category });
+      }
     }
 
     if (settingRegistry) {
       const applySettings = (settings: ISettingRegistry.ISettings) => {
-        panel.model.settledInterval = settings.get('statusPollInterval')
+        panel.statusModel.settledInterval = settings.get('statusPollInterval')
           .composite as number;
+        chat.settings = chatSettings(settings);
       };
       settingRegistry
         .load(PLUGIN_ID)

@@ -1,34 +1,130 @@
 /**
- * The OpenCodeInterpreter sidebar: the model's status now, the chat later.
+ * The OpenCodeInterpreter sidebar: the model's state in a compact header,
+ * the chat below it.
  */
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ServerConnection } from '@jupyterlab/services';
 import {
   ITranslator,
   nullTranslator,
   TranslationBundle
 } from '@jupyterlab/translation';
-import { VDomRenderer } from '@jupyterlab/ui-components';
+import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
+import { Signal } from '@lumino/signaling';
 import * as React from 'react';
 
-import {
-  ChatPlaceholder,
-  EngineStatusView,
-  UnreachableView
-} from './components';
+import { ChatModel } from './chat/model';
+import { ChatView, useSignal } from './chat/view';
+import { EngineStatusView, UnreachableView } from './components';
 import { ociIcon } from './icon';
 import { EngineStatusModel } from './model';
 
 export const PANEL_ID = 'oci-jupyter-panel';
 
-export class OciPanel extends VDomRenderer<EngineStatusModel> {
-  constructor(options: OciPanel.IOptions = {}) {
+/** Why the hosted model cannot take a request now, or null when it can. */
+function engineBlocker(
+  model: EngineStatusModel,
+  trans: TranslationBundle
+): string | null {
+  const { status, failure } = model;
+  if (failure) {
+    return trans.__('The server extension cannot be reached.');
+  }
+  if (!status) {
+    return trans.__('Asking the server for the model’s state…');
+  }
+  switch (status.state) {
+    case 'ready':
+      return null;
+    case 'loading': {
+      const percent =
+        status.progress === null
+          ? ''
+          : ` (${Math.round(status.progress * 100)}%)`;
+      return trans.__(
+        'The model is loading%1. You can ask once it is ready.',
+        percent
+      );
+    }
+    case 'error':
+      return trans.__('The model failed to load; see the error above.');
+    case 'stopped':
+      return trans.__('The model is stopped.');
+    default:
+      return trans.__('The model has not started yet.');
+  }
+}
+
+function StatusSection(props: {
+  model: EngineStatusModel;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { model, trans } = props;
+  useSignal(model.stateChanged);
+  const { status, failure } = model;
+  let body: JSX.Element;
+  if (failure) {
+    body = <UnreachableView failure={failure} trans={trans} />;
+  } else if (status) {
+    body = <EngineStatusView status={status} trans={trans} />;
+  } else {
+    body = (
+      <p className="jp-OciStatus-detail">
+        {trans.__('Asking the server for the model state…')}
+      </p>
+    );
+  }
+  return (
+    <section
+      className="jp-OciPanel-status"
+      aria-label={trans.__('Model server')}
+    >
+      {body}
+    </section>
+  );
+}
+
+function PanelView(props: {
+  status: EngineStatusModel;
+  chat: ChatModel;
+  rendermime: IRenderMimeRegistry;
+  focusRequested: Signal<OciPanel, void>;
+  onClearHistory: () => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { status, trans } = props;
+  useSignal(status.stateChanged);
+  return (
+    <>
+      <header className="jp-OciPanel-header">
+        <ociIcon.react tag="span" className="jp-OciPanel-icon" />
+        <h2 className="jp-OciPanel-title">{trans.__('OpenCodeInterpreter')}</h2>
+      </header>
+      <StatusSection model={status} trans={trans} />
+      <ChatView
+        model={props.chat}
+        engineBlocker={engineBlocker(status, trans)}
+        rendermime={props.rendermime}
+        focusRequested={props.focusRequested}
+        onClearHistory={props.onClearHistory}
+        trans={trans}
+      />
+    </>
+  );
+}
+
+export class OciPanel extends ReactWidget {
+  constructor(options: OciPanel.IOptions) {
     super();
-    this.model = new EngineStatusModel({
+    this.statusModel = new EngineStatusModel({
       settledInterval: options.settledInterval,
       serverSettings: options.serverSettings,
       isActive: () => this.isVisible
     });
+    this.chatModel = options.chatModel;
+    this._rendermime = options.rendermime;
+    this._onClearHistory = options.onClearHistory;
     this._trans = (options.translator ?? nullTranslator).load('oci_jupyter');
     this.id = PANEL_ID;
     this.addClass('jp-OciPanel');
@@ -36,59 +132,60 @@ export class OciPanel extends VDomRenderer<EngineStatusModel> {
     this.title.caption = this._trans.__('OpenCodeInterpreter');
   }
 
+  readonly statusModel: EngineStatusModel;
+  readonly chatModel: ChatModel;
+
+  /** Put the keyboard focus in the chat's input. */
+  focusInput(): void {
+    this._focusRequested.emit();
+  }
+
   dispose(): void {
-    // VDomRenderer lets go of its model without disposing it; the poll
-    // inside must stop with the panel.
-    const model = this.model;
+    if (this.isDisposed) {
+      return;
+    }
+    // The poll and the socket must stop with the panel.
+    this.statusModel.dispose();
+    this.chatModel.dispose();
     super.dispose();
-    model?.dispose();
   }
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
     // The poll stood by while hidden: show fresh state at once.
-    void this.model.refresh();
+    void this.statusModel.refresh();
+  }
+
+  protected onActivateRequest(msg: Message): void {
+    super.onActivateRequest(msg);
+    // Opening the sidebar is for asking something.
+    this.focusInput();
   }
 
   protected render(): JSX.Element {
-    const trans = this._trans;
-    const { status, failure } = this.model;
-    let body: JSX.Element;
-    if (failure) {
-      body = <UnreachableView failure={failure} trans={trans} />;
-    } else if (status) {
-      body = <EngineStatusView status={status} trans={trans} />;
-    } else {
-      body = (
-        <p className="jp-OciStatus-detail">
-          {trans.__('Asking the server for the model state…')}
-        </p>
-      );
-    }
     return (
-      <>
-        <header className="jp-OciPanel-header">
-          <ociIcon.react tag="span" className="jp-OciPanel-icon" />
-          <h2 className="jp-OciPanel-title">
-            {trans.__('OpenCodeInterpreter')}
-          </h2>
-        </header>
-        <section
-          className="jp-OciPanel-status"
-          aria-label={trans.__('Model server')}
-        >
-          {body}
-        </section>
-        <ChatPlaceholder trans={trans} />
-      </>
+      <PanelView
+        status={this.statusModel}
+        chat={this.chatModel}
+        rendermime={this._rendermime}
+        focusRequested={this._focusRequested}
+        onClearHistory={this._onClearHistory}
+        trans={this._trans}
+      />
     );
   }
 
+  private _focusRequested = new Signal<OciPanel, void>(this);
+  private _onClearHistory: () => void;
+  private _rendermime: IRenderMimeRegistry;
   private _trans: TranslationBundle;
 }
 
 export namespace OciPanel {
   export interface IOptions {
+    chatModel: ChatModel;
+    rendermime: IRenderMimeRegistry;
+    onClearHistory: () => void;
     settledInterval?: number;
     serverSettings?: ServerConnection.ISettings;
     translator?: ITranslator;

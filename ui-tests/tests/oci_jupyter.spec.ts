@@ -101,12 +101,22 @@ test.describe('OpenCodeInterpreter sidebar', () => {
       '42'
     );
     await expect(panel).toContainText('Verifying qwen2.5-coder');
+    // The chat waits for the model, and says why.
+    const input = panel.getByRole('textbox', { name: 'Message to the model' });
+    await expect(input).toBeDisabled();
+    await expect(panel.locator('.jp-OciChat-hint')).toHaveText(
+      'The model is loading (42%). You can ask once it is ready.'
+    );
     await panel.screenshot({ path: testInfo.outputPath('loading.png') });
 
     await expect(panel.locator('[data-oci-state="ready"]')).toBeVisible({
       timeout: 5000
     });
     await expect(panel.getByRole('progressbar')).toHaveCount(0);
+    // Ready, but there is no notebook to work on yet.
+    await expect(panel.locator('.jp-OciChat-hint')).toHaveText(
+      'Open a notebook to ask for code.'
+    );
   });
 
   test('shows the whole error reason, selectable', async ({

@@ -1,0 +1,819 @@
+/**
+ * The chat's state in the browser: one thread per notebook, the requests in
+ * it as the panel shows them, and the wiring between the server's protocol
+ * messages and the notebook executor.
+ *
+ * The server drives the refinement loop; this model only mirrors what it
+ * reports (`token`, `turn`, `done`) and runs what it asks (`execute`).
+ */
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { ServerConnection } from '@jupyterlab/services';
+import { UUID } from '@lumino/coreutils';
+import { IDisposable } from '@lumino/disposable';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { clearChatHistory, fetchChatHistory } from '../api';
+import { cellLabel, notebookContext } from '../context';
+import {
+  CellDeleted,
+  findCell,
+  IRunResult,
+  KernelUnavailable,
+  placeCode,
+  requestCells,
+  runCell,
+  waitForUserRun
+} from '../notebook';
+import { ChatConnection } from './connection';
+import {
+  DoneStatus,
+  IExecuteMessage,
+  IHistoryRequest,
+  INotebookContext,
+  IOutcomeMessage,
+  ServerMessage,
+  TurnState
+} from './protocol';
+
+/** The user's settings that shape a request (schema/plugin.json). */
+export interface IChatSettings {
+  maxTurns: number;
+  autoExecute: boolean;
+  /** Seconds. */
+  executionTimeLimit: number;
+  sendVariables: boolean;
+  sendOutputs: boolean;
+  contextCells: number;
+}
+
+export const DEFAULT_CHAT_SETTINGS: IChatSettings = {
+  maxTurns: 3,
+  autoExecute: true,
+  executionTimeLimit: 60,
+  sendVariables: true,
+  sendOutputs: true,
+  contextCells: 20
+};
+
+/**
+ * What a turn shows: the server's states, plus `waiting` (the cell is in,
+ * waiting for the user to run it), `reply` (an answer without code) and
+ * `skipped` (code that was not run).
+ */
+export type TurnViewState = TurnState | 'waiting' | 'reply' | 'skipped';
+
+export interface ITurnView {
+  turn: number;
+  /** The model's reply, growing while it streams. */
+  reply: string;
+  /** The reply is complete: render it as markdown. */
+  complete: boolean;
+  state: TurnViewState;
+  ename: string;
+  evalue: string;
+  /** Seconds the code ran, once known. */
+  seconds: number | null;
+}
+
+export type RequestStatus = 'running' | DoneStatus;
+
+export interface IRequestView {
+  id: string;
+  prompt: string;
+  /** ms since epoch. */
+  started: number;
+  turns: ITurnView[];
+  status: RequestStatus;
+  /** The server's closing words (or why the browser ended it). */
+  message: string;
+  /** The label of the cell this request refines, when it does. */
+  refines: string | null;
+  autoExecute: boolean;
+  /** A Stop is on its way to the server. */
+  stopping: boolean;
+}
+
+export type HistoryState = 'idle' | 'loading' | 'loaded' | 'failed';
+
+export interface IThread {
+  /** The notebook's path: the server keeps one chat per notebook. */
+  readonly path: string;
+  requests: IRequestView[];
+  history: HistoryState;
+  historyError: string;
+  /** The user chose a new cell for the next request instead of a refinement. */
+  newThread: boolean;
+}
+
+export interface IRefineTarget {
+  cellId: string;
+  /** `In [4]` or `cell 5`. */
+  label: string;
+  requestId: string;
+}
+
+/** A request in flight: what the executor needs beyond the view. */
+interface IRunning {
+  view: IRequestView;
+  thread: IThread;
+  panel: NotebookPanel;
+  /** The cell the user was in when asking: new cells go below it. */
+  anchorCellId: string | null;
+  /** The cell this request writes (after turn 1, or the refined cell). */
+  cellId: string | null;
+  /** Aborts the run (or the wait for the user's run) of the current turn. */
+  abort: AbortController | null;
+  /** Set when the browser itself had to give up (no kernel, notebook closed). */
+  failure: string | null;
+}
+
+/** The timings the executor records for each turn (read by the UI tests). */
+export interface ITurnTiming {
+  id: string;
+  turn: number;
+  /** From the `execute` message to the `outcome` sent, in ms. */
+  totalMs: number;
+  /** Of which the kernel's run, request to reply, in ms. */
+  runMs: number;
+  /** The browser's own share: placing the cell, collecting the outcome. */
+  overheadMs: number;
+}
+
+export class ChatModel implements IDisposable {
+  constructor(options: ChatModel.IOptions) {
+    this._serverSettings =
+      options.serverSettings ?? ServerConnection.makeSettings();
+    this._connection =
+      options.connection ??
+      new ChatConnection({ serverSettings: this._serverSettings });
+    this._connection.messageReceived.connect(this._onMessage, this);
+    this._connection.stateChanged.connect(this._onConnection, this);
+  }
+
+  /** Anything the view shows changed. Token bursts are coalesced per frame. */
+  get stateChanged(): ISignal<this, void> {
+    return this._stateChanged;
+  }
+
+  get connection(): ChatConnection {
+    return this._connection;
+  }
+
+  get settings(): IChatSettings {
+    return this._settings;
+  }
+  set settings(settings: IChatSettings) {
+    this._settings = { ...settings };
+    this._changed();
+  }
+
+  /** The notebook the chat is about: the last one the user was in. */
+  get notebook(): NotebookPanel | null {
+    return this._notebook;
+  }
+  set notebook(panel: NotebookPanel | null) {
+    if (panel === this._notebook) {
+      return;
+    }
+    this._notebook?.model?.cells.changed.disconnect(this._onCellsChanged, this);
+    this._notebook?.context.pathChanged.disconnect(this._onPathChanged, this);
+    this._notebook = panel;
+    this._requestCells = null;
+    // Labels and the refine target follow the cells (runs, deletions).
+    panel?.model?.cells.changed.connect(this._onCellsChanged, this);
+    // The server keeps a chat per path: a renamed notebook is looked up anew.
+    panel?.context.pathChanged.connect(this._onPathChanged, this);
+    if (panel) {
+      void this.loadHistory(panel.context.path);
+    }
+    this._changed();
+  }
+
+  /** The current notebook's thread, or null without a notebook. */
+  get thread(): IThread | null {
+    const path = this._notebook?.context.path;
+    return path === undefined ? null : this._thread(path);
+  }
+
+  /** The current notebook's request in flight. */
+  get running(): IRequestView | null {
+    const requests = this.thread?.requests ?? [];
+    const last = requests[requests.length - 1];
+    return last?.status === 'running' ? last : null;
+  }
+
+  /** A message about the server or the connection, not about one request. */
+  get notice(): string {
+    return this._notice;
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  /**
+   * The cell the next request will rewrite (the human-feedback turn): the
+   * most recent request's cell that still exists, unless the user asked for
+   * a new cell.
+   */
+  refineTarget(): IRefineTarget | null {
+    return this.thread?.newThread ? null : this.refineCandidate();
+  }
+
+  /** The cell a refinement would rewrite, whether or not one is wanted. */
+  refineCandidate(): IRefineTarget | null {
+    const thread = this.thread;
+    const panel = this._notebook;
+    if (!thread || !panel) {
+      return null;
+    }
+    for (let i = thread.requests.length - 1; i >= 0; i--) {
+      const request = thread.requests[i];
+      if (request.status === 'running') {
+        continue;
+      }
+      const cellId = this._cellOf(request.id);
+      const found = cellId ? findCell(panel, cellId) : null;
+      if (found && found.cell.type === 'code') {
+        const label = cellLabel(found.cell);
+        return {
+          cellId: found.cell.id,
+          requestId: request.id,
+          label: label === 'In [ ]' ? `cell ${found.index + 1}` : label
+        };
+      }
+    }
+    return null;
+  }
+
+  /** Whether the next request writes a new cell rather than refining. */
+  setNewThread(value: boolean): void {
+    const thread = this.thread;
+    if (thread && thread.newThread !== value) {
+      thread.newThread = value;
+      this._changed();
+    }
+  }
+
+  /**
+   * Send a request about the current notebook. False when it cannot be sent
+   * now (no notebook, one already running, not connected, empty prompt);
+   * decided at once, so a double Enter cannot send twice.
+   */
+  ask(prompt: string): boolean {
+    const panel = this._notebook;
+    const thread = this.thread;
+    const text = prompt.trim();
+    if (
+      !panel ||
+      !thread ||
+      !text ||
+      this.running ||
+      this._connection.state !== 'open'
+    ) {
+      return false;
+    }
+    const id = UUID.uuid4();
+    performance.mark('oci:ask', { detail: { id } });
+    const refine = this.refineTarget();
+    const view: IRequestView = {
+      id,
+      prompt: text,
+      started: Date.now(),
+      turns: [],
+      status: 'running',
+      message: '',
+      refines: refine?.label ?? null,
+      autoExecute: this._settings.autoExecute,
+      stopping: false
+    };
+    const running: IRunning = {
+      view,
+      thread,
+      panel,
+      anchorCellId: panel.content.activeCell?.model.id ?? null,
+      cellId: refine?.cellId ?? null,
+      abort: null,
+      failure: null
+    };
+    thread.requests.push(view);
+    thread.newThread = false;
+    this._notice = '';
+    this._running.set(id, running);
+    this._changed();
+    void this._send(running, refine !== null);
+    return true;
+  }
+
+  private async _send(running: IRunning, refine: boolean): Promise<void> {
+    const { view, panel } = running;
+    const settings = this._settings;
+    let context: INotebookContext;
+    try {
+      context = await notebookContext(panel, {
+        contextCells: settings.contextCells,
+        sendOutputs: settings.sendOutputs,
+        sendVariables: settings.sendVariables
+      });
+    } catch (reason) {
+      this._finish(
+        running,
+        'error',
+        `Could not read the notebook: ${(reason as Error).message ?? reason}`
+      );
+      return;
+    }
+    if (view.stopping || !this._running.has(view.id)) {
+      // Stopped while the context was gathered: nothing reached the server.
+      this._finish(running, 'cancelled', 'Stopped.');
+      return;
+    }
+    const sent = this._connection.send({
+      type: 'ask',
+      id: view.id,
+      prompt: view.prompt,
+      notebook: running.thread.path,
+      mode: 'chat',
+      context,
+      max_turns: settings.maxTurns,
+      time_limit: settings.executionTimeLimit,
+      auto_execute: settings.autoExecute,
+      refine_cell: refine
+    });
+    if (!sent) {
+      this._finish(running, 'error', 'Not connected to the server.');
+      return;
+    }
+    performance.mark('oci:ask-sent', { detail: { id: view.id } });
+  }
+
+  /** Stop the current notebook's request: generation, run or wait. */
+  stop(): void {
+    const view = this.running;
+    const running = view ? this._running.get(view.id) : undefined;
+    if (running) {
+      this._stop(running);
+    }
+  }
+
+  private _stop(running: IRunning): void {
+    const view = running.view;
+    if (view.stopping) {
+      return;
+    }
+    view.stopping = true;
+    // Interrupts a running cell; the server then ends the request.
+    running.abort?.abort();
+    if (!this._connection.send({ type: 'cancel', id: view.id })) {
+      this._finish(running, 'cancelled', 'Stopped.');
+    }
+    this._changed();
+  }
+
+  /** Forget the current notebook's chat, here and on the server. */
+  async clearHistory(): Promise<void> {
+    const thread = this.thread;
+    if (!thread || this.running) {
+      return;
+    }
+    await clearChatHistory(thread.path, this._serverSettings);
+    thread.requests = [];
+    thread.newThread = false;
+    this._changed();
+  }
+
+  /** Show a cell the chat talks about. */
+  async revealCell(requestId: string): Promise<void> {
+    const panel = this._notebook;
+    if (!panel) {
+      return;
+    }
+    const cellId = this._cellOf(requestId);
+    const found = cellId ? findCell(panel, cellId) : null;
+    if (!found) {
+      return;
+    }
+    const notebook = panel.content;
+    notebook.activeCellIndex = found.index;
+    notebook.deselectAll();
+    const widget = notebook.widgets[found.index];
+    if (widget) {
+      await notebook.scrollToCell(widget, 'center');
+    }
+  }
+
+  /** Whether a request's cell is still in the current notebook. */
+  hasCell(requestId: string): boolean {
+    return this._cellOf(requestId) !== null;
+  }
+
+  /**
+   * The id of the cell a request wrote, if it is still in the current
+   * notebook: what this session placed, else what the cells' metadata says
+   * (after a reload). Called on every render, so the metadata is read once
+   * per change of the cells, not once per call.
+   */
+  private _cellOf(requestId: string): string | null {
+    const panel = this._notebook;
+    if (!panel) {
+      return null;
+    }
+    if (!this._requestCells) {
+      const ids = new Set<string>();
+      for (const cell of panel.model?.cells ?? []) {
+        ids.add(cell.id);
+      }
+      const byMetadata = new Map<string, string>();
+      for (const [request, cell] of requestCells(panel)) {
+        byMetadata.set(request, cell.id);
+      }
+      this._requestCells = { ids, byMetadata };
+    }
+    const { ids, byMetadata } = this._requestCells;
+    const placed = this._cells.get(requestId);
+    if (placed && ids.has(placed)) {
+      return placed;
+    }
+    return byMetadata.get(requestId) ?? null;
+  }
+
+  private _onPathChanged(_: unknown, path: string): void {
+    void this.loadHistory(path);
+    this._changed();
+  }
+
+  private _onCellsChanged(): void {
+    this._requestCells = null;
+    this._changed();
+  }
+
+  /** Fetch a notebook's past requests (on switching notebooks and on load). */
+  async loadHistory(path: string): Promise<void> {
+    const thread = this._thread(path);
+    // Requests in flight are the newest truth; a reload would race them.
+    if (
+      thread.history === 'loading' ||
+      thread.requests.some(r => r.status === 'running')
+    ) {
+      return;
+    }
+    thread.history = 'loading';
+    this._changed();
+    try {
+      const history = await fetchChatHistory(path, this._serverSettings);
+      if (!thread.requests.some(r => r.status === 'running')) {
+        thread.requests = history.requests.map(fromHistory);
+      }
+      thread.history = 'loaded';
+      thread.historyError = '';
+    } catch (reason) {
+      thread.history = 'failed';
+      thread.historyError = (reason as Error).message ?? String(reason);
+    }
+    this._changed();
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    for (const running of this._running.values()) {
+      running.abort?.abort();
+    }
+    this._running.clear();
+    this._connection.dispose();
+    window.cancelAnimationFrame(this._frame);
+    Signal.clearData(this);
+  }
+
+  // ---- protocol ------------------------------------------------------------
+
+  private _onMessage(_: ChatConnection, message: ServerMessage): void {
+    if (message.type === 'error' && !message.id) {
+      this._notice = `The server reported: ${message.message}`;
+      this._changed();
+      return;
+    }
+    const running = this._running.get(message.id ?? '');
+    if (!running) {
+      return; // a request that already ended here (stopped, connection lost)
+    }
+    const view = running.view;
+    switch (message.type) {
+      case 'token': {
+        const turn = this._turn(view, message.turn);
+        if (!turn.reply) {
+          performance.mark('oci:token-received', {
+            detail: { id: view.id, turn: turn.turn }
+          });
+        }
+        turn.reply += message.text;
+        if (turn.state !== 'generating') {
+          turn.state = 'generating';
+        }
+        this._changedSoon();
+        break;
+      }
+      case 'turn': {
+        const turn = this._turn(view, message.turn);
+        if (message.state === 'generating') {
+          turn.state = 'generating';
+        } else {
+          turn.complete = true;
+          if (message.state !== 'executing') {
+            turn.state = message.state;
+            turn.ename = message.ename ?? '';
+            turn.evalue = message.evalue ?? '';
+          }
+        }
+        this._changed();
+        break;
+      }
+      case 'execute':
+        void this._execute(running, message);
+        break;
+      case 'done':
+        this._finish(
+          running,
+          message.status,
+          running.failure ?? message.message,
+          running.failure !== null
+        );
+        break;
+      case 'error':
+        // The server rejected a message of this request. An `ask` it could
+        // not accept gets no `done`: end the request here.
+        if (view.turns.length === 0) {
+          this._finish(running, 'error', message.message);
+        } else {
+          this._notice = `The server reported: ${message.message}`;
+          this._changed();
+        }
+        break;
+    }
+  }
+
+  private _onConnection(connection: ChatConnection): void {
+    if (connection.state === 'closed') {
+      // The server cancels a closed socket's requests: end them here too,
+      // with the reason, rather than leave them spinning.
+      for (const running of [...this._running.values()]) {
+        this._finish(
+          running,
+          'error',
+          'The connection to the server was lost; the request ended.'
+        );
+      }
+    }
+    if (connection.state === 'open') {
+      this._notice = '';
+    }
+    this._changed();
+  }
+
+  /** Place the code, run it (or wait for the user to), report the outcome. */
+  private async _execute(
+    running: IRunning,
+    message: IExecuteMessage
+  ): Promise<void> {
+    const received = performance.now();
+    const view = running.view;
+    const turn = this._turn(view, message.turn);
+    turn.complete = true;
+    turn.state = message.auto_execute ? 'executing' : 'waiting';
+    const abort = new AbortController();
+    running.abort = abort;
+
+    let result: IRunResult;
+    try {
+      const cell = placeCode(running.panel, {
+        requestId: view.id,
+        turn: message.turn,
+        code: message.code,
+        // `replace` rewrites this request's cell (or the refined one); when
+        // that cell is gone, placeCode inserts a new one instead.
+        replaceCellId: message.target === 'replace' ? running.cellId : null,
+        anchorCellId: running.anchorCellId
+      });
+      running.cellId = cell.id;
+      this._cells.set(view.id, cell.id);
+      this._requestCells = null;
+      this._changed();
+      result = message.auto_execute
+        ? await runCell(running.panel, cell.id, {
+            timeLimit: message.time_limit,
+            signal: abort.signal
+          })
+        : await waitForUserRun(running.panel, cell.id, abort.signal);
+    } catch (reason) {
+      if (!this._running.has(view.id) || abort.signal.aborted) {
+        return; // stopped: the server ends the request
+      }
+      if (reason instanceof CellDeleted) {
+        // The user removed the cell instead of running it: that is a stop.
+        this._stop(running);
+        return;
+      }
+      const error = reason as Error;
+      if (error instanceof KernelUnavailable) {
+        running.failure = error.message;
+      }
+      result = {
+        status: 'error',
+        output: '',
+        error: {
+          ename: error.name || 'Error',
+          evalue: error.message ?? String(error),
+          traceback: []
+        },
+        seconds: 0,
+        runMs: 0
+      };
+    } finally {
+      if (running.abort === abort) {
+        running.abort = null;
+      }
+    }
+    if (!this._running.has(view.id)) {
+      return; // ended meanwhile
+    }
+    const outcome: IOutcomeMessage = {
+      type: 'outcome',
+      id: view.id,
+      turn: message.turn,
+      status: result.status,
+      output: result.output,
+      seconds: Math.round(result.seconds * 1000) / 1000
+    };
+    if (result.error) {
+      outcome.error = result.error;
+    }
+    this._connection.send(outcome);
+    if (running.failure) {
+      // Nothing can run in this notebook now: further turns would only ask
+      // the model for more code to fail the same way. Cancelling ends the
+      // request at once; the failure stays the message shown.
+      this._connection.send({ type: 'cancel', id: view.id });
+    }
+    const totalMs = performance.now() - received;
+    const timing: ITurnTiming = {
+      id: view.id,
+      turn: message.turn,
+      totalMs,
+      runMs: result.runMs,
+      overheadMs: message.auto_execute ? totalMs - result.runMs : NaN
+    };
+    performance.mark('oci:turn', { detail: timing });
+    turn.state = result.status;
+    turn.seconds = result.seconds;
+    turn.ename = result.error?.ename ?? '';
+    turn.evalue = result.error?.evalue ?? '';
+    this._changed();
+  }
+
+  private _finish(
+    running: IRunning,
+    status: DoneStatus,
+    message: string,
+    failed = false
+  ): void {
+    const view = running.view;
+    if (!this._running.delete(view.id)) {
+      return;
+    }
+    // Stop waiting for a run the user never made. A cell already running is
+    // left alone: its output is the user's now (Stop interrupts it instead).
+    if (view.turns.some(t => t.state === 'waiting')) {
+      running.abort?.abort();
+    }
+    // A kernel the browser could not use ends the request as an error, even
+    // though the browser had to cancel it to end it.
+    view.status = failed ? 'error' : status;
+    view.message = message;
+    view.stopping = false;
+    for (const turn of view.turns) {
+      turn.complete = true;
+      if (
+        turn.state === 'generating' ||
+        turn.state === 'executing' ||
+        turn.state === 'waiting'
+      ) {
+        turn.state =
+          status === 'cancelled' || status === 'error'
+            ? 'cancelled'
+            : turn.state === 'generating'
+              ? 'reply'
+              : 'skipped';
+      }
+    }
+    this._changed();
+  }
+
+  /** The view of a turn, created on its first message. */
+  private _turn(view: IRequestView, number: number): ITurnView {
+    let turn = view.turns.find(t => t.turn === number);
+    if (!turn) {
+      // A turn that never got code run (a reply that called input()).
+      for (const earlier of view.turns) {
+        if (earlier.state === 'generating') {
+          earlier.state = 'skipped';
+          earlier.complete = true;
+        }
+      }
+      turn = {
+        turn: number,
+        reply: '',
+        complete: false,
+        state: 'generating',
+        ename: '',
+        evalue: '',
+        seconds: null
+      };
+      view.turns.push(turn);
+    }
+    return turn;
+  }
+
+  private _thread(path: string): IThread {
+    let thread = this._threads.get(path);
+    if (!thread) {
+      thread = {
+        path,
+        requests: [],
+        history: 'idle',
+        historyError: '',
+        newThread: false
+      };
+      this._threads.set(path, thread);
+    }
+    return thread;
+  }
+
+  private _changed(): void {
+    window.cancelAnimationFrame(this._frame);
+    this._frame = 0;
+    this._stateChanged.emit();
+  }
+
+  /** At most one update per frame while tokens stream in. */
+  private _changedSoon(): void {
+    if (!this._frame) {
+      this._frame = window.requestAnimationFrame(() => this._changed());
+    }
+  }
+
+  /** The cell each request of this session last wrote. */
+  private _cells = new Map<string, string>();
+  private _requestCells: {
+    ids: Set<string>;
+    byMetadata: Map<string, string>;
+  } | null = null;
+  private _connection: ChatConnection;
+  private _frame = 0;
+  private _isDisposed = false;
+  private _notebook: NotebookPanel | null = null;
+  private _notice = '';
+  private _running = new Map<string, IRunning>();
+  private _serverSettings: ServerConnection.ISettings;
+  private _settings: IChatSettings = { ...DEFAULT_CHAT_SETTINGS };
+  private _stateChanged = new Signal<this, void>(this);
+  private _threads = new Map<string, IThread>();
+}
+
+export namespace ChatModel {
+  export interface IOptions {
+    serverSettings?: ServerConnection.ISettings;
+    connection?: ChatConnection;
+  }
+}
+
+/** A past request as the server kept it. */
+export function fromHistory(request: IHistoryRequest): IRequestView {
+  const stopped = request.status === 'cancelled' || request.status === 'error';
+  return {
+    id: request.id,
+    prompt: request.prompt,
+    started: request.started * 1000,
+    status: request.status === 'running' ? 'cancelled' : request.status,
+    message: request.message,
+    refines: null,
+    autoExecute: true,
+    stopping: false,
+    turns: request.turns.map(turn => ({
+      turn: turn.turn,
+      reply: turn.reply,
+      complete: true,
+      state: turn.outcome
+        ? turn.outcome.status
+        : turn.code === null
+          ? 'reply'
+          : stopped
+            ? 'cancelled'
+            : 'skipped',
+      ename: turn.outcome?.ename ?? '',
+      evalue: turn.outcome?.evalue ?? '',
+      seconds: turn.outcome ? turn.outcome.seconds : null
+    }))
+  };
+}

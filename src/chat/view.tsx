@@ -1,0 +1,272 @@
+/**
+ * The chat: the current notebook's requests, newest at the bottom, and the
+ * composer. Everything it shows comes from ChatModel.
+ */
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { deleteIcon, notebookIcon } from '@jupyterlab/ui-components';
+import { ISignal } from '@lumino/signaling';
+import * as React from 'react';
+
+import { Composer } from './composer';
+import { warmUpMarkdown } from './markdown';
+import { RequestItem } from './messages';
+import { ChatModel, IChatSettings } from './model';
+
+/** Re-render whenever a signal fires. */
+export function useSignal(signal: ISignal<unknown, unknown>): void {
+  const [, setVersion] = React.useState(0);
+  React.useEffect(() => {
+    const bump = () => setVersion(version => version + 1);
+    signal.connect(bump);
+    return () => {
+      signal.disconnect(bump);
+    };
+  }, [signal]);
+}
+
+const EXAMPLES = [
+  'load data.csv and plot the monthly totals',
+  'print the sum of 1..10',
+  'write is_prime(n) and test it on the numbers below 30'
+];
+
+function EmptyState(props: {
+  onPick: (example: string) => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { trans } = props;
+  return (
+    <div className="jp-OciChat-empty">
+      <p className="jp-OciChat-emptyTitle">
+        {trans.__('Ask for code; it runs as a new cell below yours.')}
+      </p>
+      <p className="jp-OciChat-emptyText">
+        {trans.__(
+          'The model sees your cells and variables, runs its code in your kernel and fixes it when it fails. Try:'
+        )}
+      </p>
+      <ul className="jp-OciChat-examples">
+        {EXAMPLES.map(example => (
+          <li key={example}>
+            <button
+              type="button"
+              className="jp-OciChat-example"
+              onClick={() => props.onPick(example)}
+            >
+              {trans.__(example)}
+            </button>
+          </li>
+        ))}
+      </ul>
+      <p className="jp-OciChat-keys">
+        <kbd>Enter</kbd> {trans.__('sends')} · <kbd>Shift</kbd>+<kbd>Enter</kbd>{' '}
+        {trans.__('new line')} · <kbd>Esc</kbd> {trans.__('stops')}
+      </p>
+    </div>
+  );
+}
+
+function settingsHint(settings: IChatSettings, trans: TranslationBundle) {
+  const parts = [
+    trans._n('up to %1 attempt', 'up to %1 attempts', settings.maxTurns),
+    settings.autoExecute
+      ? trans.__('runs automatically')
+      : trans.__('you run the cells'),
+    trans.__('%1 s limit', settings.executionTimeLimit)
+  ];
+  return parts.join(' · ');
+}
+
+/** Seconds until the next reconnection attempt, ticking while closed. */
+function useRetryCountdown(model: ChatModel): number | null {
+  const connection = model.connection;
+  const [now, setNow] = React.useState(Date.now());
+  const retryAt = connection.state === 'closed' ? connection.retryAt : null;
+  React.useEffect(() => {
+    if (retryAt === null) {
+      return;
+    }
+    const timer = window.setInterval(() => setNow(Date.now()), 1000);
+    return () => window.clearInterval(timer);
+  }, [retryAt]);
+  return retryAt === null
+    ? null
+    : Math.max(0, Math.ceil((retryAt - now) / 1000));
+}
+
+export interface IChatViewProps {
+  model: ChatModel;
+  /** Why the model cannot take a request now (loading, failed), or null. */
+  engineBlocker: string | null;
+  rendermime: IRenderMimeRegistry;
+  focusRequested: ISignal<unknown, void>;
+  onClearHistory: () => void;
+  trans: TranslationBundle;
+}
+
+export function ChatView(props: IChatViewProps): JSX.Element {
+  const { model, rendermime, trans } = props;
+  useSignal(model.stateChanged);
+  useSignal(model.connection.stateChanged);
+  const retryIn = useRetryCountdown(model);
+  const [draft, setDraft] = React.useState('');
+  React.useEffect(() => warmUpMarkdown(rendermime), [rendermime]);
+
+  const panel = model.notebook;
+  const thread = model.thread;
+  const running = model.running;
+  const requests = thread?.requests ?? [];
+
+  // Follow new content unless the user scrolled up to read.
+  const scroller = React.useRef<HTMLDivElement>(null);
+  const stick = React.useRef(true);
+  React.useLayoutEffect(() => {
+    const node = scroller.current;
+    if (node && stick.current) {
+      node.scrollTop = node.scrollHeight;
+    }
+  });
+  React.useEffect(() => {
+    stick.current = true;
+  }, [thread?.path]);
+
+  let disabledReason: string | null = null;
+  if (model.connection.state === 'closed') {
+    disabledReason =
+      retryIn !== null
+        ? trans.__(
+            'Disconnected from the server. Reconnecting in %1 s…',
+            retryIn
+          )
+        : trans.__('Disconnected from the server.');
+  } else if (model.connection.state === 'connecting') {
+    disabledReason = trans.__('Connecting to the server…');
+  } else if (props.engineBlocker) {
+    disabledReason = props.engineBlocker;
+  } else if (!panel) {
+    disabledReason = trans.__('Open a notebook to ask for code.');
+  }
+
+  const send = (prompt: string) => {
+    if (model.ask(prompt)) {
+      stick.current = true;
+      setDraft('');
+    }
+  };
+
+  const path = thread?.path ?? '';
+  const name = path.split('/').pop() ?? path;
+  return (
+    <section className="jp-OciChat" aria-label={trans.__('Chat')}>
+      {panel && (
+        <div className="jp-OciChat-toolbar">
+          <span className="jp-OciChat-notebook" title={path}>
+            <notebookIcon.react tag="span" className="jp-OciChat-nbIcon" />
+            <span className="jp-OciChat-notebookName">{name}</span>
+          </span>
+          <button
+            type="button"
+            className="jp-OciChat-iconButton"
+            onClick={props.onClearHistory}
+            disabled={!thread || requests.length === 0 || running !== null}
+            title={trans.__('Clear this notebook’s chat')}
+            aria-label={trans.__('Clear chat history')}
+          >
+            <deleteIcon.react tag="span" />
+          </button>
+        </div>
+      )}
+      {model.connection.state === 'closed' && (
+        <div className="jp-OciChat-banner" role="status">
+          <span>
+            {trans.__(
+              'The chat lost its connection to the Jupyter server; it reconnects by itself.'
+            )}
+          </span>
+          <button
+            type="button"
+            className="jp-OciChat-link"
+            onClick={() => model.connection.reconnect()}
+          >
+            {trans.__('Retry now')}
+          </button>
+        </div>
+      )}
+      {model.notice && (
+        <div className="jp-OciChat-banner jp-mod-warn" role="status">
+          {model.notice}
+        </div>
+      )}
+      <div
+        className="jp-OciChat-messages"
+        ref={scroller}
+        onScroll={event => {
+          const node = event.currentTarget;
+          stick.current =
+            node.scrollTop + node.clientHeight >= node.scrollHeight - 24;
+        }}
+      >
+        {thread?.history === 'loading' && requests.length === 0 && (
+          <p className="jp-OciChat-status">
+            {trans.__('Loading the chat history…')}
+          </p>
+        )}
+        {thread?.history === 'failed' && (
+          <p className="jp-OciChat-status jp-mod-error">
+            {trans.__(
+              'Could not load the chat history (%1).',
+              thread.historyError
+            )}
+          </p>
+        )}
+        {!panel && (
+          <div className="jp-OciChat-empty">
+            <p className="jp-OciChat-emptyTitle">
+              {trans.__('No notebook open')}
+            </p>
+            <p className="jp-OciChat-emptyText">
+              {trans.__(
+                'The chat works on the notebook you are in: open or create one, then ask for code. The model writes it into a cell, runs it in your kernel and fixes it when it fails.'
+              )}
+            </p>
+          </div>
+        )}
+        {panel && requests.length === 0 && thread?.history !== 'loading' && (
+          <EmptyState onPick={setDraft} trans={trans} />
+        )}
+        {requests.map(request => (
+          <RequestItem
+            key={request.id}
+            request={request}
+            hasCell={request.status !== 'running' && model.hasCell(request.id)}
+            onRevealCell={id => void model.revealCell(id)}
+            rendermime={rendermime}
+            trans={trans}
+          />
+        ))}
+      </div>
+      <Composer
+        disabledReason={disabledReason}
+        running={running !== null}
+        stopping={running?.stopping ?? false}
+        refine={running ? null : model.refineTarget()}
+        refineCandidate={running ? null : model.refineCandidate()}
+        hint={settingsHint(model.settings, trans)}
+        draft={draft}
+        onDraftChange={setDraft}
+        onSend={send}
+        onStop={() => model.stop()}
+        onNewThread={value => model.setNewThread(value)}
+        onRevealRefined={() => {
+          const target = model.refineTarget();
+          if (target) {
+            void model.revealCell(target.requestId);
+          }
+        }}
+        focusRequested={props.focusRequested}
+        trans={trans}
+      />
+    </section>
+  );
+}

@@ -1,0 +1,333 @@
+/**
+ * What the model is told about the notebook with each request: the cells
+ * around the active one, the kernel's language and the user's variables.
+ */
+import { ICellModel, ICodeCellModel } from '@jupyterlab/cells';
+import * as nbformat from '@jupyterlab/nbformat';
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { Kernel, KernelMessage } from '@jupyterlab/services';
+
+import { ICellContext, INotebookContext, IVariableInfo } from './chat/protocol';
+
+export interface IContextOptions {
+  /** At most this many cells, around the active one. */
+  contextCells: number;
+  sendOutputs: boolean;
+  sendVariables: boolean;
+  /** How long the kernel may take to describe its variables (ms). */
+  variablesTimeout?: number;
+}
+
+/** A cell's source beyond this is cut to its head and tail. */
+const SOURCE_LIMIT = 2000;
+/** Outputs are a hint, not data: a few hundred characters each. */
+const OUTPUT_LIMIT = 400;
+const VARIABLES_TIMEOUT_MS = 2000;
+/** How long a briefly busy kernel is waited for before asking it. */
+const IDLE_WAIT_MS = 500;
+
+/** Long text -> its head and tail with a marker between. */
+export function cut(text: string, limit: number): string {
+  if (text.length <= limit) {
+    return text;
+  }
+  const keep = Math.floor((limit - 40) / 2);
+  const omitted = text.length - 2 * keep;
+  return `${text.slice(0, keep)}\n... [${omitted} characters omitted] ...\n${text.slice(-keep)}`;
+}
+
+/** The label a user sees next to a cell: `In [3]`, `In [ ]`, `Markdown`. */
+export function cellLabel(cell: ICellModel): string {
+  if (cell.type === 'code') {
+    const count = (cell as ICodeCellModel).executionCount;
+    return `In [${count ?? ' '}]`;
+  }
+  return cell.type === 'markdown' ? 'Markdown' : 'Raw';
+}
+
+function multiline(value: nbformat.MultilineString | undefined): string {
+  if (value === undefined) {
+    return '';
+  }
+  return Array.isArray(value) ? value.join('') : value;
+}
+
+/**
+ * The text a person would read in a cell's outputs: text/plain of results and
+ * displays, streams, and errors as `ename: evalue`. Rich outputs (images,
+ * HTML) are named, not sent.
+ */
+export function outputText(
+  outputs: readonly nbformat.IOutput[],
+  options: { errors?: boolean } = {}
+): string {
+  const parts: string[] = [];
+  for (const output of outputs) {
+    if (nbformat.isStream(output)) {
+      parts.push(multiline(output.text));
+    } else if (
+      nbformat.isExecuteResult(output) ||
+      nbformat.isDisplayData(output)
+    ) {
+      const text = output.data['text/plain'] as nbformat.MultilineString;
+      if (text !== undefined) {
+        parts.push(multiline(text) + '\n');
+      } else {
+        const kinds = Object.keys(output.data).join(', ');
+        parts.push(`<${kinds}>\n`);
+      }
+    } else if (nbformat.isError(output) && options.errors !== false) {
+      parts.push(`${output.ename}: ${output.evalue}\n`);
+    }
+  }
+  return parts.join('');
+}
+
+/**
+ * Which cells to send: the active one and up to `limit - 1` others, mostly
+ * before it (they made the state the new code runs in), some after.
+ */
+export function contextWindow(
+  count: number,
+  active: number,
+  limit: number
+): [number, number] {
+  if (limit <= 0 || count === 0) {
+    return [0, 0];
+  }
+  const center = Math.min(Math.max(active, 0), count - 1);
+  let after = Math.min(count - 1 - center, Math.floor((limit - 1) / 4));
+  const before = Math.min(center, limit - 1 - after);
+  after = Math.min(count - 1 - center, limit - 1 - before);
+  return [center - before, center + after + 1];
+}
+
+export function cellsContext(
+  cells: readonly ICellModel[],
+  activeIndex: number,
+  options: Pick<IContextOptions, 'contextCells' | 'sendOutputs'>
+): ICellContext[] {
+  const [start, end] = contextWindow(
+    cells.length,
+    activeIndex,
+    options.contextCells
+  );
+  const result: ICellContext[] = [];
+  for (let index = start; index < end; index++) {
+    const cell = cells[index];
+    if (cell.type !== 'code' && cell.type !== 'markdown') {
+      continue;
+    }
+    let output = '';
+    if (cell.type === 'code' && options.sendOutputs) {
+      const outputs = (cell as ICodeCellModel).outputs.toJSON();
+      output = cut(outputText(outputs).trimEnd(), OUTPUT_LIMIT);
+    }
+    result.push({
+      source: cut(cell.sharedModel.getSource(), SOURCE_LIMIT),
+      output,
+      label: cellLabel(cell),
+      active: index === activeIndex,
+      kind: cell.type
+    });
+  }
+  return result;
+}
+
+/** The notebook's language, from the running kernel or else its metadata. */
+export function notebookLanguage(panel: NotebookPanel): string {
+  const info = panel.model?.getMetadata('language_info') as
+    { name?: string } | undefined;
+  const spec = panel.model?.getMetadata('kernelspec') as
+    { language?: string } | undefined;
+  return (info?.name || spec?.language || 'python').toLowerCase();
+}
+
+export async function notebookContext(
+  panel: NotebookPanel,
+  options: IContextOptions
+): Promise<INotebookContext> {
+  const notebook = panel.content;
+  const cells = notebook.model ? Array.from(notebook.model.cells) : [];
+  const language = notebookLanguage(panel);
+  const context: INotebookContext = {
+    language,
+    cells: cellsContext(cells, notebook.activeCellIndex, options),
+    variables: []
+  };
+  const kernel = panel.sessionContext.session?.kernel;
+  if (
+    options.sendVariables &&
+    kernel &&
+    language === 'python' &&
+    (await becomesIdle(kernel, IDLE_WAIT_MS))
+  ) {
+    context.variables = await kernelVariables(
+      kernel,
+      options.variablesTimeout ?? VARIABLES_TIMEOUT_MS
+    );
+  }
+  return context;
+}
+
+/**
+ * Whether the kernel is idle now or within `ms`. A kernel that is starting,
+ * or busy with the user's own cell, would answer only after it (or the
+ * timeout): the request goes without variables rather than delay the first
+ * token; a kernel busy for a moment (a completion, kernel info) is waited for.
+ */
+function becomesIdle(
+  kernel: Kernel.IKernelConnection,
+  ms: number
+): Promise<boolean> {
+  if (kernel.status === 'idle') {
+    return Promise.resolve(true);
+  }
+  if (kernel.status !== 'busy' && kernel.status !== 'unknown') {
+    return Promise.resolve(false);
+  }
+  return new Promise(resolve => {
+    const done = (idle: boolean) => {
+      window.clearTimeout(timer);
+      kernel.statusChanged.disconnect(onStatus);
+      resolve(idle);
+    };
+    const onStatus = (_: unknown, status: Kernel.Status) => {
+      if (status === 'idle') {
+        done(true);
+      }
+    };
+    const timer = window.setTimeout(() => done(false), ms);
+    kernel.statusChanged.connect(onStatus);
+  });
+}
+
+/**
+ * Describes the user's namespace without touching it: it runs in its own
+ * dict (nothing is left behind), imports nothing the user has not imported
+ * (pandas and numpy objects are recognised by their type's module), and
+ * calls no arbitrary `__repr__` or `__len__`. The result is an object whose
+ * repr is the JSON, so it comes back as text/plain, unquoted.
+ */
+const DESCRIBE_VARIABLES = `
+import json as _json, types as _types
+_hidden = {'In', 'Out', 'exit', 'quit', 'get_ipython', 'open'}
+_found = []
+for _name, _value in list(__ns.items()):
+    if _name.startswith('_') or _name in _hidden or isinstance(_value, _types.ModuleType):
+        continue
+    _kind = type(_value)
+    _module = getattr(_kind, '__module__', '') or ''
+    _type = _kind.__name__
+    _summary = ''
+    _rank = 2
+    try:
+        if _module.startswith('pandas') and _type == 'DataFrame':
+            _cols = [f'{c} ({t})' for c, t in list(_value.dtypes.items())[:25]]
+            _more = len(_value.columns) - len(_cols)
+            _summary = f'shape {_value.shape}, columns: ' + ', '.join(_cols) + (f', ... {_more} more' if _more > 0 else '')
+            _rank = 0
+        elif _module.startswith('pandas') and _type == 'Series':
+            _summary = f'len {len(_value)}, dtype {_value.dtype}'
+            _rank = 0
+        elif _module.startswith('numpy') and _type == 'ndarray':
+            _summary = f'shape {_value.shape}, dtype {_value.dtype}'
+            _rank = 0
+        elif isinstance(_value, (bool, int, float, complex)):
+            _summary = ('value ' + repr(_value))[:80]
+            _rank = 1
+        elif isinstance(_value, str):
+            _summary = f'len {len(_value)}, value ' + repr(_value if len(_value) <= 60 else _value[:57] + '...')
+            _rank = 1
+        elif isinstance(_value, (list, tuple, dict, set, frozenset)):
+            _summary = f'len {len(_value)}'
+            _rank = 1
+        elif isinstance(_value, _types.FunctionType):
+            import inspect as _inspect
+            _type, _rank = 'function', 3
+            try:
+                _summary = _name + str(_inspect.signature(_value))
+            except (TypeError, ValueError):
+                _summary = _name + '(...)'
+        elif isinstance(_value, type):
+            _type, _rank = 'class', 3
+        elif callable(_value) and _module.startswith(('builtins', 'IPython')):
+            continue
+    except Exception:
+        pass
+    if _module not in ('builtins', '') and _type not in ('DataFrame', 'Series', 'ndarray', 'function', 'class'):
+        _type = _module + '.' + _type
+    _found.append((_rank, _name, {'name': _name, 'type': _type, 'summary': _summary[:300]}))
+_found.sort(key=lambda f: (f[0], f[1]))
+class _Json:
+    def __init__(self, text):
+        self.text = text
+    def __repr__(self):
+        return self.text
+__result = _Json(_json.dumps([f[2] for f in _found[:100]]))
+`;
+
+/**
+ * A user expression (evaluated by the kernel after the empty silent cell)
+ * that runs the description in a fresh dict, with the user's globals passed
+ * in. A JSON string literal is a valid Python string literal.
+ */
+export const VARIABLES_EXPRESSION = `(lambda d: (exec(${JSON.stringify(
+  DESCRIBE_VARIABLES
+)}, d), d['__result'])[1])({'__ns': globals()})`;
+
+function isVariable(value: unknown): value is IVariableInfo {
+  const v = value as Partial<IVariableInfo> | null;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.name === 'string' &&
+    typeof v.type === 'string' &&
+    typeof v.summary === 'string'
+  );
+}
+
+/**
+ * The user's variables, asked of the kernel silently: no history entry, no
+ * execution count, no output. An empty list when the kernel is busy, slow or
+ * not IPython: the request goes on without them.
+ */
+export async function kernelVariables(
+  kernel: Kernel.IKernelConnection,
+  timeoutMs: number = VARIABLES_TIMEOUT_MS
+): Promise<IVariableInfo[]> {
+  let timer = 0;
+  const future = kernel.requestExecute({
+    code: '',
+    silent: true,
+    store_history: false,
+    allow_stdin: false,
+    user_expressions: { oci: VARIABLES_EXPRESSION }
+  });
+  const timeout = new Promise<null>(resolve => {
+    timer = window.setTimeout(() => resolve(null), timeoutMs);
+  });
+  try {
+    const reply = (await Promise.race([future.done, timeout])) as
+      KernelMessage.IExecuteReplyMsg | null | undefined;
+    if (!reply || reply.content.status !== 'ok') {
+      return [];
+    }
+    const result = reply.content.user_expressions?.['oci'] as
+      { status?: string; data?: { 'text/plain'?: string } } | undefined;
+    const text = result?.status === 'ok' ? result.data?.['text/plain'] : null;
+    if (!text) {
+      return [];
+    }
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) ? parsed.filter(isVariable) : [];
+  } catch {
+    return [];
+  } finally {
+    window.clearTimeout(timer);
+    // A request still queued behind a busy cell runs later; nobody listens.
+    if (!future.isDisposed) {
+      future.dispose();
+    }
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * The chat end to end with the real bundled model (Qwen2.5-Coder-1.5B on
+ * llama.cpp): it writes the code, the notebook runs it. Also measures the
+ * latency a user feels (time to the first token on screen) and the
+ * browser's own overhead per turn.
+ */
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+
+import {
+  ask,
+  marks,
+  newNotebook,
+  notebookCells,
+  openPanel,
+  outputText,
+  PANEL,
+  requests
+} from './helpers';
+
+const MODEL_READY_TIMEOUT = 5 * 60 * 1000;
+const ANSWER_TIMEOUT = 2 * 60 * 1000;
+
+async function modelReady(page: IJupyterLabPageFixture) {
+  const panel = await openPanel(page);
+  await expect(panel.locator('[data-oci-state="ready"]')).toBeVisible({
+    timeout: MODEL_READY_TIMEOUT
+  });
+  return panel;
+}
+
+/**
+ * ms from Enter to the first words on screen, for a request, and the
+ * browser's share of it: gathering the context before the `ask` leaves, and
+ * rendering after the first token arrives.
+ */
+async function firstTokenMs(page: IJupyterLabPageFixture, id: string) {
+  const find = async (name: string) => {
+    const mark = (await marks(page, name)).find(
+      m => m.detail.id === id && (m.detail.turn ?? 1) === 1
+    );
+    if (!mark) {
+      throw new Error(`no ${name} mark for ${id}`);
+    }
+    return mark.startTime;
+  };
+  const asked = await find('oci:ask');
+  const sent = await find('oci:ask-sent');
+  const received = await find('oci:token-received');
+  const shown = await find('oci:first-token');
+  const total = shown - asked;
+  const browser = sent - asked + (shown - received);
+  console.log(
+    `time to first token ${total.toFixed(0)} ms: browser ${browser.toFixed(0)} ms ` +
+      `(context ${(sent - asked).toFixed(0)} ms, render ${(shown - received).toFixed(0)} ms), ` +
+      `server and model ${(received - sent).toFixed(0)} ms`
+  );
+  return total;
+}
+
+test.describe('chat with the real model', () => {
+  test('writes a cell below the active one and runs it', async ({ page }) => {
+    // A fresh notebook: the kernel may still be starting when the code comes.
+    await page.notebook.createNew();
+    await modelReady(page);
+    await ask(page, 'print the sum of 1..10');
+
+    const request = requests(page).last();
+    await expect(request).not.toHaveAttribute('data-oci-status', 'running', {
+      timeout: ANSWER_TIMEOUT
+    });
+    await expect(request).toHaveAttribute('data-oci-status', 'success');
+    await expect(
+      request.locator('.jp-OciChat-turn').last().locator('.jp-OciChat-chip')
+    ).toContainText('ok');
+
+    const cells = await notebookCells(page);
+    console.log(`generated cell:\n${cells[cells.length - 1].source}`);
+    expect(cells).toHaveLength(2);
+    const cell = cells[1];
+    expect(cell.metadata.oci).toMatchObject({ generated: true });
+    expect(cell.execution_count).toEqual(expect.any(Number));
+    expect(outputText(cell)).toContain('55');
+    await firstTokenMs(page, (await request.getAttribute('data-oci-request'))!);
+  });
+
+  test('time to the first token with a ~500-token notebook', async ({
+    page
+  }) => {
+    // A notebook a user might have: data prepared over a few cells.
+    const sources = [
+      "import math\nimport statistics\n\nprices = [12.5, 13.0, 12.8, 14.2, 15.1, 14.9, 16.3, 15.8, 17.0, 16.4]\nvolumes = [120, 98, 143, 165, 190, 172, 201, 188, 230, 215]",
+      "def moving_average(values, window=3):\n    \"\"\"Average of each run of `window` consecutive values.\"\"\"\n    return [sum(values[i:i + window]) / window for i in range(len(values) - window + 1)]\n\nsmooth = moving_average(prices)\nprint([round(v, 2) for v in smooth])",
+      "returns = [(b - a) / a for a, b in zip(prices, prices[1:])]\nvolatility = statistics.stdev(returns)\nprint(f'mean return {statistics.mean(returns):.4f}, volatility {volatility:.4f}')",
+      "weighted = sum(p * v for p, v in zip(prices, volumes)) / sum(volumes)\nprint('volume-weighted price', round(weighted, 3))\nbest_day = max(range(len(prices)), key=lambda i: prices[i] * volumes[i])\nprint('best day', best_day, prices[best_day], volumes[best_day])"
+    ];
+    await newNotebook(page, sources[0]);
+    for (const source of sources.slice(1)) {
+      await page.notebook.addCell('code', source);
+      await page.notebook.runCell((await notebookCells(page)).length - 1, {
+        inplace: true
+      });
+    }
+    const panel = await modelReady(page);
+
+    // What the browser sends and when the first token comes back, read from
+    // the websocket: separates the server's latency from the page's.
+    const asks: any[] = [];
+    const sentAt = new Map<string, number>();
+    const firstTokenAt = new Map<string, number>();
+    page.on('websocket', socket => {
+      if (!socket.url().includes('/oci/chat')) {
+        return; // kernels' sockets
+      }
+      socket.on('framesent', frame => {
+        const text = String(frame.payload);
+        if (text.includes('"type": "ask"') || text.includes('"type":"ask"')) {
+          const ask = JSON.parse(text);
+          asks.push(ask);
+          sentAt.set(ask.id, Date.now());
+        }
+      });
+      socket.on('framereceived', frame => {
+        const message = JSON.parse(String(frame.payload));
+        if (message.type === 'token' && !firstTokenAt.has(message.id)) {
+          firstTokenAt.set(message.id, Date.now());
+        }
+      });
+    });
+    // The socket was opened at page load, before the listener: reopen it
+    // (the kernel, and so the variables, outlive the page).
+    await page.notebook.save();
+    await page.reload({ waitForIsReady: false });
+    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+    await modelReady(page);
+
+    const timings: number[] = [];
+    for (const prompt of [
+      'print the report as a markdown table',
+      'plot nothing, just print the number of prices above the moving average'
+    ]) {
+      // A new cell each time: each request is a first turn of its own.
+      const newCell = panel.getByRole('button', { name: 'New cell instead' });
+      if (await newCell.isVisible()) {
+        await newCell.click();
+      }
+      await ask(page, prompt);
+      const request = requests(page).last();
+      await expect(request).not.toHaveAttribute('data-oci-status', 'running', {
+        timeout: ANSWER_TIMEOUT
+      });
+      const id = (await request.getAttribute('data-oci-request'))!;
+      timings.push(await firstTokenMs(page, id));
+      console.log(
+        `${prompt}: ${await request.getAttribute('data-oci-status')}, ` +
+          `${await request.locator('.jp-OciChat-turn').count()} turns; ` +
+          `ask frame -> first token frame ${firstTokenAt.get(id)! - sentAt.get(id)!} ms`
+      );
+    }
+
+    // How big the context was, in the model's own tokens.
+    const context = asks[0].context;
+    const texts = [
+      ...context.cells.map(
+        (c: any) => `# ${c.label}\n${c.source}\n# Output:\n${c.output}`
+      ),
+      ...context.variables.map((v: any) => `- ${v.name}: ${v.type}, ${v.summary}`)
+    ];
+    const counted = await page.request.post('/oci/tokenize', {
+      data: { texts }
+    });
+    const counts: number[] = (await counted.json()).counts;
+    const contextTokens = counts.reduce((a, b) => a + b, 0);
+    console.log(
+      `context: ${context.cells.length} cells, ${context.variables.length} variables, ` +
+        `${contextTokens} tokens; time to first token: ${timings
+          .map(t => `${t.toFixed(0)} ms`)
+          .join(', ')}`
+    );
+    const turnMarks = await marks(page, 'oci:turn');
+    console.log(
+      'browser overhead per executed turn: ' +
+        turnMarks.map(m => `${m.detail.overheadMs.toFixed(1)} ms`).join(', ')
+    );
+    expect(contextTokens).toBeGreaterThan(400);
+    expect(context.variables.map((v: any) => v.name)).toContain('prices');
+    await expect(page.locator(PANEL)).toBeVisible();
+  });
+});

@@ -1,0 +1,568 @@
+/**
+ * The chat against the scripted engine (tests/doubles.py): every reply is
+ * written by the test, so each step of the loop can be checked exactly. The
+ * code still runs for real, in the notebook's kernel.
+ */
+import { expect, galata, test } from '@jupyterlab/galata';
+import type { WebSocketRoute } from '@playwright/test';
+import * as path from 'path';
+
+import {
+  ask,
+  chatInput,
+  IMAGES,
+  marks,
+  newNotebook,
+  notebookCells,
+  openPanel,
+  outputText,
+  PANEL,
+  reply,
+  requests,
+  script,
+  scriptedPrompts,
+  widenSidebar
+} from './helpers';
+
+// An exception in the page (a React tree torn down, a widget that cannot
+// detach) blanks the panel without failing any assertion: fail on it.
+let pageErrors: string[] = [];
+test.beforeEach(({ page }) => {
+  pageErrors = [];
+  page.on('pageerror', error => pageErrors.push(error.message));
+});
+test.afterEach(() => {
+  expect(pageErrors).toEqual([]);
+});
+
+const BROKEN = 'total = sum(range(1, 11))\nprint(totl)';
+const FIXED = 'total = sum(range(1, 11))\nprint(total)';
+
+test.describe('chat with a scripted model', () => {
+  test('an error, then a fix: two attempts in one real cell, undoable', async ({
+    page
+  }) => {
+    script([
+      reply('I sum the range and print it.', BROKEN),
+      reply('The name was misspelled: `totl` should be `total`.', FIXED)
+    ]);
+    await newNotebook(page);
+    const panel = await openPanel(page);
+    await ask(page, 'print the sum of 1..10');
+
+    const request = requests(page).last();
+    await expect(request).toHaveAttribute('data-oci-status', 'success', {
+      timeout: 30 * 1000
+    });
+    // Both attempts, as chips: the error with its exception's name, then ok.
+    const turns = request.locator('.jp-OciChat-turn');
+    await expect(turns).toHaveCount(2);
+    await expect(turns.nth(0)).toHaveAttribute('data-oci-turn-state', 'error');
+    await expect(turns.nth(0).locator('.jp-OciChat-chip')).toContainText(
+      'NameError'
+    );
+    await expect(turns.nth(0).locator('.jp-OciChat-error')).toContainText(
+      "name 'totl' is not defined"
+    );
+    await expect(turns.nth(1)).toHaveAttribute('data-oci-turn-state', 'ok');
+    await expect(request.locator('[data-oci-end]')).toContainText(
+      'Worked · 2 attempts'
+    );
+    // The reply is rendered markdown, its code highlighted by JupyterLab.
+    const block = turns.nth(1).locator('.jp-RenderedMarkdown pre');
+    await expect(block).toContainText('print(total)');
+    // Highlighted by JupyterLab's CodeMirror-based highlighter.
+    expect(await block.locator('code span').count()).toBeGreaterThan(3);
+
+    // One generated cell, below the active one, with the fixed source and
+    // its successful output.
+    const cells = await notebookCells(page);
+    expect(cells).toHaveLength(2);
+    const cell = cells[1];
+    expect(cell.source).toBe(FIXED + '\n');
+    expect(cell.execution_count).toEqual(expect.any(Number));
+    expect(outputText(cell)).toContain('55');
+    expect(cell.metadata.oci).toEqual({
+      request: await request.getAttribute('data-oci-request'),
+      turn: 2,
+      generated: true,
+      previous_sources: [BROKEN + '\n']
+    });
+
+    // The model saw the notebook (the variable, the cell) and, at turn 2,
+    // the error of turn 1.
+    const prompts = scriptedPrompts();
+    expect(prompts).toHaveLength(2);
+    const first = prompts[0].map(m => m.content).join('\n');
+    expect(first).toContain('- x: int, value 41');
+    expect(first).toContain('print(x + 1)');
+    expect(first).toContain('print the sum of 1..10');
+    const feedback = prompts[1][prompts[1].length - 1].content;
+    expect(feedback).toContain('Execution result:');
+    expect(feedback).toContain('NameError');
+
+    // Undo in the cell brings the first source back.
+    await page.notebook.enterCellEditingMode(1);
+    await page.keyboard.press('ControlOrMeta+z');
+    await expect
+      .poll(async () => (await notebookCells(page))[1].source)
+      .toBe(BROKEN + '\n');
+
+    // Asking for variables left nothing behind in the kernel and no history.
+    await page.notebook.leaveCellEditingMode(1);
+    await page.notebook.addCell(
+      'code',
+      "print(sorted(k for k in globals() if not k.startswith('_')), len(In))"
+    );
+    await page.notebook.runCell(2, { inplace: true });
+    // In[0] is empty, then the first cell, the two generated runs and this
+    // one: the silent variable requests added nothing.
+    await expect
+      .poll(async () => outputText((await notebookCells(page))[2]))
+      .toContain(
+        "['In', 'Out', 'exit', 'get_ipython', 'open', 'quit', 'total', 'x'] 5"
+      );
+
+    // The per-turn timings the executor records.
+    const turnMarks = await marks(page, 'oci:turn');
+    expect(turnMarks).toHaveLength(2);
+    for (const mark of turnMarks) {
+      console.log(
+        `turn ${mark.detail.turn}: browser overhead ${mark.detail.overheadMs.toFixed(1)} ms, ` +
+          `run ${mark.detail.runMs.toFixed(1)} ms`
+      );
+    }
+    await expect(panel.locator('.jp-OciChat-refine')).toContainText(
+      'Your next message refines'
+    );
+  });
+
+  test('the next message refines the same cell; "New cell instead" does not', async ({
+    page
+  }) => {
+    script([
+      reply('Here it is.', 'print("v1")'),
+      reply('Now louder.', 'print("V2!")'),
+      reply('A separate cell.', 'print("other")')
+    ]);
+    await newNotebook(page);
+    const panel = await openPanel(page);
+    // Shift+Enter is a new line, not a send.
+    const input = chatInput(page);
+    await input.fill('first line');
+    await input.press('Shift+Enter');
+    await input.pressSequentially('second line');
+    await expect(input).toHaveValue('first line\nsecond line');
+    await expect(requests(page)).toHaveCount(0);
+    await ask(page, 'print v1');
+    await expect(requests(page).last()).toHaveAttribute(
+      'data-oci-status',
+      'success',
+      { timeout: 30 * 1000 }
+    );
+    expect(await notebookCells(page)).toHaveLength(2);
+
+    // The human-feedback turn: the same cell is rewritten.
+    const refine = panel.locator('.jp-OciChat-refine');
+    await expect(refine).toContainText('Your next message refines In [2]');
+    await ask(page, 'make it louder');
+    const second = requests(page).last();
+    await expect(second.locator('.jp-OciChat-refines')).toHaveText(
+      'Refining In [2]'
+    );
+    await expect(second).toHaveAttribute('data-oci-status', 'success', {
+      timeout: 30 * 1000
+    });
+    let cells = await notebookCells(page);
+    expect(cells).toHaveLength(2);
+    expect(cells[1].source).toBe('print("V2!")\n');
+    expect(outputText(cells[1])).toContain('V2!');
+    expect(cells[1].metadata.oci.previous_sources).toEqual(['print("v1")\n']);
+    expect(cells[1].metadata.oci.request).toBe(
+      await second.getAttribute('data-oci-request')
+    );
+
+    // Asking for a new cell instead.
+    await refine.getByRole('button', { name: 'New cell instead' }).click();
+    await expect(panel.locator('.jp-OciChat-refine')).toContainText(
+      'Your next message starts a new cell.'
+    );
+    await ask(page, 'print something else');
+    await expect(requests(page).last()).toHaveAttribute(
+      'data-oci-status',
+      'success',
+      { timeout: 30 * 1000 }
+    );
+    cells = await notebookCells(page);
+    expect(cells).toHaveLength(3);
+    expect(cells[1].source).toBe('print("V2!")\n');
+    expect(cells[2].source).toBe('print("other")\n');
+  });
+
+  test('Stop while the reply streams ends the request cleanly', async ({
+    page
+  }, testInfo) => {
+    const long = Array.from(
+      { length: 400 },
+      (_, i) => `word${i}`
+    ).join(' ');
+    script([long, 'Just an answer, no code this time.']);
+    await newNotebook(page);
+    const panel = await openPanel(page);
+    await panel.screenshot({ path: testInfo.outputPath('empty.png') });
+    await ask(page, 'tell me a long story');
+
+    const request = requests(page).last();
+    const streaming = request.locator('.jp-OciChat-streaming');
+    await expect(streaming).toContainText('word20');
+    // Escape in the panel is the Stop command.
+    await chatInput(page).press('Escape');
+    await expect(request).toHaveAttribute('data-oci-status', 'cancelled', {
+      timeout: 10 * 1000
+    });
+    await expect(request.locator('.jp-OciChat-chip')).toHaveText('cancelled');
+    await expect(request.locator('[data-oci-end]')).toContainText('Stopped');
+    // The stream stopped well before its end, and no cell was written.
+    await expect(request).not.toContainText('word399');
+    expect(await notebookCells(page)).toHaveLength(1);
+
+    // The input is usable again.
+    await expect(panel.getByRole('button', { name: 'Send' })).toBeVisible();
+    await ask(page, 'just answer');
+    await expect(requests(page).last()).toHaveAttribute(
+      'data-oci-status',
+      'no_code',
+      { timeout: 30 * 1000 }
+    );
+    await expect(requests(page).last()).toContainText(
+      'Just an answer, no code this time.'
+    );
+  });
+
+  test('the history survives a page reload', async ({ page, tmpPath }) => {
+    script([reply('Printing it.', 'print("kept")')]);
+    const name = await newNotebook(page);
+    await openPanel(page);
+    await ask(page, 'print kept');
+    await expect(requests(page).last()).toHaveAttribute(
+      'data-oci-status',
+      'success',
+      { timeout: 30 * 1000 }
+    );
+    await page.notebook.save();
+
+    // The restored workspace shows the notebook, not the launcher Galata
+    // waits for by default.
+    await page.reload({ waitForIsReady: false });
+    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+    // Restored with the workspace, or opened again: either way, current.
+    await page.evaluate(
+      path => window.jupyterapp.commands.execute('docmanager:open', { path }),
+      `${tmpPath}/${name}`
+    );
+    const panel = await openPanel(page);
+    const request = requests(page).last();
+    await expect(request).toHaveAttribute('data-oci-status', 'success');
+    await expect(request.locator('.jp-OciChat-prompt')).toHaveText(
+      'print kept'
+    );
+    await expect(request.locator('.jp-OciChat-chip')).toHaveText(/ok/);
+    await expect(request.locator('.jp-RenderedMarkdown')).toContainText(
+      'Printing it.'
+    );
+    // The notebook remembers which cell the request wrote.
+    await expect(panel.locator('.jp-OciChat-refine')).toContainText(
+      'Your next message refines'
+    );
+
+    // Clearing forgets it, on the server too.
+    await panel.getByRole('button', { name: 'Clear chat history' }).click();
+    await page
+      .getByRole('dialog')
+      .getByRole('button', { name: 'Clear', exact: true })
+      .click();
+    await expect(requests(page)).toHaveCount(0);
+    await expect(panel.locator('.jp-OciChat-empty')).toBeVisible();
+    const history = await page.request.get(
+      `/oci/chat/history?notebook=${encodeURIComponent(`${tmpPath}/${name}`)}`
+    );
+    expect((await history.json()).requests).toEqual([]);
+  });
+
+  test('each notebook has its own chat; the chat follows the notebook', async ({
+    page
+  }) => {
+    script([reply('One.', 'print(1)')]);
+    const first = await newNotebook(page);
+    const panel = await openPanel(page);
+    await ask(page, 'print one');
+    await expect(requests(page).last()).toHaveAttribute(
+      'data-oci-status',
+      'success',
+      { timeout: 30 * 1000 }
+    );
+
+    const second = await page.notebook.createNew();
+    await expect(panel.locator('.jp-OciChat-notebookName')).toHaveText(
+      second!
+    );
+    await expect(requests(page)).toHaveCount(0);
+    await expect(panel.locator('.jp-OciChat-empty')).toBeVisible();
+
+    await page.notebook.activate(first);
+    await expect(panel.locator('.jp-OciChat-notebookName')).toHaveText(first);
+    await expect(requests(page)).toHaveCount(1);
+    await expect(requests(page).locator('.jp-OciChat-prompt')).toHaveText(
+      'print one'
+    );
+    await expect(requests(page).locator('.jp-RenderedMarkdown')).toContainText(
+      'One.'
+    );
+  });
+
+  test('a notebook without a kernel: a clear message, the request ends', async ({
+    page
+  }) => {
+    script([reply('Printing.', 'print(1)'), reply('Again.', 'print(2)')]);
+    await newNotebook(page);
+    await page.evaluate(async () => {
+      const widget = window.jupyterapp.shell.currentWidget as any;
+      await widget.sessionContext.shutdown();
+    });
+    await openPanel(page);
+    await ask(page, 'print 1');
+    const request = requests(page).last();
+    await expect(request).toHaveAttribute('data-oci-status', 'error', {
+      timeout: 30 * 1000
+    });
+    await expect(request.locator('[data-oci-end]')).toContainText(
+      'The notebook has no kernel'
+    );
+    // Only one generation: the browser ended the request at once.
+    expect(scriptedPrompts()).toHaveLength(1);
+  });
+
+  test('a lost connection is said, ends the request, and heals', async ({
+    page
+  }) => {
+    // Route the chat's socket through the test, so the test can cut it.
+    const sockets: WebSocketRoute[] = [];
+    await page.routeWebSocket(/\/oci\/chat/, socket => {
+      socket.connectToServer();
+      sockets.push(socket);
+    });
+    await page.reload({ waitForIsReady: false });
+    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+    script([Array.from({ length: 400 }, (_, i) => `word${i}`).join(' ')]);
+    await newNotebook(page);
+    const panel = await openPanel(page);
+    await ask(page, 'a long answer');
+    const request = requests(page).last();
+    await expect(request.locator('.jp-OciChat-streaming')).toContainText(
+      'word10'
+    );
+
+    await sockets[sockets.length - 1].close();
+    await expect(panel.locator('.jp-OciChat-banner')).toContainText(
+      'lost its connection'
+    );
+    await expect(request).toHaveAttribute('data-oci-status', 'error');
+    await expect(request.locator('[data-oci-end]')).toContainText(
+      'The connection to the server was lost'
+    );
+    // It reconnects by itself (the first retry comes after ~0.5 s).
+    await expect(panel.locator('.jp-OciChat-banner')).toHaveCount(0, {
+      timeout: 10 * 1000
+    });
+    expect(sockets.length).toBeGreaterThan(1);
+    await expect(chatInput(page)).toBeEnabled();
+  });
+
+  test.describe('interrupting the kernel', () => {
+    // Galata's kernel tracking parses every kernel POST's reply as JSON; an
+    // interrupt's reply is empty (204).
+    test.use({ kernels: null });
+
+  test('Stop while the code runs interrupts the kernel', async ({ page }) => {
+    script([reply('Waiting a while.', 'import time\ntime.sleep(60)')]);
+    await newNotebook(page);
+    const panel = await openPanel(page);
+    await ask(page, 'wait a minute');
+    const request = requests(page).last();
+    await expect(request.locator('.jp-OciChat-turn')).toHaveAttribute(
+      'data-oci-turn-state',
+      'executing',
+      { timeout: 30 * 1000 }
+    );
+    await panel.getByRole('button', { name: 'Stop' }).click();
+    await expect(request).toHaveAttribute('data-oci-status', 'cancelled', {
+      timeout: 10 * 1000
+    });
+    // The kernel is free again at once, not in a minute.
+    const seconds = await page.evaluate(async () => {
+      const widget = window.jupyterapp.shell.currentWidget as any;
+      const started = performance.now();
+      await widget.sessionContext.session.kernel.requestExecute({
+        code: 'pass',
+        silent: true
+      }).done;
+      return (performance.now() - started) / 1000;
+    });
+    expect(seconds).toBeLessThan(5);
+    await expect
+      .poll(async () => outputText((await notebookCells(page))[1]))
+      .toContain('KeyboardInterrupt');
+  });
+
+  test.describe('with a 2 s time limit', () => {
+    test.use({
+      mockSettings: {
+        ...galata.DEFAULT_SETTINGS,
+        'oci-jupyter:plugin': { executionTimeLimit: 2 }
+      }
+    });
+
+    test('a run over the limit is interrupted and reported as a timeout', async ({
+      page
+    }) => {
+      script([
+        reply('Counting slowly.', 'import time\ntime.sleep(30)\nprint("late")'),
+        reply('Faster now.', 'print("quick")')
+      ]);
+      await newNotebook(page);
+      await openPanel(page);
+      await ask(page, 'print something, eventually');
+      const request = requests(page).last();
+      await expect(request).toHaveAttribute('data-oci-status', 'success', {
+        timeout: 30 * 1000
+      });
+      const turns = request.locator('.jp-OciChat-turn');
+      await expect(turns.nth(0)).toHaveAttribute(
+        'data-oci-turn-state',
+        'timeout'
+      );
+      await expect(turns.nth(1)).toHaveAttribute('data-oci-turn-state', 'ok');
+      // The model was told the run timed out.
+      const feedback = scriptedPrompts()[1].slice(-1)[0].content;
+      expect(feedback).toContain('did not finish');
+      const cells = await notebookCells(page);
+      expect(cells[1].source).toBe('print("quick")\n');
+      expect(outputText(cells[1])).toContain('quick');
+    });
+  });
+  });
+
+  test.describe('with auto-execute off', () => {
+    test.use({
+      mockSettings: {
+        ...galata.DEFAULT_SETTINGS,
+        'oci-jupyter:plugin': { autoExecute: false }
+      }
+    });
+
+    test('the cell waits for the user; running it continues the loop', async ({
+      page
+    }, testInfo) => {
+      script([
+        reply('Printing the total.', BROKEN),
+        reply('Fixed the name.', FIXED)
+      ]);
+      await newNotebook(page);
+      await openPanel(page);
+      await ask(page, 'print the sum of 1..10');
+      const request = requests(page).last();
+      const turns = request.locator('.jp-OciChat-turn');
+      await expect(turns.nth(0)).toHaveAttribute(
+        'data-oci-turn-state',
+        'waiting',
+        { timeout: 30 * 1000 }
+      );
+      await page
+        .locator(PANEL)
+        .screenshot({ path: testInfo.outputPath('waiting.png') });
+      let cells = await notebookCells(page);
+      expect(cells).toHaveLength(2);
+      expect(cells[1].source).toBe(BROKEN + '\n');
+      expect(cells[1].execution_count).toBeNull();
+
+      // The user runs it: the error goes back to the model, which fixes it.
+      await page.notebook.runCell(1, { inplace: true });
+      await expect(turns.nth(0)).toHaveAttribute(
+        'data-oci-turn-state',
+        'error'
+      );
+      await expect(turns.nth(1)).toHaveAttribute(
+        'data-oci-turn-state',
+        'waiting',
+        { timeout: 30 * 1000 }
+      );
+      cells = await notebookCells(page);
+      expect(cells[1].source).toBe(FIXED + '\n');
+      expect(cells[1].outputs).toEqual([]);
+
+      await page.notebook.runCell(1, { inplace: true });
+      await expect(request).toHaveAttribute('data-oci-status', 'success', {
+        timeout: 30 * 1000
+      });
+      cells = await notebookCells(page);
+      expect(outputText(cells[1])).toContain('55');
+    });
+  });
+});
+
+test.describe('chat screenshots', () => {
+  test.use({ viewport: { width: 1280, height: 1160 }, deviceScaleFactor: 2 });
+
+  for (const theme of ['light', 'dark']) {
+    test(`mid-conversation, ${theme} theme`, async ({ page }) => {
+      if (theme === 'dark') {
+        await page.evaluate(() =>
+          window.jupyterapp.commands.execute('apputils:change-theme', {
+            theme: 'JupyterLab Dark'
+          })
+        );
+        await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+      }
+      script([
+        reply(
+          'I load the CSV with **pandas**, then sum the `amount` column by month.',
+          "df = pd.read_csv('data.csv', parse_dates=['date'])\nmonthly = df.resample('M', on='date')['amount'].sum()\nprint(monthly)"
+        ),
+        reply(
+          '`pd` is not defined: pandas was never imported. Importing it first:',
+          "import pandas as pd\n\ndf = pd.DataFrame({'date': pd.date_range('2024-01-01', periods=90), 'amount': range(90)})\nmonthly = df.resample('MS', on='date')['amount'].sum()\nprint(monthly)"
+        ),
+        // Long enough to still be streaming when the screenshot is taken.
+        'A bar per month reads best here; I label the bars with short month names.\n\n' +
+          '```python\nimport matplotlib.pyplot as plt\n\nfig, ax = plt.subplots(figsize=(6, 3))\n' +
+          "ax.bar(monthly.index.strftime('%b'), monthly.values, color='tab:blue')\n" +
+          "ax.set_title('Monthly totals')\nax.set_ylabel('amount')\nplt.show()\n```\n\n" +
+          Array.from(
+            { length: 60 },
+            () => 'The bars share one axis so the months compare at a glance.'
+          ).join(' ')
+      ]);
+      await newNotebook(page, "print('monthly report')");
+      const panel = await openPanel(page);
+      await widenSidebar(page, 400);
+      await ask(page, 'load data.csv and sum the amounts per month');
+      await expect(requests(page).last()).toHaveAttribute(
+        'data-oci-status',
+        'success',
+        { timeout: 30 * 1000 }
+      );
+      await ask(page, 'now plot the monthly totals as a bar chart');
+      await expect(
+        requests(page).last().locator('.jp-OciChat-streaming')
+      ).toContainText('ax.bar(monthly.index', { timeout: 10 * 1000 });
+      await panel.screenshot({
+        path: path.join(IMAGES, `chat-${theme}.png`)
+      });
+      await page.locator(PANEL).getByRole('button', { name: 'Stop' }).click();
+      await expect(requests(page).last()).toHaveAttribute(
+        'data-oci-status',
+        'cancelled'
+      );
+    });
+  }
+});

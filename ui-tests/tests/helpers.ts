@@ -1,0 +1,154 @@
+/**
+ * Helpers shared by the chat's UI tests.
+ */
+import { expect, IJupyterLabPageFixture } from '@jupyterlab/galata';
+import * as fs from 'fs';
+import * as path from 'path';
+
+export const PANEL = '#oci-jupyter-panel';
+export const IMAGES = path.resolve(__dirname, '..', '..', 'docs', 'images');
+
+export async function openPanel(page: IJupyterLabPageFixture) {
+  await page.evaluate(() =>
+    window.jupyterapp.commands.execute('oci:open-panel')
+  );
+  const panel = page.locator(PANEL);
+  await expect(panel).toBeVisible();
+  return panel;
+}
+
+/** The chat's input box. */
+export function chatInput(page: IJupyterLabPageFixture) {
+  return page
+    .locator(PANEL)
+    .getByRole('textbox', { name: 'Message to the model' });
+}
+
+/** Type a message and send it with Enter. */
+export async function ask(page: IJupyterLabPageFixture, prompt: string) {
+  const input = chatInput(page);
+  await expect(input).toBeEnabled({ timeout: 60 * 1000 });
+  await input.fill(prompt);
+  await input.press('Enter');
+}
+
+/** The request items of the chat, oldest first. */
+export function requests(page: IJupyterLabPageFixture) {
+  return page.locator(`${PANEL} .jp-OciChat-request`);
+}
+
+export interface ICellJSON {
+  cell_type: string;
+  source: string;
+  metadata: Record<string, any>;
+  execution_count?: number | null;
+  outputs?: any[];
+}
+
+/** The current notebook as nbformat JSON, read from its model. */
+export async function notebookCells(
+  page: IJupyterLabPageFixture
+): Promise<ICellJSON[]> {
+  return page.evaluate(() => {
+    const widget = window.jupyterapp.shell.currentWidget as any;
+    const cells = widget.content.model.toJSON().cells as any[];
+    return cells.map(cell => ({
+      ...cell,
+      source: Array.isArray(cell.source) ? cell.source.join('') : cell.source
+    }));
+  });
+}
+
+/** All text outputs of a cell, joined; errors as `ename: evalue`. */
+export function outputText(cell: ICellJSON): string {
+  return (cell.outputs ?? [])
+    .map(output => {
+      if (output.output_type === 'error') {
+        return `${output.ename}: ${output.evalue}\n`;
+      }
+      const text = output.text ?? output.data?.['text/plain'] ?? '';
+      return Array.isArray(text) ? text.join('') : text;
+    })
+    .join('');
+}
+
+/**
+ * A fresh notebook whose kernel is up: its first cell is set and run, so the
+ * chat has a variable and an executed cell to see.
+ */
+export async function newNotebook(
+  page: IJupyterLabPageFixture,
+  firstCell = 'x = 41\nprint(x + 1)'
+): Promise<string> {
+  const name = await page.notebook.createNew();
+  if (!name) {
+    throw new Error('could not create a notebook');
+  }
+  await page.notebook.setCell(0, 'code', firstCell);
+  await page.notebook.runCell(0, { inplace: true });
+  return name;
+}
+
+// ---- the scripted engine's replies (tests/doubles.py: ScriptedTestEngine)
+
+interface IScript {
+  replies: string[];
+  prompts: { role: string; content: string }[][];
+}
+
+function scriptFile(): string {
+  const file = process.env.OCI_UI_TEST_SCRIPT_FILE;
+  if (!file) {
+    throw new Error('OCI_UI_TEST_SCRIPT_FILE is not set (see playwright.config.js)');
+  }
+  return file;
+}
+
+/** The replies the scripted model gives next, in order. */
+export function script(replies: string[]): void {
+  fs.writeFileSync(scriptFile(), JSON.stringify({ replies, prompts: [] }));
+}
+
+/** What the scripted model was asked since the last `script()`. */
+export function scriptedPrompts(): IScript['prompts'] {
+  return (JSON.parse(fs.readFileSync(scriptFile(), 'utf8')) as IScript)
+    .prompts;
+}
+
+/** A reply as the model writes one: a sentence, then a python block. */
+export function reply(text: string, code: string): string {
+  return `${text}\n\n\`\`\`python\n${code}\n\`\`\``;
+}
+
+/** Performance marks the chat leaves for measurements. */
+export async function marks(page: IJupyterLabPageFixture, name: string) {
+  return page.evaluate(
+    markName =>
+      performance.getEntriesByName(markName).map(entry => ({
+        startTime: entry.startTime,
+        detail: (entry as PerformanceMark).detail
+      })),
+    name
+  );
+}
+
+/**
+ * Drag the right sidebar's edge so it is `width` pixels wide, as a user
+ * would (the shell has no public API for sidebar sizes).
+ */
+export async function widenSidebar(page: IJupyterLabPageFixture, width: number) {
+  const panel = page.locator(PANEL);
+  const box = await panel.boundingBox();
+  const handle = page
+    .locator('#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)')
+    .last();
+  const grip = await handle.boundingBox();
+  if (!box || !grip) {
+    throw new Error('the sidebar or its handle is not visible');
+  }
+  const y = grip.y + grip.height / 2;
+  await page.mouse.move(grip.x + grip.width / 2, y);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width - width, y, { steps: 5 });
+  await page.mouse.up();
+}
