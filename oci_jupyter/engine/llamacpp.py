@@ -89,7 +89,8 @@ class LlamaCppEngine(Engine):
             model_name = self._model_path.stem
         else:
             model_name = spec.served_name or spec.filename.removesuffix(".gguf")
-        super().__init__(model=model_name, device=f"cpu ({self._n_threads} threads)")
+        plural = "s" if self._n_threads != 1 else ""
+        super().__init__(model=model_name, device=f"cpu ({self._n_threads} thread{plural})")
         self._llm: Any = None
         self._formatter: Any = None
         self._jobs: queue.Queue[_Job | object] = queue.Queue()
