@@ -221,7 +221,22 @@ class ChatSession:
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"])
-            return await self._error(data.get("id"), f"invalid {kind}: {where}: {first['msg']}")
+            text = f"invalid {kind}: {where}: {first['msg']}"
+            await self._error(data.get("id"), text)
+            request_id = data.get("id")
+            if kind == "ask" and isinstance(request_id, str) and request_id not in self.running:
+                # Every request id ends with exactly one done, even one that never started.
+                await self._emit(
+                    {
+                        "type": "done",
+                        "id": request_id,
+                        "status": "error",
+                        "turns": 0,
+                        "message": text,
+                        "final_code": None,
+                    }
+                )
+            return None
         if isinstance(message, Ask):
             await self._start(message)
         elif isinstance(message, Outcome):
@@ -404,6 +419,9 @@ class ChatSession:
                 waiting = time.perf_counter() - mark
                 if outcome is None:
                     return loop.cancel()
+                if outcome.error is not None and outcome.error.ename == "KernelUnavailable":
+                    # Nothing can run: more turns would only generate code nobody executes.
+                    return loop.stop("error", outcome.error.evalue or "The kernel is unavailable.")
                 started = time.perf_counter()
                 action = loop.on_outcome(_outcome(outcome))
                 state = {

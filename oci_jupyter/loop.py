@@ -187,9 +187,13 @@ class RefinementLoop:
         return self._finish("error", message)
 
     def cancel(self, message: str = "Cancelled.") -> Finished:
+        return self.stop("cancelled", message)
+
+    def stop(self, status: LoopStatus, message: str) -> Finished:
+        """End the loop for a reason outside it (cancel, the kernel is gone)."""
         if self.result is not None:
             return self.result
-        return self._finish("cancelled", message)
+        return self._finish(status, message)
 
     # ---- conversation ------------------------------------------------------------------------
     @property

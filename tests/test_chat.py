@@ -259,6 +259,31 @@ async def test_bad_messages_get_an_error(tmp_path: Path, raw: str, message: str)
     assert engine.prompts == []
 
 
+async def test_an_invalid_ask_with_an_id_still_gets_its_done(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [])
+    await started(engine)
+    await session.receive('{"type": "ask", "id": "bad", "max_turns": 99}')
+    assert "max_turns" in browser.of("error")[0]["message"]
+    (done,) = browser.of("done")
+    assert done["id"] == "bad"
+    assert done["status"] == "error"
+
+
+async def test_a_kernel_that_is_gone_ends_the_request(tmp_path: Path) -> None:
+    gone = {
+        "status": "error",
+        "error": {"ename": "KernelUnavailable", "evalue": "The notebook has no kernel."},
+    }
+    session, browser, engine, _ = make_session(tmp_path, [NAME_ERROR, FIXED], [gone])
+    await started(engine)
+    await session.receive(ask())
+    await finish(browser)
+    (done,) = browser.of("done")
+    assert done["status"] == "error"
+    assert done["message"] == "The notebook has no kernel."
+    assert len(engine.prompts) == 1  # no second turn for code that cannot run
+
+
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [({"prompt": "  "}, "empty"), ({"mode": "fix", "prompt": ""}, "failing cell")],
