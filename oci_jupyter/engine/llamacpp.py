@@ -53,8 +53,13 @@ def default_threads() -> int:
     of them Jupyter's own requests wait for a core and generation collapses (36 -> 11 tok/s
     measured on 2 cores) as soon as the kernel runs anything; one core left free costs ~30 %
     of peak speed on 2 cores and much less on more (benchmarks/README.md, P2)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) - 1)
+    return max(1, usable_cores() - 1)
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 class LlamaCppEngine(Engine):
@@ -82,6 +87,9 @@ class LlamaCppEngine(Engine):
         self._hub_timeout = hub_timeout
         self._n_ctx = n_ctx
         self._n_threads = n_threads or default_threads()
+        # Reading the prompt is short and decides the time to the first token: it gets every
+        # core. Decoding is long: it leaves Jupyter and the kernel a core (default_threads).
+        self._n_threads_batch = max(self._n_threads, usable_cores())
         self._n_batch = n_batch
         if served_model_name:
             model_name = served_model_name
@@ -145,7 +153,7 @@ class LlamaCppEngine(Engine):
             model_path=str(path),
             n_ctx=self._n_ctx,
             n_threads=self._n_threads,
-            n_threads_batch=self._n_threads,
+            n_threads_batch=self._n_threads_batch,
             n_batch=self._n_batch,
             verbose=False,
         )
