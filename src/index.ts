@@ -8,12 +8,27 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import { Cell, CodeCell } from '@jupyterlab/cells';
+import {
+  INotebookTracker,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
+import {
+  AutoFixMode,
+  cellError,
+  confirmFix,
+  FIXING_CLASS,
+  hideFixButton,
+  originalSource,
+  showFixButton
+} from './autofix';
 import { ChatModel, DEFAULT_CHAT_SETTINGS, IChatSettings } from './chat/model';
+import { METADATA_KEY } from './notebook';
 import { ociIcon } from './icon';
 import { SETTLED_POLL_INTERVAL } from './model';
 import { OciPanel, PANEL_ID } from './panel';
@@ -26,6 +41,8 @@ export namespace CommandIDs {
   export const stop = 'oci:stop';
   export const newCell = 'oci:toggle-new-cell';
   export const clearHistory = 'oci:clear-chat-history';
+  export const fixCell = 'oci:fix-cell';
+  export const restoreOriginal = 'oci:restore-original';
 }
 
 function chatSettings(settings: ISettingRegistry.ISettings): IChatSettings {
@@ -150,6 +167,141 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
+    // ---- auto-fix
+
+    let autoFix: AutoFixMode = 'suggest';
+    const panelOf = (cell: Cell): NotebookPanel | null =>
+      tracker.find(p => p.content.widgets.includes(cell)) ?? null;
+
+    /** Start a fix of a failing cell; false when it cannot start now. */
+    const startFix = (notebook: NotebookPanel, cell: Cell): boolean => {
+      const error = cellError(cell.model);
+      if (!error || notebook.isDisposed || cell.isDisposed) {
+        return false;
+      }
+      const finished = chat.fix({
+        panel: notebook,
+        cellId: cell.model.id,
+        error,
+        confirm:
+          autoFix === 'auto'
+            ? null
+            : (oldSource, newSource, signal) =>
+                confirmFix(trans, oldSource, newSource, signal)
+      });
+      if (!finished) {
+        return false;
+      }
+      hideFixButton(cell);
+      cell.addClass(FIXING_CLASS);
+      panel.reveal(app.shell);
+      void finished.then(() => cell.removeClass(FIXING_CLASS));
+      return true;
+    };
+
+    NotebookActions.executionScheduled.connect((_, { cell }) => {
+      hideFixButton(cell);
+    });
+    NotebookActions.executed.connect(
+      (_, { notebook, cell, success, error }) => {
+        if (success || !(cell instanceof CodeCell) || autoFix === 'off') {
+          return;
+        }
+        // Not a user's stop, not a cell the chat itself is writing or fixing.
+        if (
+          !error ||
+          error.errorName === 'KeyboardInterrupt' ||
+          chat.isBusy(cell.model.id) ||
+          !cellError(cell.model)
+        ) {
+          return;
+        }
+        const owner = tracker.find(p => p.content === notebook);
+        if (!owner) {
+          return;
+        }
+        if (autoFix === 'auto' && startFix(owner, cell)) {
+          return;
+        }
+        showFixButton(cell, trans.__('Fix with OpenCodeInterpreter'), () => {
+          const current = panelOf(cell);
+          if (current) {
+            startFix(current, cell);
+          }
+        });
+      }
+    );
+
+    commands.addCommand(CommandIDs.fixCell, {
+      label: trans.__('Fix the Cell with OpenCodeInterpreter'),
+      caption: trans.__(
+        'Ask the model to fix the active cell’s error; only that cell is rewritten and run'
+      ),
+      isEnabled: () => {
+        const cell = tracker.activeCell;
+        return (
+          !!cell &&
+          chat.running === null &&
+          cellError(cell.model) !== null &&
+          !chat.isBusy(cell.model.id)
+        );
+      },
+      execute: () => {
+        const notebook = tracker.currentWidget;
+        const cell = tracker.activeCell;
+        if (notebook && cell) {
+          startFix(notebook, cell);
+        }
+      }
+    });
+    commands.addCommand(CommandIDs.restoreOriginal, {
+      label: trans.__('Restore the Cell’s Source Before the Fix'),
+      caption: trans.__(
+        'Bring back the source the cell had before OpenCodeInterpreter fixed it'
+      ),
+      isEnabled: () => {
+        const cell = tracker.activeCell;
+        return (
+          !!cell &&
+          originalSource(cell.model) !== null &&
+          !chat.isBusy(cell.model.id)
+        );
+      },
+      execute: () => {
+        const cell = tracker.activeCell;
+        const original = cell ? originalSource(cell.model) : null;
+        if (!cell || original === null) {
+          return;
+        }
+        const model = cell.model;
+        const shared = model.sharedModel;
+        // One undo step of its own, like the fix's rewrite.
+        (
+          shared as { undoManager?: { stopCapturing(): void } | null }
+        ).undoManager?.stopCapturing();
+        shared.setSource(original);
+        const meta = {
+          ...(model.getMetadata(METADATA_KEY) as Record<string, unknown>)
+        };
+        delete meta.original_source;
+        model.setMetadata(METADATA_KEY, meta);
+        if (cell instanceof CodeCell) {
+          // The fixed code's outputs would read as the original's.
+          shared.transact(() => cell.model.clearExecution(), false);
+        }
+      }
+    });
+    app.contextMenu.addItem({
+      command: CommandIDs.fixCell,
+      selector: '.jp-Notebook .jp-CodeCell',
+      rank: 30
+    });
+    app.contextMenu.addItem({
+      command: CommandIDs.restoreOriginal,
+      selector: '.jp-Notebook .jp-CodeCell',
+      rank: 31
+    });
+
     // Toggled and enabled states follow the chat; only real changes are
     // announced (the chat changes every frame while tokens stream).
     let commandState = '';
@@ -166,6 +318,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         commands.notifyCommandChanged(CommandIDs.stop);
         commands.notifyCommandChanged(CommandIDs.newCell);
         commands.notifyCommandChanged(CommandIDs.clearHistory);
+        commands.notifyCommandChanged(CommandIDs.fixCell);
+        commands.notifyCommandChanged(CommandIDs.restoreOriginal);
       }
     });
     if (palette) {
@@ -175,7 +329,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.focusInput,
         CommandIDs.stop,
         CommandIDs.newCell,
-        CommandIDs.clearHistory
+        CommandIDs.clearHistory,
+        CommandIDs.fixCell,
+        CommandIDs.restoreOriginal
       ]) {
         palette.addItem({ command, category });
       }
@@ -186,6 +342,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         panel.statusModel.settledInterval = settings.get('statusPollInterval')
           .composite as number;
         chat.settings = chatSettings(settings);
+        autoFix =
+          (settings.get('autoFix').composite as AutoFixMode | undefined) ??
+          'suggest';
       };
       settingRegistry
         .load(PLUGIN_ID)

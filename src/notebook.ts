@@ -21,6 +21,11 @@ export interface IOciCellMetadata {
   generated: true;
   /** Every source this cell had before oci_jupyter replaced it, oldest first. */
   previous_sources?: string[];
+  /**
+   * The source the user wrote before a fix first rewrote the cell
+   * (`oci:restore-original` brings it back).
+   */
+  original_source?: string;
 }
 
 /** Sources kept in `previous_sources` (the notebook's undo keeps them too). */
@@ -115,6 +120,8 @@ export interface IPlaceOptions {
   replaceCellId: string | null;
   /** Insert below this cell (the one active when the user asked). */
   anchorCellId: string | null;
+  /** A fix: remember the cell's source before its first rewrite. */
+  keepOriginal?: boolean;
 }
 
 /**
@@ -143,6 +150,15 @@ export function placeCode(
     const shared = cell.sharedModel;
     const previous = shared.getSource();
     const kept = ociMetadata(cell)?.previous_sources ?? [];
+    // Read raw: a user's cell has no request stamp, yet may have been fixed.
+    const raw = cell.getMetadata(METADATA_KEY) as
+      Partial<IOciCellMetadata> | undefined;
+    const original =
+      typeof raw?.original_source === 'string'
+        ? raw.original_source
+        : options.keepOriginal
+          ? previous
+          : undefined;
     // The replacement must not merge with the user's last edit (or with the
     // previous replacement) into one undo step.
     (
@@ -155,7 +171,8 @@ export function placeCode(
       previous === options.code ? kept : [...kept, previous];
     cell.setMetadata(METADATA_KEY, {
       ...stamp,
-      previous_sources: previousSources.slice(-PREVIOUS_SOURCES_KEPT)
+      previous_sources: previousSources.slice(-PREVIOUS_SOURCES_KEPT),
+      ...(original !== undefined ? { original_source: original } : {})
     });
     // Outputs of the old code would read as the new code's.
     shared.transact(() => cell.clearExecution(), false);

@@ -135,6 +135,18 @@ export class OciPanel extends ReactWidget {
   readonly statusModel: EngineStatusModel;
   readonly chatModel: ChatModel;
 
+  /**
+   * Show the sidebar without taking the keyboard focus (an auto-fix the user
+   * did not ask for right now must not pull them out of the notebook).
+   */
+  reveal(shell: { activateById(id: string): void }): void {
+    if (this.isVisible) {
+      return;
+    }
+    this._quietActivation = true;
+    shell.activateById(this.id);
+  }
+
   /** Put the keyboard focus in the chat's input. */
   focusInput(): void {
     this._focusRequested.emit();
@@ -158,6 +170,10 @@ export class OciPanel extends ReactWidget {
 
   protected onActivateRequest(msg: Message): void {
     super.onActivateRequest(msg);
+    if (this._quietActivation) {
+      this._quietActivation = false;
+      return;
+    }
     // Opening the sidebar is for asking something.
     this.focusInput();
   }
@@ -176,6 +192,7 @@ export class OciPanel extends ReactWidget {
   }
 
   private _focusRequested = new Signal<OciPanel, void>(this);
+  private _quietActivation = false;
   private _onClearHistory: () => void;
   private _rendermime: IRenderMimeRegistry;
   private _trans: TranslationBundle;

@@ -83,6 +83,9 @@ module.exports = {
   // Loading the real model can take a while on a cold cache.
   timeout: 6 * 60 * 1000,
   workers: 1,
+  // One retry in CI: a 2-core machine under load can stall a browser step; a real failure
+  // fails twice.
+  retries: process.env.CI ? 1 : 0,
   use: {
     ...baseConfig.use,
     video: 'off',

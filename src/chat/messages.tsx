@@ -20,6 +20,8 @@ function chipLabel(
       return trans.__('running');
     case 'waiting':
       return trans.__('run the cell');
+    case 'reviewing':
+      return trans.__('review the fix');
     case 'ok':
       return trans.__('ok');
     case 'error':
@@ -72,7 +74,8 @@ function formatSeconds(seconds: number): string {
 const LIVE_STATES: ReadonlySet<TurnViewState> = new Set([
   'generating',
   'executing',
-  'waiting'
+  'waiting',
+  'reviewing'
 ]);
 
 /** While a reply streams, its markdown is re-rendered at most this often. */

@@ -8,7 +8,7 @@
  */
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
-import { UUID } from '@lumino/coreutils';
+import { PromiseDelegate, UUID } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
@@ -28,6 +28,7 @@ import { ChatConnection } from './connection';
 import {
   DoneStatus,
   IExecuteMessage,
+  IFixCell,
   IHistoryRequest,
   INotebookContext,
   IOutcomeMessage,
@@ -60,7 +61,8 @@ export const DEFAULT_CHAT_SETTINGS: IChatSettings = {
  * waiting for the user to run it), `reply` (an answer without code) and
  * `skipped` (code that was not run).
  */
-export type TurnViewState = TurnState | 'waiting' | 'reply' | 'skipped';
+export type TurnViewState =
+  TurnState | 'waiting' | 'reviewing' | 'reply' | 'skipped';
 
 export interface ITurnView {
   turn: number;
@@ -125,6 +127,31 @@ interface IRunning {
   abort: AbortController | null;
   /** Set when the browser itself had to give up (no kernel, notebook closed). */
   failure: string | null;
+  /** A fix: the failing cell, sent with the ask in `fix` mode. */
+  fix: IFixCell | null;
+  /** Asked before each rewrite of the cell; false cancels the request. */
+  confirm: FixConfirm | null;
+  /** Resolved with the request's final status. */
+  finished: PromiseDelegate<RequestStatus>;
+}
+
+/**
+ * Shown the cell's current and proposed sources before a fix rewrites it;
+ * resolves true to accept. The signal aborts when the request stops.
+ */
+export type FixConfirm = (
+  oldSource: string,
+  newSource: string,
+  signal: AbortSignal
+) => Promise<boolean>;
+
+export interface IFixOptions {
+  /** The notebook of the failing cell. */
+  panel: NotebookPanel;
+  cellId: string;
+  error: IFixCell['error'];
+  /** Suggest mode: confirm each rewrite; null rewrites at once. */
+  confirm: FixConfirm | null;
 }
 
 /** The timings the executor records for each turn (read by the UI tests). */
@@ -294,7 +321,10 @@ export class ChatModel implements IDisposable {
       anchorCellId: panel.content.activeCell?.model.id ?? null,
       cellId: refine?.cellId ?? null,
       abort: null,
-      failure: null
+      failure: null,
+      fix: null,
+      confirm: null,
+      finished: new PromiseDelegate<RequestStatus>()
     };
     thread.requests.push(view);
     thread.newThread = false;
@@ -303,6 +333,73 @@ export class ChatModel implements IDisposable {
     this._changed();
     void this._send(running, refine !== null);
     return true;
+  }
+
+  /**
+   * Ask the model to fix a failing cell: a request in `fix` mode that
+   * rewrites that cell (and runs only it). Resolves with the request's final
+   * status, or null when it cannot start now (a request is running, not
+   * connected, the cell is gone).
+   */
+  fix(options: IFixOptions): Promise<RequestStatus> | null {
+    const { panel, cellId } = options;
+    if (panel !== this._notebook) {
+      this.notebook = panel;
+    }
+    const thread = this.thread;
+    const found = findCell(panel, cellId);
+    if (
+      !thread ||
+      !found ||
+      found.cell.type !== 'code' ||
+      this.running ||
+      this._connection.state !== 'open'
+    ) {
+      return null;
+    }
+    const id = UUID.uuid4();
+    const label = cellLabel(found.cell);
+    const where = label === 'In [ ]' ? `cell ${found.index + 1}` : label;
+    const { ename, evalue } = options.error;
+    const view: IRequestView = {
+      id,
+      prompt: `Fix the error in ${where}: ${ename}${evalue ? `: ${evalue}` : ''}`,
+      started: Date.now(),
+      turns: [],
+      status: 'running',
+      message: '',
+      refines: where,
+      autoExecute: this._settings.autoExecute,
+      stopping: false
+    };
+    const running: IRunning = {
+      view,
+      thread,
+      panel,
+      anchorCellId: cellId,
+      cellId,
+      abort: null,
+      failure: null,
+      fix: { source: found.cell.sharedModel.getSource(), error: options.error },
+      confirm: options.confirm,
+      finished: new PromiseDelegate<RequestStatus>()
+    };
+    thread.requests.push(view);
+    this._notice = '';
+    this._running.set(id, running);
+    this._changed();
+    void this._send(running, false);
+    return running.finished.promise;
+  }
+
+  /** Whether a request in flight is writing, running or fixing this cell. */
+  isBusy(cellId: string): boolean {
+    for (const running of this._running.values()) {
+      if (running.cellId === cellId) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private async _send(running: IRunning, refine: boolean): Promise<void> {
@@ -331,14 +428,15 @@ export class ChatModel implements IDisposable {
     const sent = this._connection.send({
       type: 'ask',
       id: view.id,
-      prompt: view.prompt,
+      prompt: running.fix ? '' : view.prompt,
       notebook: running.thread.path,
-      mode: 'chat',
+      mode: running.fix ? 'fix' : 'chat',
       context,
       max_turns: settings.maxTurns,
       time_limit: settings.executionTimeLimit,
       auto_execute: settings.autoExecute,
-      refine_cell: refine
+      refine_cell: refine,
+      ...(running.fix ? { cell: running.fix } : {})
     });
     if (!sent) {
       this._finish(running, 'error', 'Not connected to the server.');
@@ -587,6 +685,28 @@ export class ChatModel implements IDisposable {
 
     let result: IRunResult;
     try {
+      if (running.confirm && message.target === 'replace' && running.cellId) {
+        // Suggest mode: the user sees the rewrite before it happens.
+        const found = findCell(running.panel, running.cellId);
+        const current = found?.cell.sharedModel.getSource();
+        if (current !== undefined && current !== message.code) {
+          turn.state = 'reviewing';
+          this._changed();
+          const accepted = await running.confirm(
+            current,
+            message.code,
+            abort.signal
+          );
+          if (!this._running.has(view.id) || abort.signal.aborted) {
+            return; // stopped meanwhile: the server ends the request
+          }
+          if (!accepted) {
+            this._stop(running);
+            return;
+          }
+          turn.state = message.auto_execute ? 'executing' : 'waiting';
+        }
+      }
       const cell = placeCode(running.panel, {
         requestId: view.id,
         turn: message.turn,
@@ -594,7 +714,8 @@ export class ChatModel implements IDisposable {
         // `replace` rewrites this request's cell (or the refined one); when
         // that cell is gone, placeCode inserts a new one instead.
         replaceCellId: message.target === 'replace' ? running.cellId : null,
-        anchorCellId: running.anchorCellId
+        anchorCellId: running.anchorCellId,
+        keepOriginal: running.fix !== null
       });
       running.cellId = cell.id;
       this._cells.set(view.id, cell.id);
@@ -684,7 +805,9 @@ export class ChatModel implements IDisposable {
     }
     // Stop waiting for a run the user never made. A cell already running is
     // left alone: its output is the user's now (Stop interrupts it instead).
-    if (view.turns.some(t => t.state === 'waiting')) {
+    if (
+      view.turns.some(t => t.state === 'waiting' || t.state === 'reviewing')
+    ) {
       running.abort?.abort();
     }
     // A kernel the browser could not use ends the request as an error, even
@@ -692,12 +815,14 @@ export class ChatModel implements IDisposable {
     view.status = failed ? 'error' : status;
     view.message = message;
     view.stopping = false;
+    running.finished.resolve(view.status);
     for (const turn of view.turns) {
       turn.complete = true;
       if (
         turn.state === 'generating' ||
         turn.state === 'executing' ||
-        turn.state === 'waiting'
+        turn.state === 'waiting' ||
+        turn.state === 'reviewing'
       ) {
         turn.state =
           status === 'cancelled' || status === 'error'

@@ -43,7 +43,7 @@ export interface IAskMessage {
   prompt: string;
   /** The notebook's path: the server keeps one history per notebook. */
   notebook: string;
-  mode: 'chat';
+  mode: 'chat' | 'fix';
   context: INotebookContext;
   max_turns: number;
   /** Seconds a run may take before the browser interrupts it. */
@@ -51,6 +51,13 @@ export interface IAskMessage {
   auto_execute: boolean;
   /** Rewrite the previous request's cell (the human-feedback turn). */
   refine_cell: boolean;
+  /** With `mode: "fix"`: the failing cell, rewritten from turn 1. */
+  cell?: IFixCell;
+}
+
+export interface IFixCell {
+  source: string;
+  error: IExecutionError;
 }
 
 export type OutcomeStatus = 'ok' | 'error' | 'timeout' | 'cancelled';

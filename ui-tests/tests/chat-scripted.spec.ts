@@ -3,7 +3,12 @@
  * written by the test, so each step of the loop can be checked exactly. The
  * code still runs for real, in the notebook's kernel.
  */
-import { expect, galata, test } from '@jupyterlab/galata';
+import {
+  expect,
+  galata,
+  IJupyterLabPageFixture,
+  test
+} from '@jupyterlab/galata';
 import type { WebSocketRoute } from '@playwright/test';
 import * as path from 'path';
 
@@ -499,6 +504,8 @@ test.describe('chat with a scripted model', () => {
       cells = await notebookCells(page);
       expect(cells[1].source).toBe(FIXED + '\n');
       expect(cells[1].outputs).toEqual([]);
+      // The loop's own cell failing is the loop's business: no Fix button.
+      await expect(page.locator('.jp-OciFixButton')).toHaveCount(0);
 
       await page.notebook.runCell(1, { inplace: true });
       await expect(request).toHaveAttribute('data-oci-status', 'success', {
@@ -565,4 +572,142 @@ test.describe('chat screenshots', () => {
       );
     });
   }
+});
+
+test.describe('auto-fix of failing cells', () => {
+  const FAILING = 'doubled = x * 2\nprint(y)';
+  const REPAIRED = 'doubled = x * 2\nprint(doubled)';
+
+  /** A notebook whose second cell, run by the user, fails with a NameError. */
+  async function failingCell(page: IJupyterLabPageFixture) {
+    await newNotebook(page);
+    await page.notebook.addCell('code', FAILING);
+    await page.notebook.runCell(1, { inplace: true });
+    await expect
+      .poll(async () => outputText((await notebookCells(page))[1]))
+      .toContain('NameError');
+  }
+
+  test('suggest: the Fix button, a diff to accept, the fixed cell runs; the original comes back', async ({
+    page
+  }, testInfo) => {
+    script([reply('`y` is not defined; `x` is.', REPAIRED)]);
+    await failingCell(page);
+
+    const cell = page.locator('.jp-Notebook .jp-Cell').nth(1);
+    const button = cell.locator('.jp-OciFixButton button');
+    await expect(button).toHaveText('Fix with OpenCodeInterpreter');
+    await cell.screenshot({ path: testInfo.outputPath('fix-button.png') });
+    // Only the failing cell has one.
+    await expect(page.locator('.jp-OciFixButton')).toHaveCount(1);
+    await button.click();
+
+    // The chat shows the fix as a request; the diff waits for the user.
+    const panel = page.locator(PANEL);
+    await expect(panel).toBeVisible();
+    const dialog = page.locator('.jp-Dialog.jp-OciDiffDialog');
+    await expect(dialog).toBeVisible({ timeout: 30 * 1000 });
+    await expect(dialog.locator('.jp-OciDiff-same')).toHaveText(
+      '  doubled = x * 2'
+    );
+    await expect(dialog.locator('.jp-OciDiff-removed')).toHaveText(
+      '- print(y)'
+    );
+    await expect(dialog.locator('.jp-OciDiff-added')).toHaveText(
+      '+ print(doubled)'
+    );
+    await expect(cell).toHaveClass(/jp-mod-ociFixing/);
+    await page.screenshot({ path: testInfo.outputPath('fixing.png') });
+    // Not replaced before it is accepted.
+    expect((await notebookCells(page))[1].source).toBe(FAILING);
+    await dialog
+      .locator('.jp-Dialog-content')
+      .screenshot({ path: path.join(IMAGES, 'autofix-diff.png') });
+    await dialog.getByRole('button', { name: 'Accept' }).click();
+
+    const request = requests(page).last();
+    await expect(request).toHaveAttribute('data-oci-status', 'success', {
+      timeout: 30 * 1000
+    });
+    await expect(request.locator('.jp-OciChat-prompt')).toContainText(
+      'NameError'
+    );
+    await expect(cell).not.toHaveClass(/jp-mod-ociFixing/);
+    await expect(page.locator('.jp-OciFixButton')).toHaveCount(0);
+
+    // Rewritten in place, run, and the original kept.
+    const cells = await notebookCells(page);
+    expect(cells).toHaveLength(2);
+    expect(cells[1].source.trim()).toBe(REPAIRED);
+    expect(outputText(cells[1])).toContain('82');
+    expect(cells[1].metadata.oci.original_source).toBe(FAILING);
+
+    // The model was asked to fix that cell, with its error.
+    const prompts = scriptedPrompts();
+    expect(prompts).toHaveLength(1);
+    const asked = prompts[0].map(m => m.content).join('\n');
+    expect(asked).toContain(FAILING);
+    expect(asked).toContain("name 'y' is not defined");
+
+    // The original comes back on request.
+    await page.notebook.selectCells(1);
+    await page.evaluate(() =>
+      window.jupyterapp.commands.execute('oci:restore-original')
+    );
+    await expect
+      .poll(async () => (await notebookCells(page))[1].source)
+      .toBe(FAILING);
+    expect((await notebookCells(page))[1].metadata.oci.original_source).toBe(
+      undefined
+    );
+  });
+
+  test('suggest: rejecting the diff cancels the fix and keeps the cell', async ({
+    page
+  }) => {
+    script([reply('`y` is not defined; `x` is.', REPAIRED)]);
+    await failingCell(page);
+    await page.evaluate(() =>
+      window.jupyterapp.commands.execute('oci:fix-cell')
+    );
+    const dialog = page.locator('.jp-Dialog.jp-OciDiffDialog');
+    await expect(dialog).toBeVisible({ timeout: 30 * 1000 });
+    await dialog.getByRole('button', { name: 'Reject' }).click();
+    const request = requests(page).last();
+    await expect(request).toHaveAttribute('data-oci-status', 'cancelled', {
+      timeout: 30 * 1000
+    });
+    const cells = await notebookCells(page);
+    expect(cells[1].source).toBe(FAILING);
+    expect(outputText(cells[1])).toContain('NameError');
+    await expect(
+      page.locator('.jp-Notebook .jp-Cell').nth(1)
+    ).not.toHaveClass(/jp-mod-ociFixing/);
+  });
+
+  test.describe('with autoFix "auto"', () => {
+    test.use({
+      mockSettings: {
+        ...galata.DEFAULT_SETTINGS,
+        'oci-jupyter:plugin': { autoFix: 'auto' }
+      }
+    });
+
+    test('a failing cell is fixed without a click', async ({ page }) => {
+      script([reply('`y` is not defined; `x` is.', REPAIRED)]);
+      await failingCell(page);
+      const request = requests(page).last();
+      await expect(request).toHaveAttribute('data-oci-status', 'success', {
+        timeout: 30 * 1000
+      });
+      await expect(page.locator('.jp-OciDiffDialog')).toHaveCount(0);
+      // The sidebar opened to show it, without pulling the keyboard focus.
+      await expect(page.locator(PANEL)).toBeVisible();
+      await expect(chatInput(page)).not.toBeFocused();
+      const cells = await notebookCells(page);
+      expect(cells[1].source.trim()).toBe(REPAIRED);
+      expect(outputText(cells[1])).toContain('82');
+      expect(cells[1].metadata.oci.original_source).toBe(FAILING);
+    });
+  });
 });

@@ -1,0 +1,173 @@
+/**
+ * Auto-fix: a failing cell gets a "Fix with OpenCodeInterpreter" button (or
+ * is fixed at once), and in suggest mode each rewrite is shown as a diff the
+ * user accepts or rejects.
+ */
+import { Cell, CodeCell, ICellModel } from '@jupyterlab/cells';
+import { Dialog } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { PanelLayout, Widget } from '@lumino/widgets';
+
+import { IExecutionError } from './chat/protocol';
+import { METADATA_KEY } from './notebook';
+
+/** `off`: nothing; `suggest`: a button and a diff to accept; `auto`: at once. */
+export type AutoFixMode = 'off' | 'suggest' | 'auto';
+
+/** The class of a cell a fix is working on. */
+export const FIXING_CLASS = 'jp-mod-ociFixing';
+const FIX_BUTTON_CLASS = 'jp-OciFixButton';
+
+/** The error a code cell's outputs show, if any. */
+export function cellError(cell: ICellModel): IExecutionError | null {
+  if (cell.type !== 'code') {
+    return null;
+  }
+  const outputs = (cell as CodeCell['model']).outputs;
+  for (let i = 0; i < outputs.length; i++) {
+    const output = outputs.get(i).toJSON();
+    if (output.output_type === 'error') {
+      return {
+        ename: String(output.ename ?? ''),
+        evalue: String(output.evalue ?? ''),
+        traceback: Array.isArray(output.traceback)
+          ? (output.traceback as string[]).map(String)
+          : []
+      };
+    }
+  }
+  return null;
+}
+
+/** The source a fix replaced, kept in the cell's metadata. */
+export function originalSource(cell: ICellModel): string | null {
+  const meta = cell.getMetadata(METADATA_KEY) as
+    { original_source?: unknown } | undefined;
+  return typeof meta?.original_source === 'string'
+    ? meta.original_source
+    : null;
+}
+
+// ---- the button on a failing cell
+
+/** Show the fix button on a cell (once). */
+export function showFixButton(
+  cell: Cell,
+  label: string,
+  onClick: () => void
+): void {
+  hideFixButton(cell);
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'jp-Button jp-mod-styled jp-mod-accept';
+  button.textContent = label;
+  button.addEventListener('click', event => {
+    event.stopPropagation();
+    onClick();
+  });
+  const widget = new Widget({ node: document.createElement('div') });
+  widget.addClass(FIX_BUTTON_CLASS);
+  widget.node.appendChild(button);
+  // The cell's own layout: after the outputs (and the empty footer).
+  (cell.layout as PanelLayout).addWidget(widget);
+}
+
+export function hideFixButton(cell: Cell): void {
+  const layout = cell.layout as PanelLayout | null;
+  for (const widget of [...(layout?.widgets ?? [])]) {
+    if (widget.hasClass(FIX_BUTTON_CLASS)) {
+      widget.dispose();
+    }
+  }
+}
+
+// ---- the diff
+
+export interface IDiffLine {
+  kind: 'same' | 'removed' | 'added';
+  text: string;
+}
+
+/** A line diff (longest common subsequence): enough for a cell. */
+export function lineDiff(oldText: string, newText: string): IDiffLine[] {
+  const a = oldText.replace(/\n$/, '').split('\n');
+  const b = newText.replace(/\n$/, '').split('\n');
+  const n = a.length;
+  const m = b.length;
+  const lcs: number[][] = Array.from({ length: n + 1 }, () =>
+    new Array<number>(m + 1).fill(0)
+  );
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      lcs[i][j] =
+        a[i] === b[j]
+          ? lcs[i + 1][j + 1] + 1
+          : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  const lines: IDiffLine[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < n && j < m) {
+    if (a[i] === b[j]) {
+      lines.push({ kind: 'same', text: a[i] });
+      i++;
+      j++;
+    } else if (lcs[i + 1][j] >= lcs[i][j + 1]) {
+      lines.push({ kind: 'removed', text: a[i++] });
+    } else {
+      lines.push({ kind: 'added', text: b[j++] });
+    }
+  }
+  while (i < n) {
+    lines.push({ kind: 'removed', text: a[i++] });
+  }
+  while (j < m) {
+    lines.push({ kind: 'added', text: b[j++] });
+  }
+  return lines;
+}
+
+function diffWidget(oldText: string, newText: string): Widget {
+  const widget = new Widget({ node: document.createElement('pre') });
+  widget.addClass('jp-OciDiff');
+  for (const line of lineDiff(oldText, newText)) {
+    const row = document.createElement('div');
+    row.className = `jp-OciDiff-line jp-OciDiff-${line.kind}`;
+    const sign =
+      line.kind === 'added' ? '+ ' : line.kind === 'removed' ? '- ' : '  ';
+    row.textContent = sign + line.text;
+    widget.node.appendChild(row);
+  }
+  return widget;
+}
+
+/**
+ * Show the rewrite a fix proposes; true when the user accepts it. Closed
+ * (as a rejection) when the request stops.
+ */
+export async function confirmFix(
+  trans: TranslationBundle,
+  oldSource: string,
+  newSource: string,
+  signal: AbortSignal
+): Promise<boolean> {
+  const dialog = new Dialog({
+    title: trans.__('Apply the fix?'),
+    body: diffWidget(oldSource, newSource),
+    buttons: [
+      Dialog.cancelButton({ label: trans.__('Reject') }),
+      Dialog.okButton({ label: trans.__('Accept') })
+    ]
+  });
+  dialog.addClass('jp-OciDiffDialog');
+  const onAbort = () => dialog.reject();
+  signal.addEventListener('abort', onAbort);
+  try {
+    const result = await dialog.launch();
+    return !signal.aborted && result.button.accept;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    dialog.dispose();
+  }
+}
