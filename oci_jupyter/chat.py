@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,10 +33,12 @@ from .prompts import (
     PromptTooLong,
     VariableInfo,
     build_messages,
+    failure_names,
     fix_request,
 )
 
 log = logging.getLogger(__name__)
+FAILING_CELL_PLACEHOLDER = "(the failing cell, shown below)"
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -92,6 +94,9 @@ class Ask(_Strict):
     refine_cell: bool = False
     """Refine the cell of the previous request (the human-feedback turn) instead of a new one."""
     cell: FixCellIn | None = None
+    review: bool = False
+    """The user reviews each rewrite (a diff to accept) before it runs: the wait for the
+    outcome then has no deadline, as when the user runs the code by hand."""
 
 
 class Outcome(_Strict):
@@ -278,13 +283,7 @@ class ChatSession:
         ask = running.ask
         request = ask.prompt.strip()
         if ask.mode == "fix" and ask.cell is not None:
-            failure = ExecutionOutcome(
-                "error",
-                ename=ask.cell.error.ename,
-                evalue=ask.cell.error.evalue,
-                traceback=ask.cell.error.text(),
-            )
-            request = fix_request(ask.cell.source, failure)
+            request = fix_request(ask.cell.source, _failure(ask.cell))
             if ask.prompt.strip():
                 request += f"\n\nThe user adds: {ask.prompt.strip()}"
         record = RequestRecord(ask.id, ask.mode, ask.prompt.strip() or request)
@@ -349,13 +348,20 @@ class ChatSession:
             cells=[CellContext(**c.model_dump()) for c in ask.context.cells],
             variables=[VariableInfo(**v.model_dump()) for v in ask.context.variables],
         )
-        if ask.mode == "fix":
-            # The failing cell is in the request itself; don't show it twice.
+        needs: set[str] = set()
+        if ask.mode == "fix" and ask.cell is not None:
+            # The failing cell is in the request itself: in the context it keeps its place (the
+            # model sees what runs before and after it) but not its source a second time. The
+            # cells that define what it reads are ranked first.
             context = NotebookContext(
                 language=context.language,
-                cells=[c for c in context.cells if not c.active],
+                cells=[
+                    replace(c, source=FAILING_CELL_PLACEHOLDER, output="") if c.active else c
+                    for c in context.cells
+                ],
                 variables=context.variables,
             )
+            needs = failure_names(ask.cell.source, _failure(ask.cell))
 
         def count(texts: list[str]) -> list[int]:
             return [self.engine.count_tokens(t) for t in texts]
@@ -369,6 +375,7 @@ class ChatSession:
             count=count,
             history=conversation,
             limits=PromptLimits(reply_tokens=reply_tokens),
+            needs=needs,
         )
         return messages, reply_tokens
 
@@ -476,7 +483,8 @@ class ChatSession:
         running.waiting_turn = turn
         # The browser enforces the time limit (it interrupts the kernel and reports a
         # timeout); the grace covers a browser that vanished without closing the socket.
-        limit = running.ask.time_limit + self.outcome_grace if running.ask.auto_execute else None
+        ask = running.ask
+        limit = ask.time_limit + self.outcome_grace if ask.auto_execute and not ask.review else None
         try:
             return await asyncio.wait_for(running.outcome, limit)
         except asyncio.CancelledError:
@@ -537,6 +545,15 @@ def _outcome(message: Outcome) -> ExecutionOutcome:
         evalue=error.evalue if error else "",
         traceback=error.text() if error else "",
         seconds=message.seconds,
+    )
+
+
+def _failure(cell: FixCellIn) -> ExecutionOutcome:
+    return ExecutionOutcome(
+        "error",
+        ename=cell.error.ename,
+        evalue=cell.error.evalue,
+        traceback=cell.error.text(),
     )
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -26,6 +27,7 @@ from .prompts import (
     PromptLimits,
     PromptTooLong,
     build_messages,
+    failure_names,
     fix_request,
 )
 
@@ -142,6 +144,7 @@ class OCIMagics(Magics):
         options: argparse.Namespace,
         display_request: str | None,
         context: NotebookContext | None = None,
+        needs: Collection[str] = (),
     ) -> Finished:
         started = time.perf_counter()
         client = self._model_client()
@@ -159,6 +162,7 @@ class OCIMagics(Magics):
                 count=client.count_tokens,
                 history=self.history,
                 limits=limits,
+                needs=needs,
             )
         except PromptTooLong as exc:
             raise UsageError(f"the request is too long: {exc}") from exc
@@ -274,7 +278,16 @@ class OCIMagics(Magics):
         if failure is None:
             raise UsageError("no cell has failed in this kernel since %load_ext oci_jupyter")
         display(Markdown(f"**oci: fixing** `{failure.outcome.summary()}`"))
-        result = self._run(fix_request(failure.source, failure.outcome), options, None)
+        # The failing cell is in the request; the cells defining what it reads rank first.
+        context = self._context()
+        context = replace(context, cells=[c for c in context.cells if c.source != failure.source])
+        result = self._run(
+            fix_request(failure.source, failure.outcome),
+            options,
+            None,
+            context,
+            needs=failure_names(failure.source, failure.outcome),
+        )
         if result.status == "success":
             self.last_failure = None
 
@@ -294,7 +307,7 @@ class OCIMagics(Magics):
         ]
         return NotebookContext(
             language="python",
-            cells=cells[-30:],
+            cells=cells[-200:],  # build_messages keeps the most relevant that fit
             variables=describe_variables(self.shell.user_ns),
         )
 

@@ -186,6 +186,57 @@ async def test_fix_mode_replaces_the_failing_cell(tmp_path: Path) -> None:
     assert "NameError: name 'totl' is not defined" in request
 
 
+async def test_fix_mode_ranks_the_cells_the_failing_cell_needs_first(tmp_path: Path) -> None:
+    # A small window: only a few cells fit, and they must be the ones the error depends on.
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [OK_OUTCOME], context_length=1300)
+    await started(engine)
+    filler = " ".join(["padding"] * 60)
+    cells = [
+        {"source": f"# {filler}\nimport statistics"},
+        {"source": f"# {filler}\nraw = [3, 1, 2]"},
+        {"source": f"# {filler}\ndef clean(values):\n    return sorted(values)"},
+        {"source": f"# {filler}\ndata = clean(raw)"},
+        *({"source": f"# {filler} {i}\nnote_{i} = {i}"} for i in range(12)),
+        {"source": "print(statistics.mean(data) + offset)", "active": True, "label": "In [9]"},
+        {"source": "after = 1"},
+    ]
+    cell = {
+        "source": "print(statistics.mean(data) + offset)",
+        "error": {"ename": "NameError", "evalue": "name 'offset' is not defined"},
+    }
+    await session.receive(ask(mode="fix", prompt="", cell=cell, context={"cells": cells}))
+    await finish(browser)
+    prompt = engine.prompts[0][-1]["content"]
+    for needed in ("import statistics", "raw = [3, 1, 2]", "def clean(values)", "data = clean"):
+        assert needed in prompt
+    # Far fewer of the twelve filler cells fit than were sent; the failing cell keeps its
+    # place, marked, without its source twice.
+    assert prompt.count("note_") < 12
+    assert "# In [9]  <- active cell\n(the failing cell, shown below)" in prompt
+    assert prompt.count("print(statistics.mean(data) + offset)") == 1
+    assert prompt.index("data = clean") < prompt.index("<- active cell")
+
+
+async def test_fix_under_review_waits_past_the_time_limit(tmp_path: Path) -> None:
+    # outcome_grace is 0.5 s and the time limit 0.2 s: without review the server would give
+    # up after 0.7 s; the user reading the diff for longer must not end the attempt.
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [])
+    await started(engine)
+    cell = {"source": "print(totl)", "error": ERROR_OUTCOME["error"]}
+    await session.receive(ask(mode="fix", prompt="", cell=cell, time_limit=0.2, review=True))
+    while not browser.of("execute"):
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(1.5)
+    assert browser.of("done") == []
+    assert len(browser.of("execute")) == 1
+    assert [t for t in browser.of("turn") if t["state"] == "timeout"] == []
+    execute = browser.of("execute")[0]
+    outcome = {"type": "outcome", "id": "r1", "turn": execute["turn"], **OK_OUTCOME}
+    await session.receive(json.dumps(outcome))
+    await finish(browser)
+    assert browser.of("done")[0]["status"] == "success"
+
+
 async def test_refine_cell_replaces_from_the_first_turn(tmp_path: Path) -> None:
     session, browser, engine, _ = make_session(tmp_path, [FIXED], [OK_OUTCOME])
     await started(engine)

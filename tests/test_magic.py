@@ -159,6 +159,26 @@ def test_oci_fix_repairs_the_last_failing_cell(kernel: Kernel, script: Script) -
     assert "no cell has failed" in again.text
 
 
+def test_oci_fix_sends_the_cell_that_defines_what_the_failing_cell_reads(
+    kernel: Kernel, script: Script
+) -> None:
+    # 35 cells between the definition and the failure: beyond the 30 most recent cells a
+    # request considers, yet the definition must reach the model.
+    assert kernel.run("tax_rate = '0.2'  # a string: the root cause").status == "ok"
+    for i in range(35):
+        assert kernel.run(f"unrelated_{i} = {i}").status == "ok"
+    assert kernel.run("gross = 100 * (1 + tax_rate)").status == "error"
+    script.set(["```python\ngross = 100 * (1 + float(tax_rate))\nprint(gross)\n```"])
+    kernel.run("%oci fix")
+    assert kernel.value("gross") == "120.0"
+    request = script.prompts[0][-1]["content"]
+    assert "tax_rate = '0.2'  # a string: the root cause" in request
+    assert "unrelated_0 = 0" not in request
+    context, _, failing = request.partition("Request:\n")
+    assert "gross = 100 * (1 + tax_rate)" not in context  # shown once, in the request
+    assert "This cell failed:\n```python\ngross = 100 * (1 + tax_rate)\n```" in failing
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [

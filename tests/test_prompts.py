@@ -26,13 +26,16 @@ from oci_jupyter.prompts import (
     calls_input,
     cell_text,
     clip,
+    defined_names,
     estimate_counter,
     execution_feedback,
     extract_code,
+    failure_names,
     fix_request,
     input_feedback,
     rank_cells,
     strip_ansi,
+    used_names,
 )
 
 
@@ -330,6 +333,60 @@ def test_rank_cells_active_first_or_last_cell() -> None:
     assert rank_cells(first, 30) == [0, 1, 2, 3]
     last = [CellContext(source=str(i), active=i == 3) for i in range(4)]
     assert rank_cells(last, 30) == [3, 2, 1, 0]
+
+
+def test_defined_names_are_the_cells_global_bindings() -> None:
+    source = (
+        "import pandas as pd\nimport os.path\nfrom math import sqrt as root\n"
+        "from typing import *\n%matplotlib inline\n!ls\ndf?\n"
+        "df = pd.read_csv('a.csv')\na, (b, c) = 1, (2, 3)\ncount += 1\nlimit: int = 3\n"
+        "for i in range(3):\n    pass\nwith open('f') as fh:\n    pass\n"
+        "@decorate\ndef f(q):\n    local = 1\n    return local\n"
+        "class K:\n    field = 1\n[w for w in range(3)]\n(y := 4)\n"
+    )
+    assert defined_names(source) == {
+        "pd", "os", "root", "df", "a", "b", "c", "count", "limit", "i", "fh", "f", "K", "y",
+    }  # fmt: skip
+
+
+def test_defined_names_of_unparseable_cells_from_plain_lines() -> None:
+    assert defined_names("x = 1\ny, z = 2, 3\ndef g(:\nclass H:\nif x == 1:\n") == {
+        "x", "y", "z", "g", "H",
+    }  # fmt: skip
+    assert defined_names("%%bash\nA=1\n") == {"A"}
+
+
+def test_used_names_skip_builtins_and_magics() -> None:
+    assert used_names("df2 = df.dropna()\nprint(len(df2), total)\n%time slow()\n") == {
+        "df", "df2", "total",
+    }  # fmt: skip
+    assert used_names("print(x +)") == {"x"}  # unparseable: identifiers, still no builtins
+
+
+def test_failure_names_add_the_missing_name_of_a_name_error() -> None:
+    outcome = ExecutionOutcome("error", ename="NameError", evalue="name 'helper' is not defined")
+    assert failure_names("run()", outcome) == {"run", "helper"}
+    assert failure_names("run()") == {"run"}
+
+
+def test_rank_cells_with_needs_puts_the_definitions_first_transitively() -> None:
+    sources = [
+        "import pandas as pd",  # 0
+        "raw = [1, 2]",  # 1
+        "data = clean(raw)",  # 2: needs clean (4, below) and raw (1)
+        "unrelated = 0",  # 3
+        "def clean(v):\n    return v",  # 4: defined below its use: run out of order
+        "raw = [3]",  # 5: a later raw, below the failing cell's definition of data
+        "print(data.mean())",  # 6 active: needs data
+        "z = 1",  # 7
+    ]
+    cells = [CellContext(source=s, active=i == 6) for i, s in enumerate(sources)]
+    assert rank_cells(cells, 30, {"data", "print"}) == [6, 2, 4, 1, 5, 3, 0, 7]
+    assert rank_cells(cells, 3, {"data"}) == [6, 2, 4]
+    assert rank_cells(cells, 30, {"nowhere"}) == rank_cells(cells, 30)
+    # Markdown does not define names, even when its text looks like an assignment.
+    markdown = [CellContext("data = 1", kind="markdown"), CellContext("x", active=True)]
+    assert rank_cells(markdown, 30, {"data"}) == [1, 0]
 
 
 def test_cell_text_labels_marks_active_strips_and_cuts() -> None:
