@@ -50,26 +50,53 @@ export function originalSource(cell: ICellModel): string | null {
 
 // ---- the button on a failing cell
 
-/** Show the fix button on a cell (once). */
+/**
+ * The button under a failing cell's outputs. It goes away by itself when the
+ * error does (outputs cleared, the cell run again).
+ */
+class FixButton extends Widget {
+  constructor(
+    private readonly _cell: CodeCell,
+    label: string,
+    onClick: () => void
+  ) {
+    super({ node: document.createElement('div') });
+    this.addClass(FIX_BUTTON_CLASS);
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'jp-Button jp-mod-styled jp-mod-accept';
+    button.textContent = label;
+    button.addEventListener('click', event => {
+      event.stopPropagation();
+      onClick();
+    });
+    this.node.appendChild(button);
+    _cell.model.outputs.changed.connect(this._onOutputs, this);
+  }
+
+  dispose(): void {
+    if (!this.isDisposed && !this._cell.isDisposed) {
+      this._cell.model.outputs.changed.disconnect(this._onOutputs, this);
+    }
+    super.dispose();
+  }
+
+  private _onOutputs(): void {
+    if (cellError(this._cell.model) === null) {
+      this.dispose();
+    }
+  }
+}
+
+/** Show the fix button on a failing cell (once). */
 export function showFixButton(
-  cell: Cell,
+  cell: CodeCell,
   label: string,
   onClick: () => void
 ): void {
   hideFixButton(cell);
-  const button = document.createElement('button');
-  button.type = 'button';
-  button.className = 'jp-Button jp-mod-styled jp-mod-accept';
-  button.textContent = label;
-  button.addEventListener('click', event => {
-    event.stopPropagation();
-    onClick();
-  });
-  const widget = new Widget({ node: document.createElement('div') });
-  widget.addClass(FIX_BUTTON_CLASS);
-  widget.node.appendChild(button);
   // The cell's own layout: after the outputs (and the empty footer).
-  (cell.layout as PanelLayout).addWidget(widget);
+  (cell.layout as PanelLayout).addWidget(new FixButton(cell, label, onClick));
 }
 
 export function hideFixButton(cell: Cell): void {

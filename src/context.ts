@@ -10,8 +10,13 @@ import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { ICellContext, INotebookContext, IVariableInfo } from './chat/protocol';
 
 export interface IContextOptions {
-  /** At most this many cells, around the active one. */
+  /** At most this many cells, around the anchor. */
   contextCells: number;
+  /**
+   * The cell the request is about (a fix's failing cell, the cell that was
+   * active when the user asked); the active cell when absent or gone.
+   */
+  anchorCellId?: string | null;
   sendOutputs: boolean;
   sendVariables: boolean;
   /** How long the kernel may take to describe its variables (ms). */
@@ -150,9 +155,16 @@ export async function notebookContext(
   const notebook = panel.content;
   const cells = notebook.model ? Array.from(notebook.model.cells) : [];
   const language = notebookLanguage(panel);
+  const anchor = options.anchorCellId
+    ? cells.findIndex(cell => cell.id === options.anchorCellId)
+    : -1;
   const context: INotebookContext = {
     language,
-    cells: cellsContext(cells, notebook.activeCellIndex, options),
+    cells: cellsContext(
+      cells,
+      anchor >= 0 ? anchor : notebook.activeCellIndex,
+      options
+    ),
     variables: []
   };
   const kernel = panel.sessionContext.session?.kernel;

@@ -199,6 +199,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return true;
     };
 
+    /** The fix button under a failing cell. */
+    const offerFix = (cell: CodeCell): void => {
+      showFixButton(cell, trans.__('Fix with OpenCodeInterpreter'), () => {
+        const current = panelOf(cell);
+        if (current) {
+          startFix(current, cell);
+        }
+      });
+    };
     NotebookActions.executionScheduled.connect((_, { cell }) => {
       hideFixButton(cell);
     });
@@ -223,14 +232,31 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (autoFix === 'auto' && startFix(owner, cell)) {
           return;
         }
-        showFixButton(cell, trans.__('Fix with OpenCodeInterpreter'), () => {
-          const current = panelOf(cell);
-          if (current) {
-            startFix(current, cell);
-          }
-        });
+        offerFix(cell);
       }
     );
+    // A notebook opened with errors in its saved outputs offers their fix
+    // again (never starts one: nobody has just run those cells). Cells drawn
+    // lazily, when scrolled to, get their button when they are drawn.
+    tracker.widgetAdded.connect((_, notebook) => {
+      void notebook.context.ready.then(() => {
+        for (const cell of notebook.content.widgets) {
+          if (!(cell instanceof CodeCell) || cellError(cell.model) === null) {
+            continue;
+          }
+          void cell.ready.then(() => {
+            if (
+              autoFix !== 'off' &&
+              !cell.isDisposed &&
+              cellError(cell.model) !== null &&
+              !chat.isBusy(cell.model.id)
+            ) {
+              offerFix(cell);
+            }
+          });
+        }
+      });
+    });
 
     commands.addCommand(CommandIDs.fixCell, {
       label: trans.__('Fix the Cell with OpenCodeInterpreter'),

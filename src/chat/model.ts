@@ -47,6 +47,12 @@ export interface IChatSettings {
   contextCells: number;
 }
 
+/**
+ * Cells a fix sends at least: the server ranks those that define the names
+ * the failing cell reads first, and fits what it can into the model's window.
+ */
+const FIX_CONTEXT_CELLS = 100;
+
 export const DEFAULT_CHAT_SETTINGS: IChatSettings = {
   maxTurns: 3,
   autoExecute: true,
@@ -408,7 +414,12 @@ export class ChatModel implements IDisposable {
     let context: INotebookContext;
     try {
       context = await notebookContext(panel, {
-        contextCells: settings.contextCells,
+        anchorCellId: running.anchorCellId,
+        // A fix sends more of the cells above: the server picks those that
+        // define what the failing cell reads, wherever they are.
+        contextCells: running.fix
+          ? Math.max(settings.contextCells, FIX_CONTEXT_CELLS)
+          : settings.contextCells,
         sendOutputs: settings.sendOutputs,
         sendVariables: settings.sendVariables
       });
@@ -436,7 +447,9 @@ export class ChatModel implements IDisposable {
       time_limit: settings.executionTimeLimit,
       auto_execute: settings.autoExecute,
       refine_cell: refine,
-      ...(running.fix ? { cell: running.fix } : {})
+      ...(running.fix
+        ? { cell: running.fix, review: running.confirm !== null }
+        : {})
     });
     if (!sent) {
       this._finish(running, 'error', 'Not connected to the server.');

@@ -53,6 +53,11 @@ export interface IAskMessage {
   refine_cell: boolean;
   /** With `mode: "fix"`: the failing cell, rewritten from turn 1. */
   cell?: IFixCell;
+  /**
+   * The user reviews each rewrite (a diff to accept) before it runs: the
+   * server then waits for the outcome without a deadline.
+   */
+  review?: boolean;
 }
 
 export interface IFixCell {

@@ -207,10 +207,7 @@ test.describe('chat with a scripted model', () => {
   test('Stop while the reply streams ends the request cleanly', async ({
     page
   }, testInfo) => {
-    const long = Array.from(
-      { length: 400 },
-      (_, i) => `word${i}`
-    ).join(' ');
+    const long = Array.from({ length: 400 }, (_, i) => `word${i}`).join(' ');
     script([long, 'Just an answer, no code this time.']);
     await newNotebook(page);
     const panel = await openPanel(page);
@@ -308,9 +305,7 @@ test.describe('chat with a scripted model', () => {
     );
 
     const second = await page.notebook.createNew();
-    await expect(panel.locator('.jp-OciChat-notebookName')).toHaveText(
-      second!
-    );
+    await expect(panel.locator('.jp-OciChat-notebookName')).toHaveText(second!);
     await expect(requests(page)).toHaveCount(0);
     await expect(panel.locator('.jp-OciChat-empty')).toBeVisible();
 
@@ -388,73 +383,76 @@ test.describe('chat with a scripted model', () => {
     // interrupt's reply is empty (204).
     test.use({ kernels: null });
 
-  test('Stop while the code runs interrupts the kernel', async ({ page }) => {
-    script([reply('Waiting a while.', 'import time\ntime.sleep(60)')]);
-    await newNotebook(page);
-    const panel = await openPanel(page);
-    await ask(page, 'wait a minute');
-    const request = requests(page).last();
-    await expect(request.locator('.jp-OciChat-turn')).toHaveAttribute(
-      'data-oci-turn-state',
-      'executing',
-      { timeout: 30 * 1000 }
-    );
-    await panel.getByRole('button', { name: 'Stop' }).click();
-    await expect(request).toHaveAttribute('data-oci-status', 'cancelled', {
-      timeout: 10 * 1000
-    });
-    // The kernel is free again at once, not in a minute.
-    const seconds = await page.evaluate(async () => {
-      const widget = window.jupyterapp.shell.currentWidget as any;
-      const started = performance.now();
-      await widget.sessionContext.session.kernel.requestExecute({
-        code: 'pass',
-        silent: true
-      }).done;
-      return (performance.now() - started) / 1000;
-    });
-    expect(seconds).toBeLessThan(5);
-    await expect
-      .poll(async () => outputText((await notebookCells(page))[1]))
-      .toContain('KeyboardInterrupt');
-  });
-
-  test.describe('with a 2 s time limit', () => {
-    test.use({
-      mockSettings: {
-        ...galata.DEFAULT_SETTINGS,
-        'oci-jupyter:plugin': { executionTimeLimit: 2 }
-      }
-    });
-
-    test('a run over the limit is interrupted and reported as a timeout', async ({
-      page
-    }) => {
-      script([
-        reply('Counting slowly.', 'import time\ntime.sleep(30)\nprint("late")'),
-        reply('Faster now.', 'print("quick")')
-      ]);
+    test('Stop while the code runs interrupts the kernel', async ({ page }) => {
+      script([reply('Waiting a while.', 'import time\ntime.sleep(60)')]);
       await newNotebook(page);
-      await openPanel(page);
-      await ask(page, 'print something, eventually');
+      const panel = await openPanel(page);
+      await ask(page, 'wait a minute');
       const request = requests(page).last();
-      await expect(request).toHaveAttribute('data-oci-status', 'success', {
-        timeout: 30 * 1000
-      });
-      const turns = request.locator('.jp-OciChat-turn');
-      await expect(turns.nth(0)).toHaveAttribute(
+      await expect(request.locator('.jp-OciChat-turn')).toHaveAttribute(
         'data-oci-turn-state',
-        'timeout'
+        'executing',
+        { timeout: 30 * 1000 }
       );
-      await expect(turns.nth(1)).toHaveAttribute('data-oci-turn-state', 'ok');
-      // The model was told the run timed out.
-      const feedback = scriptedPrompts()[1].slice(-1)[0].content;
-      expect(feedback).toContain('did not finish');
-      const cells = await notebookCells(page);
-      expect(cells[1].source).toBe('print("quick")\n');
-      expect(outputText(cells[1])).toContain('quick');
+      await panel.getByRole('button', { name: 'Stop' }).click();
+      await expect(request).toHaveAttribute('data-oci-status', 'cancelled', {
+        timeout: 10 * 1000
+      });
+      // The kernel is free again at once, not in a minute.
+      const seconds = await page.evaluate(async () => {
+        const widget = window.jupyterapp.shell.currentWidget as any;
+        const started = performance.now();
+        await widget.sessionContext.session.kernel.requestExecute({
+          code: 'pass',
+          silent: true
+        }).done;
+        return (performance.now() - started) / 1000;
+      });
+      expect(seconds).toBeLessThan(5);
+      await expect
+        .poll(async () => outputText((await notebookCells(page))[1]))
+        .toContain('KeyboardInterrupt');
     });
-  });
+
+    test.describe('with a 2 s time limit', () => {
+      test.use({
+        mockSettings: {
+          ...galata.DEFAULT_SETTINGS,
+          'oci-jupyter:plugin': { executionTimeLimit: 2 }
+        }
+      });
+
+      test('a run over the limit is interrupted and reported as a timeout', async ({
+        page
+      }) => {
+        script([
+          reply(
+            'Counting slowly.',
+            'import time\ntime.sleep(30)\nprint("late")'
+          ),
+          reply('Faster now.', 'print("quick")')
+        ]);
+        await newNotebook(page);
+        await openPanel(page);
+        await ask(page, 'print something, eventually');
+        const request = requests(page).last();
+        await expect(request).toHaveAttribute('data-oci-status', 'success', {
+          timeout: 30 * 1000
+        });
+        const turns = request.locator('.jp-OciChat-turn');
+        await expect(turns.nth(0)).toHaveAttribute(
+          'data-oci-turn-state',
+          'timeout'
+        );
+        await expect(turns.nth(1)).toHaveAttribute('data-oci-turn-state', 'ok');
+        // The model was told the run timed out.
+        const feedback = scriptedPrompts()[1].slice(-1)[0].content;
+        expect(feedback).toContain('did not finish');
+        const cells = await notebookCells(page);
+        expect(cells[1].source).toBe('print("quick")\n');
+        expect(outputText(cells[1])).toContain('quick');
+      });
+    });
   });
 
   test.describe('with auto-execute off', () => {
@@ -681,9 +679,70 @@ test.describe('auto-fix of failing cells', () => {
     const cells = await notebookCells(page);
     expect(cells[1].source).toBe(FAILING);
     expect(outputText(cells[1])).toContain('NameError');
-    await expect(
-      page.locator('.jp-Notebook .jp-Cell').nth(1)
-    ).not.toHaveClass(/jp-mod-ociFixing/);
+    await expect(page.locator('.jp-Notebook .jp-Cell').nth(1)).not.toHaveClass(
+      /jp-mod-ociFixing/
+    );
+  });
+
+  test('after a reload the Fix button is back; it fixes its own cell, with what that cell reads', async ({
+    page,
+    tmpPath
+  }) => {
+    // x is defined in the first cell; the failing cell is second; two more
+    // cells below it, the last one active when the fix is asked for.
+    const name = await newNotebook(page);
+    await page.notebook.addCell('code', FAILING);
+    await page.notebook.runCell(1, { inplace: true });
+    await expect
+      .poll(async () => outputText((await notebookCells(page))[1]))
+      .toContain('NameError');
+    await page.notebook.addCell('code', 'below = 1');
+    await page.notebook.addCell('code', 'last_cell = 2');
+    await page.notebook.selectCells(3);
+    await page.notebook.save();
+
+    await page.reload({ waitForIsReady: false });
+    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+    await page.evaluate(
+      path => window.jupyterapp.commands.execute('docmanager:open', { path }),
+      `${tmpPath}/${name}`
+    );
+    const cell = page.locator('.jp-Notebook .jp-Cell').nth(1);
+    const button = cell.locator('.jp-OciFixButton button');
+    await expect(button).toBeVisible({ timeout: 30 * 1000 });
+    await expect(page.locator('.jp-OciFixButton')).toHaveCount(1);
+    await page.notebook.selectCells(3);
+
+    script([reply('`y` is not defined; `x` is.', REPAIRED)]);
+    await button.click();
+    const dialog = page.locator('.jp-Dialog.jp-OciDiffDialog');
+    await expect(dialog).toBeVisible({ timeout: 30 * 1000 });
+    await dialog.getByRole('button', { name: 'Accept' }).click();
+    await expect(requests(page).last()).toHaveAttribute(
+      'data-oci-status',
+      'success',
+      { timeout: 30 * 1000 }
+    );
+    const cells = await notebookCells(page);
+    expect(cells.map(c => c.source.trim())).toEqual([
+      'x = 41\nprint(x + 1)',
+      REPAIRED,
+      'below = 1',
+      'last_cell = 2'
+    ]);
+    // The kernel outlives the reload: x from the first cell is still there.
+    expect(outputText(cells[1])).toContain('82');
+
+    // The context was the failing cell's, not the active cell's: it is the
+    // one marked, in its place, and the cell defining x came with it.
+    const asked = scriptedPrompts()[0]
+      .map(m => m.content)
+      .join('\n');
+    expect(asked).toContain(
+      '# In [2]  <- active cell\n(the failing cell, shown below)'
+    );
+    expect(asked).toContain('# In [ ]\nlast_cell = 2');
+    expect(asked).toContain('x = 41');
   });
 
   test.describe('with autoFix "auto"', () => {
