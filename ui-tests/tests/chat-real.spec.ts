@@ -4,7 +4,12 @@
  * latency a user feels (time to the first token on screen) and the
  * browser's own overhead per turn.
  */
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import {
+  expect,
+  galata,
+  IJupyterLabPageFixture,
+  test
+} from '@jupyterlab/galata';
 
 import {
   ask,
@@ -88,8 +93,8 @@ test.describe('chat with the real model', () => {
   }) => {
     // A notebook a user might have: data prepared over a few cells.
     const sources = [
-      "import math\nimport statistics\n\nprices = [12.5, 13.0, 12.8, 14.2, 15.1, 14.9, 16.3, 15.8, 17.0, 16.4]\nvolumes = [120, 98, 143, 165, 190, 172, 201, 188, 230, 215]",
-      "def moving_average(values, window=3):\n    \"\"\"Average of each run of `window` consecutive values.\"\"\"\n    return [sum(values[i:i + window]) / window for i in range(len(values) - window + 1)]\n\nsmooth = moving_average(prices)\nprint([round(v, 2) for v in smooth])",
+      'import math\nimport statistics\n\nprices = [12.5, 13.0, 12.8, 14.2, 15.1, 14.9, 16.3, 15.8, 17.0, 16.4]\nvolumes = [120, 98, 143, 165, 190, 172, 201, 188, 230, 215]',
+      'def moving_average(values, window=3):\n    """Average of each run of `window` consecutive values."""\n    return [sum(values[i:i + window]) / window for i in range(len(values) - window + 1)]\n\nsmooth = moving_average(prices)\nprint([round(v, 2) for v in smooth])',
       "returns = [(b - a) / a for a, b in zip(prices, prices[1:])]\nvolatility = statistics.stdev(returns)\nprint(f'mean return {statistics.mean(returns):.4f}, volatility {volatility:.4f}')",
       "weighted = sum(p * v for p, v in zip(prices, volumes)) / sum(volumes)\nprint('volume-weighted price', round(weighted, 3))\nbest_day = max(range(len(prices)), key=lambda i: prices[i] * volumes[i])\nprint('best day', best_day, prices[best_day], volumes[best_day])"
     ];
@@ -163,7 +168,9 @@ test.describe('chat with the real model', () => {
       ...context.cells.map(
         (c: any) => `# ${c.label}\n${c.source}\n# Output:\n${c.output}`
       ),
-      ...context.variables.map((v: any) => `- ${v.name}: ${v.type}, ${v.summary}`)
+      ...context.variables.map(
+        (v: any) => `- ${v.name}: ${v.type}, ${v.summary}`
+      )
     ];
     const counted = await page.request.post('/oci/tokenize', {
       data: { texts }
@@ -184,5 +191,100 @@ test.describe('chat with the real model', () => {
     expect(contextTokens).toBeGreaterThan(400);
     expect(context.variables.map((v: any) => v.name)).toContain('prices');
     await expect(page.locator(PANEL)).toBeVisible();
+  });
+});
+
+test.describe('auto-fix with the real model', () => {
+  /** A notebook whose second cell, run by the user, fails. */
+  async function failing(
+    page: IJupyterLabPageFixture,
+    setup: string,
+    broken: string,
+    ename: string
+  ) {
+    await newNotebook(page, setup);
+    await page.notebook.addCell('code', broken);
+    await page.notebook.runCell(1, { inplace: true });
+    await expect
+      .poll(async () => outputText((await notebookCells(page))[1]))
+      .toContain(ename);
+  }
+
+  test('suggest: a NameError is fixed after the user accepts the diff', async ({
+    page
+  }, testInfo) => {
+    const broken = 'print(sortd(numbers))';
+    await failing(page, 'numbers = [3, 1, 2]', broken, 'NameError');
+    await modelReady(page);
+    const button = page
+      .locator('.jp-Notebook .jp-Cell')
+      .nth(1)
+      .locator('.jp-OciFixButton button');
+    await button.click();
+
+    // Every rewrite the model proposes waits for Accept.
+    const request = requests(page).last();
+    const dialog = page.locator('.jp-Dialog.jp-OciDiffDialog');
+    const deadline = Date.now() + ANSWER_TIMEOUT;
+    let accepted = 0;
+    while ((await request.getAttribute('data-oci-status')) === 'running') {
+      expect(Date.now()).toBeLessThan(deadline);
+      if (await dialog.isVisible()) {
+        if (accepted === 0) {
+          await page.screenshot({ path: testInfo.outputPath('diff.png') });
+        }
+        await dialog.getByRole('button', { name: 'Accept' }).click();
+        await expect(dialog).toHaveCount(0);
+        accepted++;
+      }
+      await page.waitForTimeout(200);
+    }
+    const cells = await notebookCells(page);
+    console.log(
+      `fixed cell after ${accepted} accepted diff(s):\n${cells[1].source}`
+    );
+    await expect(request).toHaveAttribute('data-oci-status', 'success');
+    expect(accepted).toBeGreaterThanOrEqual(1);
+    expect(cells).toHaveLength(2);
+    expect(cells[1].source).toContain('sorted(');
+    expect(outputText(cells[1])).toContain('[1, 2, 3]');
+    expect(cells[1].metadata.oci.original_source).toBe(broken);
+    await page.screenshot({ path: testInfo.outputPath('fixed.png') });
+  });
+
+  test.describe('with autoFix "auto"', () => {
+    test.use({
+      mockSettings: {
+        ...galata.DEFAULT_SETTINGS,
+        'oci-jupyter:plugin': { autoFix: 'auto' }
+      }
+    });
+
+    test('a TypeError is fixed and run again without a click', async ({
+      page
+    }) => {
+      // The model loads first: a fix needs it ready when the cell fails.
+      await page.notebook.createNew();
+      await modelReady(page);
+      await page.notebook.setCell(0, 'code', 'count = 6');
+      await page.notebook.runCell(0, { inplace: true });
+      const broken = 'print("total: " + count)';
+      await page.notebook.addCell('code', broken);
+      await page.notebook.runCell(1, { inplace: true });
+
+      const request = requests(page).last();
+      await expect(request).toBeVisible({ timeout: 30 * 1000 });
+      await expect(request).not.toHaveAttribute('data-oci-status', 'running', {
+        timeout: ANSWER_TIMEOUT
+      });
+      const cells = await notebookCells(page);
+      console.log(`fixed cell:\n${cells[1].source}`);
+      await expect(request).toHaveAttribute('data-oci-status', 'success');
+      await expect(page.locator('.jp-OciDiffDialog')).toHaveCount(0);
+      expect(cells).toHaveLength(2);
+      expect(outputText(cells[1])).toMatch(/total:\s*6/);
+      expect(outputText(cells[1])).not.toContain('TypeError');
+      expect(cells[1].metadata.oci.original_source).toBe(broken);
+    });
   });
 });
