@@ -173,6 +173,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const panelOf = (cell: Cell): NotebookPanel | null =>
       tracker.find(p => p.content.widgets.includes(cell)) ?? null;
 
+    /** The fix button under a failing cell. */
+    const offerFix = (cell: CodeCell): void => {
+      showFixButton(cell, trans.__('Fix with OpenCodeInterpreter'), () => {
+        const current = panelOf(cell);
+        if (current) {
+          startFix(current, cell);
+        }
+      });
+    };
     /** Start a fix of a failing cell; false when it cannot start now. */
     const startFix = (notebook: NotebookPanel, cell: Cell): boolean => {
       const error = cellError(cell.model);
@@ -195,19 +204,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
       hideFixButton(cell);
       cell.addClass(FIXING_CLASS);
       panel.reveal(app.shell);
-      void finished.then(() => cell.removeClass(FIXING_CLASS));
+      void finished.then(() => {
+        cell.removeClass(FIXING_CLASS);
+        // Still failing (the attempts ran out, or the diff was rejected):
+        // another try stays one click away.
+        if (
+          cell instanceof CodeCell &&
+          !cell.isDisposed &&
+          autoFix !== 'off' &&
+          cellError(cell.model) !== null
+        ) {
+          offerFix(cell);
+        }
+      });
       return true;
     };
 
-    /** The fix button under a failing cell. */
-    const offerFix = (cell: CodeCell): void => {
-      showFixButton(cell, trans.__('Fix with OpenCodeInterpreter'), () => {
-        const current = panelOf(cell);
-        if (current) {
-          startFix(current, cell);
-        }
-      });
-    };
     NotebookActions.executionScheduled.connect((_, { cell }) => {
       hideFixButton(cell);
     });

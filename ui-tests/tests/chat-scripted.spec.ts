@@ -679,9 +679,10 @@ test.describe('auto-fix of failing cells', () => {
     const cells = await notebookCells(page);
     expect(cells[1].source).toBe(FAILING);
     expect(outputText(cells[1])).toContain('NameError');
-    await expect(page.locator('.jp-Notebook .jp-Cell').nth(1)).not.toHaveClass(
-      /jp-mod-ociFixing/
-    );
+    const cell = page.locator('.jp-Notebook .jp-Cell').nth(1);
+    await expect(cell).not.toHaveClass(/jp-mod-ociFixing/);
+    // Still failing: another try is one click away.
+    await expect(cell.locator('.jp-OciFixButton button')).toBeVisible();
   });
 
   test('after a reload the Fix button is back; it fixes its own cell, with what that cell reads', async ({
