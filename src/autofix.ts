@@ -17,6 +17,7 @@ export type AutoFixMode = 'off' | 'suggest' | 'auto';
 /** The class of a cell a fix is working on. */
 export const FIXING_CLASS = 'jp-mod-ociFixing';
 const FIX_BUTTON_CLASS = 'jp-OciFixButton';
+const FIXING_BAR_CLASS = 'jp-OciFixingBar';
 
 /** The error a code cell's outputs show, if any. */
 export function cellError(cell: ICellModel): IExecutionError | null {
@@ -100,9 +101,49 @@ export function showFixButton(
 }
 
 export function hideFixButton(cell: Cell): void {
+  disposeOwn(cell, FIX_BUTTON_CLASS);
+}
+
+/**
+ * Mark a cell as being fixed: its border, and a bar under it that says so
+ * with a Stop button. The returned function removes both.
+ */
+export function showFixing(
+  cell: Cell,
+  labels: { fixing: string; stop: string },
+  onStop: () => void
+): () => void {
+  disposeOwn(cell, FIXING_BAR_CLASS);
+  cell.addClass(FIXING_CLASS);
+  const bar = new Widget({ node: document.createElement('div') });
+  bar.addClass(FIXING_BAR_CLASS);
+  const text = document.createElement('span');
+  text.className = 'jp-OciFixingBar-text';
+  text.textContent = labels.fixing;
+  const stop = document.createElement('button');
+  stop.type = 'button';
+  stop.className = 'jp-Button jp-mod-styled jp-mod-reject';
+  stop.textContent = labels.stop;
+  stop.addEventListener('click', event => {
+    event.stopPropagation();
+    stop.disabled = true;
+    onStop();
+  });
+  bar.node.append(text, stop);
+  (cell.layout as PanelLayout).addWidget(bar);
+  return () => {
+    bar.dispose();
+    if (!cell.isDisposed) {
+      cell.removeClass(FIXING_CLASS);
+    }
+  };
+}
+
+/** Remove this module's widgets of one kind from a cell. */
+function disposeOwn(cell: Cell, className: string): void {
   const layout = cell.layout as PanelLayout | null;
   for (const widget of [...(layout?.widgets ?? [])]) {
-    if (widget.hasClass(FIX_BUTTON_CLASS)) {
+    if (widget.hasClass(className)) {
       widget.dispose();
     }
   }

@@ -22,10 +22,10 @@ import {
   AutoFixMode,
   cellError,
   confirmFix,
-  FIXING_CLASS,
   hideFixButton,
   originalSource,
-  showFixButton
+  showFixButton,
+  showFixing
 } from './autofix';
 import { ChatModel, DEFAULT_CHAT_SETTINGS, IChatSettings } from './chat/model';
 import { METADATA_KEY } from './notebook';
@@ -202,10 +202,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return false;
       }
       hideFixButton(cell);
-      cell.addClass(FIXING_CLASS);
+      const unmark = showFixing(
+        cell,
+        {
+          fixing: trans.__('OpenCodeInterpreter is fixing this cell…'),
+          stop: trans.__('Stop')
+        },
+        () => chat.stopCell(cell.model.id)
+      );
       panel.reveal(app.shell);
       void finished.then(() => {
-        cell.removeClass(FIXING_CLASS);
+        unmark();
         // Still failing (the attempts ran out, or the diff was rejected):
         // another try stays one click away.
         if (

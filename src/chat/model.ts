@@ -467,6 +467,15 @@ export class ChatModel implements IDisposable {
     }
   }
 
+  /** Stop the request working on this cell (a fix), wherever it runs. */
+  stopCell(cellId: string): void {
+    for (const running of this._running.values()) {
+      if (running.cellId === cellId) {
+        this._stop(running);
+      }
+    }
+  }
+
   private _stop(running: IRunning): void {
     const view = running.view;
     if (view.stopping) {

@@ -685,6 +685,35 @@ test.describe('auto-fix of failing cells', () => {
     await expect(cell.locator('.jp-OciFixButton button')).toBeVisible();
   });
 
+  test('the cell shows the fix in progress and stops it', async ({
+    page
+  }, testInfo) => {
+    const long = Array.from({ length: 400 }, (_, i) => `word${i}`).join(' ');
+    script([long]);
+    await failingCell(page);
+    const cell = page.locator('.jp-Notebook .jp-Cell').nth(1);
+    await cell.locator('.jp-OciFixButton button').click();
+
+    const bar = cell.locator('.jp-OciFixingBar');
+    await expect(bar).toContainText('OpenCodeInterpreter is fixing this cell');
+    await expect(cell).toHaveClass(/jp-mod-ociFixing/);
+    await expect(requests(page).last()).toContainText('word20');
+    await cell.screenshot({ path: testInfo.outputPath('fixing-bar.png') });
+    await bar.getByRole('button', { name: 'Stop' }).click();
+
+    const request = requests(page).last();
+    await expect(request).toHaveAttribute('data-oci-status', 'cancelled', {
+      timeout: 10 * 1000
+    });
+    await expect(request).not.toContainText('word399');
+    await expect(bar).toHaveCount(0);
+    await expect(cell).not.toHaveClass(/jp-mod-ociFixing/);
+    const cells = await notebookCells(page);
+    expect(cells[1].source).toBe(FAILING);
+    expect(outputText(cells[1])).toContain('NameError');
+    await expect(cell.locator('.jp-OciFixButton button')).toBeVisible();
+  });
+
   test('after a reload the Fix button is back; it fixes its own cell, with what that cell reads', async ({
     page,
     tmpPath
