@@ -648,6 +648,18 @@ test.describe('auto-fix of failing cells', () => {
     expect(asked).toContain(FAILING);
     expect(asked).toContain("name 'y' is not defined");
 
+    // One undo in the cell brings the original back; redo, the fix.
+    await page.notebook.enterCellEditingMode(1);
+    await page.keyboard.press('ControlOrMeta+z');
+    await expect
+      .poll(async () => (await notebookCells(page))[1].source)
+      .toBe(FAILING);
+    await page.keyboard.press('ControlOrMeta+Shift+z');
+    await expect
+      .poll(async () => (await notebookCells(page))[1].source.trim())
+      .toBe(REPAIRED);
+    await page.notebook.leaveCellEditingMode(1);
+
     // The original comes back on request.
     await page.notebook.selectCells(1);
     await page.evaluate(() =>
