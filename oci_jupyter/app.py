@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
+from jupyter_events import EventLogger
 from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.services.contents.manager import ContentsManager
 
 from .chat import ChatStore
 from .config import OCI
 from .engine import Engine
+
+CONTENTS_EVENTS = ContentsManager.event_schema_id
 
 
 class OCIExtension(ExtensionApp):
@@ -28,6 +34,11 @@ class OCIExtension(ExtensionApp):
         self.settings_ = OCI(parent=self)
         chats = self.settings_.chat_dir or os.path.join(jupyter_data_dir(), "oci_jupyter", "chats")
         self.chat_store = ChatStore(Path(chats).expanduser())
+        # A chat belongs to its notebook: it follows renames (of the notebook or a folder
+        # above it), from the file browser, the notebook's own rename, or the REST API.
+        self.serverapp.event_logger.add_listener(
+            schema_id=CONTENTS_EVENTS, listener=self._on_contents_event
+        )
         try:
             self.engine = self.settings_.create_engine()
         except Exception as exc:  # bad configuration must not take Jupyter down
@@ -38,6 +49,17 @@ class OCIExtension(ExtensionApp):
             self.engine.status.model,
             self.engine.status.device,
         )
+
+    async def _on_contents_event(
+        self, logger: EventLogger, schema_id: str, data: dict[str, Any]
+    ) -> None:
+        source, path = data.get("source_path"), data.get("path")
+        if data.get("action") != "rename" or not source or not path:
+            return
+        try:
+            await asyncio.to_thread(self.chat_store.move, source, path)
+        except OSError as exc:
+            self.log.warning("oci_jupyter: the chat of %s did not follow it: %s", source, exc)
 
     def initialize_handlers(self) -> None:
         from .chat_handlers import ChatHistoryHandler, ChatWebSocket

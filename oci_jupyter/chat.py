@@ -143,7 +143,7 @@ class ChatStore:
         self.root = root
 
     def _path(self, notebook: str) -> Path:
-        digest = hashlib.sha256(notebook.encode()).hexdigest()[:32]
+        digest = hashlib.sha256(notebook.strip("/").encode()).hexdigest()[:32]
         return self.root / f"{digest}.json"
 
     def load(self, notebook: str) -> dict[str, Any]:
@@ -165,6 +165,33 @@ class ChatStore:
         data["requests"] = requests[-200:]
         data["conversation"] = conversation[-200:]
         self._write(notebook, data)
+
+    def move(self, old: str, new: str) -> int:
+        """Re-key after a rename: the notebook's chat, or those of every notebook under a
+        renamed folder. A chat already at the new path (of a notebook deleted earlier) is
+        replaced. Returns how many chats moved."""
+        old, new = old.strip("/"), new.strip("/")
+        own = self._path(old)
+        # A notebook's own chat is found by its key; a folder's need a look at each chat.
+        files = [own] if own.exists() else sorted(self.root.glob("*.json"))
+        moved = 0
+        for file in files:
+            try:
+                data = json.loads(file.read_text())
+            except (OSError, ValueError):
+                continue
+            notebook = str(data.get("notebook", ""))
+            if notebook == old:
+                target = new
+            elif notebook.startswith(old + "/"):
+                target = new + notebook[len(old) :]
+            else:
+                continue
+            data["notebook"] = target
+            self._write(target, data)
+            file.unlink(missing_ok=True)
+            moved += 1
+        return moved
 
     def clear(self, notebook: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from oci_jupyter.chat import ChatSession, ChatStore
+from oci_jupyter.chat import ChatSession, ChatStore, RequestRecord
 
 from .doubles import ScriptedTestEngine
 from .helpers import oci_app, wait_for_state
@@ -433,6 +434,54 @@ async def test_websocket_chat_and_history(
     )
     assert history["requests"] == []
     assert oci_app(jp_serverapp).engine.running_requests == []
+
+
+def test_store_move_follows_a_notebook_and_a_folder(tmp_path: Path) -> None:
+    store = ChatStore(tmp_path / "chats")
+    for notebook in ["a.ipynb", "work/b.ipynb", "work/deep/c.ipynb", "workshop/d.ipynb"]:
+        record = RequestRecord(id=notebook, mode="chat", prompt=f"about {notebook}")
+        store.save_request(notebook, record, [{"role": "user", "content": notebook}])
+
+    assert store.move("a.ipynb", "renamed.ipynb") == 1
+    assert store.load("a.ipynb")["requests"] == []
+    moved = store.load("renamed.ipynb")
+    assert moved["notebook"] == "renamed.ipynb"
+    assert [r["prompt"] for r in moved["requests"]] == ["about a.ipynb"]
+    assert moved["conversation"] == [{"role": "user", "content": "a.ipynb"}]
+
+    # A folder: everything under it, not a sibling that shares the prefix.
+    assert store.move("work", "/project/") == 2
+    assert [r["id"] for r in store.load("project/b.ipynb")["requests"]] == ["work/b.ipynb"]
+    assert [r["id"] for r in store.load("project/deep/c.ipynb")["requests"]] == [
+        "work/deep/c.ipynb"
+    ]
+    assert store.load("work/b.ipynb")["requests"] == []
+    assert [r["id"] for r in store.load("workshop/d.ipynb")["requests"]] == ["workshop/d.ipynb"]
+    assert store.move("never-chatted.ipynb", "x.ipynb") == 0
+    assert len(list((tmp_path / "chats").glob("*.json"))) == 4
+
+
+async def test_renaming_a_notebook_through_jupyter_moves_its_chat(
+    jp_fetch: Any, jp_serverapp: Any, jp_root_dir: Path
+) -> None:
+    (jp_root_dir / "work.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    store = oci_app(jp_serverapp).chat_store
+    store.save_request("work.ipynb", RequestRecord(id="r1", mode="chat", prompt="hi"), [])
+    await jp_fetch(
+        "api",
+        "contents",
+        "work.ipynb",
+        method="PATCH",
+        body=json.dumps({"path": "analysis.ipynb"}),
+    )
+    async with asyncio.timeout(5):  # the listener runs as a task after the rename
+        while not store.load("analysis.ipynb")["requests"]:
+            await asyncio.sleep(0.02)
+    history = json.loads(
+        (await jp_fetch("oci", "chat", "history", params={"notebook": "analysis.ipynb"})).body
+    )
+    assert [r["id"] for r in history["requests"]] == ["r1"]
+    assert store.load("work.ipynb")["requests"] == []
 
 
 async def test_websocket_needs_a_token(jp_ws_fetch: Any, jp_serverapp: Any) -> None:

@@ -104,8 +104,11 @@ export interface IRequestView {
 export type HistoryState = 'idle' | 'loading' | 'loaded' | 'failed';
 
 export interface IThread {
-  /** The notebook's path: the server keeps one chat per notebook. */
-  readonly path: string;
+  /**
+   * The notebook's path: the server keeps one chat per notebook, and moves
+   * it when the notebook is renamed.
+   */
+  path: string;
   requests: IRequestView[];
   history: HistoryState;
   historyError: string;
@@ -211,6 +214,7 @@ export class ChatModel implements IDisposable {
     this._notebook?.model?.cells.changed.disconnect(this._onCellsChanged, this);
     this._notebook?.context.pathChanged.disconnect(this._onPathChanged, this);
     this._notebook = panel;
+    this._notebookPath = panel?.context.path ?? null;
     this._requestCells = null;
     // Labels and the refine target follow the cells (runs, deletions).
     panel?.model?.cells.changed.connect(this._onCellsChanged, this);
@@ -558,7 +562,17 @@ export class ChatModel implements IDisposable {
   }
 
   private _onPathChanged(_: unknown, path: string): void {
-    void this.loadHistory(path);
+    const old = this._notebookPath;
+    this._notebookPath = path;
+    const thread = old === null ? undefined : this._threads.get(old);
+    if (old !== null && thread && !this._threads.has(path)) {
+      // Renamed: the chat goes with it (the server moves its copy too).
+      this._threads.delete(old);
+      thread.path = path;
+      this._threads.set(path, thread);
+    } else {
+      void this.loadHistory(path);
+    }
     this._changed();
   }
 
@@ -926,6 +940,8 @@ export class ChatModel implements IDisposable {
   private _settings: IChatSettings = { ...DEFAULT_CHAT_SETTINGS };
   private _stateChanged = new Signal<this, void>(this);
   private _threads = new Map<string, IThread>();
+  /** The current notebook's path, as of its last rename. */
+  private _notebookPath: string | null = null;
 }
 
 export namespace ChatModel {

@@ -22,6 +22,7 @@ import {
   openPanel,
   outputText,
   PANEL,
+  reloadWith,
   reply,
   requests,
   script,
@@ -253,15 +254,7 @@ test.describe('chat with a scripted model', () => {
     );
     await page.notebook.save();
 
-    // The restored workspace shows the notebook, not the launcher Galata
-    // waits for by default.
-    await page.reload({ waitForIsReady: false });
-    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
-    // Restored with the workspace, or opened again: either way, current.
-    await page.evaluate(
-      path => window.jupyterapp.commands.execute('docmanager:open', { path }),
-      `${tmpPath}/${name}`
-    );
+    await reloadWith(page, `${tmpPath}/${name}`);
     const panel = await openPanel(page);
     const request = requests(page).last();
     await expect(request).toHaveAttribute('data-oci-status', 'success');
@@ -289,6 +282,42 @@ test.describe('chat with a scripted model', () => {
       `/oci/chat/history?notebook=${encodeURIComponent(`${tmpPath}/${name}`)}`
     );
     expect((await history.json()).requests).toEqual([]);
+  });
+
+  test('the chat follows a renamed notebook, after a reload too', async ({
+    page,
+    tmpPath
+  }) => {
+    script([reply('Printing it.', 'print("renamed")')]);
+    const name = await newNotebook(page);
+    await openPanel(page);
+    await ask(page, 'print renamed');
+    await expect(requests(page).last()).toHaveAttribute(
+      'data-oci-status',
+      'success',
+      { timeout: 30 * 1000 }
+    );
+    await page.notebook.save();
+    const renamed = `${tmpPath}/renamed-${name}`;
+    await page.evaluate(
+      ([from, to]) =>
+        window.jupyterapp.serviceManager.contents.rename(from, to),
+      [`${tmpPath}/${name}`, renamed]
+    );
+    await expect(page.locator('.jp-OciChat-notebook')).toContainText(
+      `renamed-${name}`
+    );
+    await expect(requests(page)).toHaveCount(1);
+
+    await reloadWith(page, renamed);
+    await openPanel(page);
+    await expect(page.locator('.jp-OciChat-notebook')).toContainText(
+      `renamed-${name}`
+    );
+    await expect(requests(page)).toHaveCount(1);
+    await expect(
+      requests(page).last().locator('.jp-OciChat-prompt')
+    ).toHaveText('print renamed');
   });
 
   test('each notebook has its own chat; the chat follows the notebook', async ({
@@ -743,12 +772,7 @@ test.describe('auto-fix of failing cells', () => {
     await page.notebook.selectCells(3);
     await page.notebook.save();
 
-    await page.reload({ waitForIsReady: false });
-    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
-    await page.evaluate(
-      path => window.jupyterapp.commands.execute('docmanager:open', { path }),
-      `${tmpPath}/${name}`
-    );
+    await reloadWith(page, `${tmpPath}/${name}`);
     const cell = page.locator('.jp-Notebook .jp-Cell').nth(1);
     const button = cell.locator('.jp-OciFixButton button');
     await expect(button).toBeVisible({ timeout: 30 * 1000 });

@@ -89,6 +89,23 @@ export async function newNotebook(
   return name;
 }
 
+/**
+ * Reload the page and make this notebook current. The restored workspace
+ * shows the notebook, not the launcher Galata waits for by default; restored
+ * with the workspace or opened again, either way it is current.
+ */
+export async function reloadWith(
+  page: IJupyterLabPageFixture,
+  notebookPath: string
+) {
+  await page.reload({ waitForIsReady: false });
+  await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+  await page.evaluate(
+    path => window.jupyterapp.commands.execute('docmanager:open', { path }),
+    notebookPath
+  );
+}
+
 // ---- the scripted engine's replies (tests/doubles.py: ScriptedTestEngine)
 
 interface IScript {
