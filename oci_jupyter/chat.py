@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .engine import Delta, Engine, EngineError, Finish, GenerationParams
-from .loop import Execute, ExecutionOutcome, Finished, Generate, RefinementLoop
+from .loop import SKIP_NOTES, Execute, ExecutionOutcome, Finished, Generate, RefinementLoop
 from .prompts import (
     CellContext,
     NotebookContext,
@@ -322,7 +322,9 @@ class ChatSession:
             if not self.engine.ready:
                 raise EngineError(_not_ready(self.engine))
             messages, reply_tokens = await self._prompt(request, ask, conversation)
-            loop = RefinementLoop(messages, max_turns=ask.max_turns)
+            # A fix's first answer may hand back the failing cell unchanged: not run again.
+            failed = ((ask.cell.source, _failure(ask.cell)),) if ask.cell is not None else ()
+            loop = RefinementLoop(messages, max_turns=ask.max_turns, failed_code=failed)
             first_turn_length = len(messages)
             result = await self._drive(running, loop, reply_tokens)
             conversation += [{"role": "user", "content": request}]
@@ -424,8 +426,21 @@ class ChatSession:
                 if running.cancelled or (finish is not None and finish.reason == "cancelled"):
                     return loop.cancel()
                 started = time.perf_counter()
+                replied = action.turn
                 action = loop.on_reply(reply)
                 overhead += time.perf_counter() - started
+                skipped = loop.turns[replied - 1].skipped
+                if skipped is not None:
+                    # Code that is not run (it calls input(), it already failed): say why.
+                    await self._emit(
+                        {
+                            "type": "turn",
+                            "id": ask.id,
+                            "turn": replied,
+                            "state": "skipped",
+                            "evalue": SKIP_NOTES[skipped],
+                        }
+                    )
             else:
                 target = (
                     "replace"

@@ -26,9 +26,21 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .engine import Message
-from .prompts import calls_input, execution_feedback, extract_code, input_feedback
+from .prompts import (
+    calls_input,
+    execution_feedback,
+    extract_code,
+    input_feedback,
+    repeat_feedback,
+    same_code,
+)
 
 OutcomeStatus = Literal["ok", "error", "timeout", "cancelled"]
+SkipReason = Literal["input", "repeat"]
+SKIP_NOTES: dict[SkipReason, str] = {
+    "input": "not run: asks for input()",
+    "repeat": "not run: same as before",
+}
 LoopStatus = Literal["success", "failed", "no_code", "cancelled", "error"]
 
 
@@ -83,8 +95,8 @@ class Turn:
     feedback: str | None = None
     generate_seconds: float = 0.0
     execute_seconds: float = 0.0
-    skipped: str | None = None
-    """Why the code was not run (e.g. it called input())."""
+    skipped: SkipReason | None = None
+    """Why the code was not run: it called input(), or it repeats code that already failed."""
 
 
 @dataclass(frozen=True)
@@ -123,10 +135,17 @@ class RefinementLoop:
     ``messages`` is the whole prompt of the first turn (system, context, history, request),
     as built by :mod:`oci_jupyter.prompts`. Each later turn appends the reply and the
     execution feedback to it.
+
+    Code that repeats code which already failed (an earlier turn's, or ``failed_code``: the
+    cell a fix starts from) is not run again: it would fail the same way. The model is told
+    so instead, which costs a turn but not a run. Small models often answer an error with the
+    very code that raised it.
     """
 
     messages: list[Message]
     max_turns: int = 3
+    failed_code: tuple[tuple[str, ExecutionOutcome], ...] = ()
+    """Code known to fail before the loop starts, with how it failed (a fix's cell)."""
     clock: Callable[[], float] = time.monotonic
     turns: list[Turn] = field(default_factory=list)
     state: State = "new"
@@ -163,6 +182,14 @@ class RefinementLoop:
             turn.skipped = "input"
             turn.feedback = input_feedback()
             return self._continue_or_stop(turn.feedback, "The code asks for input().")
+        repeated = self._failed_before(turn.code)
+        if repeated is not None:
+            where, outcome = repeated
+            turn.skipped = "repeat"
+            turn.feedback = repeat_feedback(where, outcome)
+            return self._continue_or_stop(
+                turn.feedback, f"The model repeated code that failed ({outcome.summary()})."
+            )
         self.state = "executing"
         self._mark = self.clock()
         return Execute(turn.number, turn.code)
@@ -221,6 +248,17 @@ class RefinementLoop:
             turns = f"{self.turn} turn" + ("s" if self.turn != 1 else "")
             return self._finish("failed", f"Still failing after {turns}: {problem}")
         return self._generate()
+
+    def _failed_before(self, code: str) -> tuple[str, ExecutionOutcome] | None:
+        """Where this code already ran and failed ("attempt 2", "the cell"), if it did."""
+        for turn in self.turns[:-1]:
+            outcome, earlier = turn.outcome, turn.code
+            if outcome is not None and not outcome.ok and earlier and same_code(earlier, code):
+                return f"attempt {turn.number}", outcome
+        for source, outcome in self.failed_code:
+            if same_code(source, code):
+                return "the cell", outcome
+        return None
 
     def _had_failure(self) -> bool:
         return any(t.outcome is not None or t.skipped for t in self.turns[:-1])

@@ -20,7 +20,7 @@ from .client import ModelClient, ModelRequestError, ServerUnavailable, find_serv
 from .engine import GenerationParams, Message
 from .execution import InKernelExecutor
 from .kernel_context import describe_variables
-from .loop import Execute, ExecutionOutcome, Finished, Generate, RefinementLoop
+from .loop import SKIP_NOTES, Execute, ExecutionOutcome, Finished, Generate, RefinementLoop
 from .prompts import (
     CellContext,
     NotebookContext,
@@ -145,6 +145,7 @@ class OCIMagics(Magics):
         display_request: str | None,
         context: NotebookContext | None = None,
         needs: Collection[str] = (),
+        failed_code: tuple[tuple[str, ExecutionOutcome], ...] = (),
     ) -> Finished:
         started = time.perf_counter()
         client = self._model_client()
@@ -166,7 +167,7 @@ class OCIMagics(Magics):
             )
         except PromptTooLong as exc:
             raise UsageError(f"the request is too long: {exc}") from exc
-        loop = RefinementLoop(messages, max_turns=options.turns)
+        loop = RefinementLoop(messages, max_turns=options.turns, failed_code=failed_code)
         first_turn_length = len(messages)
         executor = InKernelExecutor(self.shell, time_limit=options.timeout)
         params = GenerationParams(
@@ -188,7 +189,11 @@ class OCIMagics(Magics):
                         action = loop.on_model_error(str(exc))
                         break
                     timing.generate += time.perf_counter() - mark
+                    replied = action.turn
                     action = loop.on_reply(reply)
+                    skipped = loop.turns[replied - 1].skipped
+                    if skipped is not None and not options.quiet:
+                        display(Markdown(f"*{SKIP_NOTES[skipped]}*"))
                     if isinstance(action, Execute) and options.no_exec:
                         action = loop.cancel("Not run (--no-exec).")
                         break
@@ -287,6 +292,7 @@ class OCIMagics(Magics):
             None,
             context,
             needs=failure_names(failure.source, failure.outcome),
+            failed_code=((failure.source, failure.outcome),),
         )
         if result.status == "success":
             self.last_failure = None

@@ -134,6 +134,25 @@ def fix_request(source: str, outcome: ExecutionOutcome) -> str:
     )
 
 
+def same_code(a: str, b: str) -> bool:
+    """Whether two pieces of code are the same but for trailing spaces and blank lines."""
+
+    def lines(code: str) -> list[str]:
+        return [line.rstrip() for line in code.strip("\n").splitlines() if line.strip()]
+
+    return lines(a) == lines(b)
+
+
+def repeat_feedback(where: str, outcome: ExecutionOutcome) -> str:
+    """The user turn for code that repeats code which already failed (it is not run again)."""
+    return (
+        f"{FeedbackMarker} not run: this is the same code as {where}, which failed with "
+        f"{outcome.summary()}. Running it again would fail the same way. Find what causes "
+        "the error, change that part of the code, and give the full corrected code in one "
+        "```python block."
+    )
+
+
 def input_feedback() -> str:
     return (
         f"{FeedbackMarker} the code was not run because it calls input(), and nobody can "

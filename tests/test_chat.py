@@ -218,6 +218,27 @@ async def test_fix_mode_ranks_the_cells_the_failing_cell_needs_first(tmp_path: P
     assert prompt.index("data = clean") < prompt.index("<- active cell")
 
 
+async def test_a_fix_that_hands_back_the_failing_cell_is_not_run(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [NAME_ERROR, FIXED], [OK_OUTCOME])
+    await started(engine)
+    cell = {"source": "print(totl)\n", "error": ERROR_OUTCOME["error"]}
+    await session.receive(ask(mode="fix", prompt="", cell=cell))
+    await finish(browser)
+    assert [e["turn"] for e in browser.of("execute")] == [2]
+    skipped = [t for t in browser.of("turn") if t["state"] == "skipped"]
+    assert skipped == [
+        {
+            "type": "turn",
+            "id": "r1",
+            "turn": 1,
+            "state": "skipped",
+            "evalue": "not run: same as before",
+        }
+    ]
+    assert "not run: this is the same code as the cell" in engine.prompts[1][-1]["content"]
+    assert browser.of("done")[0]["status"] == "success"
+
+
 async def test_fix_under_review_waits_past_the_time_limit(tmp_path: Path) -> None:
     # outcome_grace is 0.5 s and the time limit 0.2 s: without review the server would give
     # up after 0.7 s; the user reading the diff for longer must not end the attempt.

@@ -340,6 +340,50 @@ def test_input_at_the_last_turn_finishes_failed() -> None:
     assert "input()" in result.message
 
 
+# ---- repeated code -----------------------------------------------------------------------------
+def test_code_that_already_failed_is_not_run_again_and_the_model_is_told() -> None:
+    model = ScriptedModel(
+        [
+            code_reply("print(1 / 0)"),
+            code_reply("print(1 / 0)  \n\n"),  # the same but for whitespace
+            code_reply("print(1 / 1)"),
+        ]
+    )
+    runner = ScriptedRunner([ZERO_DIV, ExecutionOutcome("ok", output="1.0\n")])
+    result = drive(new_loop(), model, runner)
+    assert result.status == "success"
+    assert runner.codes == ["print(1 / 0)\n", "print(1 / 1)\n"]
+    repeat = result.turns[1]
+    assert repeat.skipped == "repeat"
+    assert repeat.outcome is None
+    assert repeat.feedback is not None
+    assert repeat.feedback.startswith(
+        f"{FeedbackMarker} not run: this is the same code as attempt 1"
+    )
+    assert "ZeroDivisionError: division by zero" in repeat.feedback
+    # The third generation read that feedback last.
+    assert model.prompts[2][-1]["content"] == repeat.feedback
+
+
+def test_repeating_the_failing_cell_of_a_fix_is_not_run() -> None:
+    cell = "total = prices * 2\n"
+    name_error = ExecutionOutcome("error", ename="NameError", evalue="name 'prices' is not defined")
+    loop = new_loop(failed_code=((cell, name_error),), max_turns=1)
+    result = drive(loop, ScriptedModel([code_reply("total = prices * 2")]), ScriptedRunner([]))
+    assert result.status == "failed"
+    assert result.turns[0].skipped == "repeat"
+    assert "same code as the cell" in (result.turns[0].feedback or "")
+    assert "The model repeated code that failed (NameError" in result.message
+
+
+def test_code_that_differs_or_succeeded_before_runs() -> None:
+    model = ScriptedModel([code_reply("x = 1 / 0"), code_reply("x = 1 / 0\nprint(x)")])
+    runner = ScriptedRunner([ZERO_DIV, ZERO_DIV])
+    result = drive(new_loop(max_turns=2), model, runner)
+    assert len(runner.codes) == 2
+    assert [t.skipped for t in result.turns] == [None, None]
+
+
 # ---- stopping ----------------------------------------------------------------------------------
 def test_max_turns_default_is_three_and_the_message_names_the_count() -> None:
     model = ScriptedModel([code_reply(f"1 / {i}") for i in range(5)])

@@ -159,6 +159,22 @@ def test_oci_fix_repairs_the_last_failing_cell(kernel: Kernel, script: Script) -
     assert "no cell has failed" in again.text
 
 
+def test_oci_fix_does_not_rerun_the_failing_cell_handed_back(
+    kernel: Kernel, script: Script
+) -> None:
+    assert kernel.run("area = width * 3").status == "error"
+    script.set(
+        [
+            "```python\narea = width * 3\n```",
+            "```python\nwidth = 2\narea = width * 3\nprint(area)\n```",
+        ]
+    )
+    run = kernel.run("%oci fix")
+    assert "*not run: same as before*" in run.final_markdown
+    assert kernel.value("area") == "6"
+    assert "same code as the cell" in script.prompts[1][-1]["content"]
+
+
 def test_oci_fix_sends_the_cell_that_defines_what_the_failing_cell_reads(
     kernel: Kernel, script: Script
 ) -> None:

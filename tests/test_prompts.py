@@ -34,6 +34,8 @@ from oci_jupyter.prompts import (
     fix_request,
     input_feedback,
     rank_cells,
+    repeat_feedback,
+    same_code,
     strip_ansi,
     used_names,
 )
@@ -304,6 +306,19 @@ def test_fix_request_has_the_cell_and_the_stripped_traceback() -> None:
     assert "ZeroDivisionError: division by zero" in request
     assert "\x1b" not in request
     assert "one ```python block" in request
+
+
+def test_same_code_ignores_trailing_spaces_and_blank_lines_only() -> None:
+    assert same_code("x = 1\n\ny = 2\n", "\nx = 1   \ny = 2")
+    assert not same_code("x = 1\ny = 2", "x = 1\n    y = 2")  # indentation matters
+    assert not same_code("x = 1", "x = 2")
+
+
+def test_repeat_feedback_names_the_earlier_failure() -> None:
+    text = repeat_feedback("attempt 2", ExecutionOutcome("timeout"))
+    assert text.startswith(f"{FeedbackMarker} not run: this is the same code as attempt 2")
+    assert "failed with timeout" in text
+    assert "one ```python block" in text
 
 
 def test_fix_request_without_traceback_uses_the_summary() -> None:

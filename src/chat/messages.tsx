@@ -10,7 +10,7 @@ import { Markdown, useThrottled } from './markdown';
 import { IRequestView, ITurnView, RequestStatus, TurnViewState } from './model';
 
 function chipLabel(
-  turn: Pick<ITurnView, 'state' | 'ename'>,
+  turn: Pick<ITurnView, 'state' | 'ename' | 'evalue'>,
   trans: TranslationBundle
 ): string {
   switch (turn.state) {
@@ -31,7 +31,8 @@ function chipLabel(
     case 'cancelled':
       return trans.__('cancelled');
     case 'skipped':
-      return trans.__('not run');
+      // The server says why ("not run: same as before").
+      return turn.evalue || trans.__('not run');
     case 'reply':
       return trans.__('no code');
     default:
@@ -56,7 +57,13 @@ export function StateChip(props: {
     <span
       className={`jp-OciChat-chip jp-mod-${turn.state}`}
       data-oci-turn-state={turn.state}
-      title={turn.evalue ? `${turn.ename}: ${turn.evalue}` : undefined}
+      title={
+        turn.evalue
+          ? turn.ename
+            ? `${turn.ename}: ${turn.evalue}`
+            : turn.evalue
+          : undefined
+      }
     >
       {chipLabel(turn, trans)}
       {seconds && <span className="jp-OciChat-chipTime">{seconds}</span>}

@@ -99,7 +99,8 @@ export interface ITokenMessage {
   text: string;
 }
 
-export type TurnState = 'generating' | 'executing' | OutcomeStatus;
+/** `skipped`: the reply's code was not run; `evalue` says why. */
+export type TurnState = 'generating' | 'executing' | 'skipped' | OutcomeStatus;
 
 export interface ITurnMessage {
   type: 'turn';

@@ -835,6 +835,33 @@ test.describe('auto-fix of failing cells', () => {
       expect(outputText(cells[1])).toContain('82');
       expect(cells[1].metadata.oci.original_source).toBe(FAILING);
     });
+
+    test('the failing code handed back is not run again; the model is told', async ({
+      page
+    }, testInfo) => {
+      script([
+        reply('This should work.', FAILING),
+        reply('`y` is not defined; `x` is.', REPAIRED)
+      ]);
+      await failingCell(page);
+      const request = requests(page).last();
+      await expect(request).toHaveAttribute('data-oci-status', 'success', {
+        timeout: 30 * 1000
+      });
+      const chips = request.locator('.jp-OciChat-chip');
+      await expect(chips.first()).toHaveText('not run: same as before');
+      await expect(chips.last()).toContainText('ok');
+      await request.screenshot({ path: testInfo.outputPath('repeat.png') });
+      const prompts = scriptedPrompts();
+      expect(prompts).toHaveLength(2);
+      expect(prompts[1][prompts[1].length - 1].content).toContain(
+        'not run: this is the same code as the cell'
+      );
+      const cells = await notebookCells(page);
+      expect(cells[1].source.trim()).toBe(REPAIRED);
+      // Run once by the user and once fixed: never twice as it was.
+      expect(cells[1].execution_count).toBe(3);
+    });
   });
 });
 
