@@ -116,7 +116,7 @@ export function EngineStatusView(props: {
       )}
       {showDetail && <p className="jp-OciStatus-detail">{status.detail}</p>}
       {status.state === 'error' && status.error && (
-        <pre className="jp-OciStatus-error">{status.error}</pre>
+        <pre className="jp-OciErrorText jp-OciStatus-error">{status.error}</pre>
       )}
     </div>
   );

@@ -141,7 +141,7 @@ function TurnItem(props: {
         </span>
       )}
       {turn.state === 'error' && turn.evalue && (
-        <pre className="jp-OciChat-error">
+        <pre className="jp-OciErrorText jp-OciChat-error">
           {turn.ename}: {turn.evalue}
         </pre>
       )}
