@@ -1,7 +1,9 @@
 """Prompt building for a 1,000-cell notebook, with the real model's tokenizer (goal ≤ 20 ms).
 
 Baseline in the same run: tokenising every cell of the notebook, which a naive builder would
-do; the ratio shows what ranking the cells and stopping at the window saves.
+do; the ratio shows what ranking the cells and stopping at the window saves. Also the prompt of
+a fix, whose ranking looks for the cells defining what the failing cell reads (the worst case:
+one name defined nowhere, so every cell is searched).
 
     PYTHONPATH=. .venv/bin/python benchmarks/prompt_build.py [--cells 1000] [--runs 50]
 """
@@ -16,6 +18,7 @@ import time
 from _harness import bundled_model_path
 from llama_cpp import Llama
 
+from oci_jupyter.loop import ExecutionOutcome
 from oci_jupyter.prompts import (
     CellContext,
     NotebookContext,
@@ -23,6 +26,7 @@ from oci_jupyter.prompts import (
     VariableInfo,
     build_messages,
     cell_text,
+    failure_names,
 )
 
 CODE = [
@@ -81,11 +85,32 @@ def main() -> None:
             limits=limits,
         )
 
+    failing = "summary = clean(df).groupby('region')['amount'].sum() / nowhere_defined"
+    error = ExecutionOutcome(
+        "error", ename="NameError", evalue="name 'nowhere_defined' is not defined"
+    )
+    needs = failure_names(failing, error)
+
+    # A fix sends the failing cell's neighbourhood: the browser's FIX_CONTEXT_CELLS (100).
+    fix_context = NotebookContext("python", context.cells[-100:], context.variables)
+
+    def build_fix() -> list[dict[str, str]]:
+        return build_messages(
+            f"This cell failed:\n```python\n{failing}\n```\nNameError",
+            fix_context,
+            window=args.window,
+            count=count,
+            history=history,
+            limits=limits,
+            needs=needs,
+        )
+
     def tokenize_everything() -> int:
         return sum(count([cell_text(c, limits) for c in context.cells]))
 
-    build(), tokenize_everything()  # warm-up
+    build(), build_fix(), tokenize_everything()  # warm-up
     built = [_timed(build) for _ in range(args.runs)]
+    fixes = [_timed(build_fix) for _ in range(args.runs)]
     naive = [_timed(tokenize_everything) for _ in range(max(5, args.runs // 5))]
     messages = build()
     prompt_tokens = sum(count([m["content"] for m in messages]))
@@ -98,9 +123,13 @@ def main() -> None:
         f"{args.window - limits.reply_tokens})"
     )
     print(f"build_messages   p50 {p50 * 1000:7.2f} ms   p95 {p95 * 1000:7.2f} ms")
+    print(
+        f"fix prompt       p50 {statistics.median(fixes) * 1000:7.2f} ms   "
+        f"p95 {_p95(fixes) * 1000:7.2f} ms   (100 cells sent, definitions first)"
+    )
     print(f"tokenize all     p50 {base * 1000:7.2f} ms   (baseline)")
     print(f"ratio build/baseline: {p50 / base:.3f}")
-    print(f"goal p95 <= 20 ms: {'met' if p95 <= 0.020 else 'MISSED'}")
+    print(f"goal p95 <= 20 ms: {'met' if max(p95, _p95(fixes)) <= 0.020 else 'MISSED'}")
 
 
 def _timed(function: object) -> float:
