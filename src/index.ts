@@ -7,7 +7,12 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
+import {
+  Dialog,
+  ICommandPalette,
+  Notification,
+  showDialog
+} from '@jupyterlab/apputils';
 import { Cell, CodeCell } from '@jupyterlab/cells';
 import {
   INotebookTracker,
@@ -199,6 +204,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
                 confirmFix(trans, oldSource, newSource, signal)
       });
       if (!finished) {
+        // Say why nothing happens rather than ignore the click.
+        Notification.warning(
+          chat.connection.state !== 'open'
+            ? trans.__(
+                'OpenCodeInterpreter is not connected to the server; the fix can start once it reconnects.'
+              )
+            : trans.__(
+                'OpenCodeInterpreter is still working on a request in this notebook: wait for it or stop it, then fix the cell.'
+              ),
+          { autoClose: 6000 }
+        );
         return false;
       }
       hideFixButton(cell);

@@ -755,6 +755,32 @@ test.describe('auto-fix of failing cells', () => {
     await expect(cell.locator('.jp-OciFixButton button')).toBeVisible();
   });
 
+  test('a fix asked for while the chat is busy says why it waits', async ({
+    page
+  }) => {
+    const long = Array.from({ length: 400 }, (_, i) => `word${i}`).join(' ');
+    script([long]);
+    await failingCell(page);
+    await openPanel(page);
+    await ask(page, 'tell me a long story');
+    await expect(requests(page).last()).toContainText('word10');
+
+    const cell = page.locator('.jp-Notebook .jp-Cell').nth(1);
+    await cell.locator('.jp-OciFixButton button').click();
+    await expect(page.locator('.Toastify__toast').last()).toContainText(
+      'still working on a request in this notebook'
+    );
+    // Nothing started: the button stays, the cell is not marked.
+    await expect(cell.locator('.jp-OciFixButton button')).toBeVisible();
+    await expect(cell).not.toHaveClass(/jp-mod-ociFixing/);
+    await chatInput(page).press('Escape');
+    await expect(requests(page).last()).toHaveAttribute(
+      'data-oci-status',
+      'cancelled',
+      { timeout: 10 * 1000 }
+    );
+  });
+
   test('after a reload the Fix button is back; it fixes its own cell, with what that cell reads', async ({
     page,
     tmpPath
