@@ -25,7 +25,7 @@ from oci_jupyter.evaluation.humaneval import (
     select,
 )
 from oci_jupyter.evaluation.kernels import KernelSession, run_hidden_tests
-from oci_jupyter.evaluation.report import RecordStore, passed_at, summarize
+from oci_jupyter.evaluation.report import RecordStore, markdown, passed_at, summarize
 from oci_jupyter.evaluation.runner import EngineModel, EvalSettings, run_evaluation, solve
 from oci_jupyter.prompts import FeedbackMarker
 
@@ -325,6 +325,33 @@ def test_pass_at_turn_k() -> None:
     assert passed_at(turns(False, True), 2)
     assert not passed_at(turns(True, False), 2)  # feedback can break code, too
     assert not passed_at([], 1)
+
+
+def test_summary_counts_replies_that_repeat_failed_code() -> None:
+    def turn(task: str, n: int, code: str, status: str | None, skipped: str | None = None):
+        outcome = {"status": status} if status else None
+        final = n == 3 or status == "ok"
+        return {"task_id": task, "turn": n, "code": code, "outcome": outcome,
+                "skipped": skipped, "passed": status == "ok", "final": final}  # fmt: skip
+
+    records = [
+        # Run again unchanged (a loop without the repeat rule), then fixed.
+        turn("HumanEval/1", 1, "f()\n", "error"),
+        turn("HumanEval/1", 2, "f()  \n\n", "error"),
+        turn("HumanEval/1", 3, "g()\n", "ok"),
+        # Repeated and not run (the repeat rule), then the same again.
+        turn("HumanEval/2", 1, "h()\n", "error"),
+        turn("HumanEval/2", 2, "h()\n", None, skipped="repeat"),
+        turn("HumanEval/2", 3, "h()\n", None, skipped="repeat"),
+        # Code that succeeded may come back: not a repeat of a failure.
+        turn("HumanEval/3", 1, "k()\n", "ok"),
+    ]
+    summary = summarize(records, 3)
+    assert summary["repeated_failed_code"] == 3
+    assert summary["turns_not_run"] == {"repeat": 2}
+    assert "replies repeating code that had failed: 3 (turns not run: repeat 2)" in markdown(
+        summary
+    )
 
 
 def test_select_problems() -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..prompts import same_code
 from .humaneval import task_number
 
 RECORDS = "records.jsonl"
@@ -139,6 +140,7 @@ def summarize(
     own_runs = Counter((t.get("outcome") or {}).get("status", "not run") for t in every_turn)
     hidden = Counter((t.get("hidden") or {}).get("status", "") for t in every_turn)
     recovery = Counter(t.get("recovery", "") for t in every_turn if t.get("recovery"))
+    skipped = Counter(str(t["skipped"]) for t in every_turn if t.get("skipped"))
     completion = [t["tokens"]["completion"] for t in every_turn if _tokens(t, "completion")]
     gained = [
         task
@@ -160,6 +162,8 @@ def summarize(
         "own_run_outcomes": dict(own_runs),
         "hidden_test_results": dict(hidden),
         "kernel_recovery": dict(recovery),
+        "turns_not_run": dict(skipped),
+        "repeated_failed_code": sum(_repeats(ts) for ts in problems.values()),
         "fixed_by_feedback": gained,
         "broken_by_feedback": lost,
         "mean_completion_tokens": round(sum(completion) / len(completion), 1)
@@ -176,6 +180,20 @@ def summarize(
             for r in REFERENCES
         ],
     }
+
+
+def _repeats(turns: Sequence[dict[str, Any]]) -> int:
+    """Replies whose code is an earlier turn's code that failed its own run (run again, or
+    not run by a loop that skips repeats)."""
+    failed: list[str] = []
+    count = 0
+    for turn in turns:
+        code = turn.get("code")
+        if code and any(same_code(code, earlier) for earlier in failed):
+            count += 1
+        elif code and (turn.get("outcome") or {}).get("status") not in (None, "ok"):
+            failed.append(code)
+    return count
 
 
 def _tokens(turn: dict[str, Any], kind: str) -> bool:
@@ -237,6 +255,12 @@ def markdown(summary: dict[str, Any]) -> str:
     lines.append(f"- loop endings: {_counts(summary['loop_status'])}")
     lines.append(f"- the model's own runs: {_counts(summary['own_run_outcomes'])}")
     lines.append(f"- hidden tests per turn: {_counts(summary['hidden_test_results'])}")
+    if summary.get("repeated_failed_code") is not None and turns > 1:
+        not_run = summary.get("turns_not_run") or {}
+        lines.append(
+            f"- replies repeating code that had failed: {summary['repeated_failed_code']}"
+            + (f" (turns not run: {_counts(not_run)})" if not_run else "")
+        )
     if summary.get("kernel_recovery"):
         lines.append(f"- kernel recovery: {_counts(summary['kernel_recovery'])}")
     if turns > 1:
