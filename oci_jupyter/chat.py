@@ -421,7 +421,8 @@ class ChatSession:
                     {"type": "turn", "id": ask.id, "turn": action.turn, "state": "generating"}
                 )
                 mark = time.perf_counter()
-                reply, finish, first_token = await self._generate(running, action, params)
+                turn_params = replace(params, temperature=action.temperature(params.temperature))
+                reply, finish, first_token = await self._generate(running, action, turn_params)
                 generating = time.perf_counter() - mark
                 if running.cancelled or (finish is not None and finish.reason == "cancelled"):
                     return loop.cancel()

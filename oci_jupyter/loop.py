@@ -68,12 +68,23 @@ class ExecutionOutcome:
         return self.status
 
 
+REPEAT_TEMPERATURE = 0.8
+"""The sampling temperature at least, for the reply after one that repeated failed code: the
+same prompt with greedy or near-greedy decoding tends to give the same code a third time."""
+
+
 @dataclass(frozen=True)
 class Generate:
     """Ask the model for the next reply to these messages."""
 
     turn: int
     messages: list[Message]
+    after_repeat: bool = False
+    """The previous reply repeated code that had failed: sample with at least
+    :data:`REPEAT_TEMPERATURE` (see :meth:`temperature`)."""
+
+    def temperature(self, configured: float) -> float:
+        return max(configured, REPEAT_TEMPERATURE) if self.after_repeat else configured
 
 
 @dataclass(frozen=True)
@@ -237,10 +248,11 @@ class RefinementLoop:
 
     # ---- internals ---------------------------------------------------------------------------
     def _generate(self) -> Generate:
+        repeated = bool(self.turns) and self.turns[-1].skipped == "repeat"
         self.turns.append(Turn(number=len(self.turns) + 1))
         self.state = "generating"
         self._mark = self.clock()
-        return Generate(self.turn, list(self.messages))
+        return Generate(self.turn, list(self.messages), after_repeat=repeated)
 
     def _continue_or_stop(self, feedback: str, problem: str) -> Generate | Finished:
         self.messages.append({"role": "user", "content": feedback})

@@ -181,7 +181,10 @@ class OCIMagics(Magics):
                 if isinstance(action, Generate):
                     mark = time.perf_counter()
                     try:
-                        reply = self._generate(client, action, params, options.quiet)
+                        turn_params = replace(
+                            params, temperature=action.temperature(params.temperature)
+                        )
+                        reply = self._generate(client, action, turn_params, options.quiet)
                     except KeyboardInterrupt:
                         action = loop.cancel("Interrupted while the model was writing.")
                         break

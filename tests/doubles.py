@@ -34,6 +34,7 @@ class ScriptedTestEngine(Engine):
         super().__init__(model="scripted-test-model", device="test")
         self.replies = list(replies)
         self.prompts: list[list[Message]] = []
+        self.params: list[GenerationParams] = []
         self.release = asyncio.Event()
         if not hold_loading:
             self.release.set()
@@ -56,6 +57,7 @@ class ScriptedTestEngine(Engine):
         cancelled: asyncio.Event,
     ) -> AsyncGenerator[StreamEvent, None]:
         self.prompts.append(messages)
+        self.params.append(params)
         if self._script_file:
             reply = self._next_scripted(messages)
         else:

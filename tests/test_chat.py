@@ -237,6 +237,8 @@ async def test_a_fix_that_hands_back_the_failing_cell_is_not_run(tmp_path: Path)
     ]
     assert "not run: this is the same code as the cell" in engine.prompts[1][-1]["content"]
     assert browser.of("done")[0]["status"] == "success"
+    # The reply after the repeat is sampled hotter than the configured 0.2.
+    assert [p.temperature for p in engine.params] == [0.2, 0.8]
 
 
 async def test_fix_under_review_waits_past_the_time_limit(tmp_path: Path) -> None:

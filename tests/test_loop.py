@@ -12,6 +12,7 @@ import pytest
 
 from oci_jupyter.engine import Message
 from oci_jupyter.loop import (
+    REPEAT_TEMPERATURE,
     Execute,
     ExecutionOutcome,
     Finished,
@@ -363,6 +364,22 @@ def test_code_that_already_failed_is_not_run_again_and_the_model_is_told() -> No
     assert "ZeroDivisionError: division by zero" in repeat.feedback
     # The third generation read that feedback last.
     assert model.prompts[2][-1]["content"] == repeat.feedback
+
+
+def test_the_reply_after_a_repeat_is_sampled_hotter() -> None:
+    loop = new_loop()
+    first = loop.start()
+    assert not first.after_repeat
+    assert first.temperature(0.2) == 0.2
+    loop.on_reply(code_reply("print(1 / 0)"))
+    second = loop.on_outcome(ZERO_DIV)
+    assert isinstance(second, Generate)
+    assert not second.after_repeat
+    third = loop.on_reply(code_reply("print(1 / 0)"))
+    assert isinstance(third, Generate)
+    assert third.after_repeat
+    assert third.temperature(0.0) == REPEAT_TEMPERATURE
+    assert third.temperature(1.1) == 1.1  # never cooler than configured
 
 
 def test_repeating_the_failing_cell_of_a_fix_is_not_run() -> None:
