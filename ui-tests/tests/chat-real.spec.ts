@@ -195,6 +195,9 @@ test.describe('chat with the real model', () => {
 });
 
 test.describe('auto-fix with the real model', () => {
+  // The model samples (temperature 0.2): a retry is a new sample, while a
+  // broken fix path fails both times.
+  test.describe.configure({ retries: 1 });
   /** A notebook whose second cell, run by the user, fails. */
   async function failing(
     page: IJupyterLabPageFixture,
@@ -246,8 +249,10 @@ test.describe('auto-fix with the real model', () => {
     await expect(request).toHaveAttribute('data-oci-status', 'success');
     expect(accepted).toBeGreaterThanOrEqual(1);
     expect(cells).toHaveLength(2);
-    expect(cells[1].source).toContain('sorted(');
+    // sorted(numbers), or numbers.sort(): any fix that prints the sorted list.
+    expect(cells[1].source).not.toContain('sortd(');
     expect(outputText(cells[1])).toContain('[1, 2, 3]');
+    expect(outputText(cells[1])).not.toContain('NameError');
     expect(cells[1].metadata.oci.original_source).toBe(broken);
     await page.screenshot({ path: testInfo.outputPath('fixed.png') });
   });
