@@ -122,6 +122,8 @@ class TurnRecord:
     code: str | None = None
     outcome: dict[str, Any] | None = None
     feedback: str | None = None
+    skipped: str | None = None
+    """Why the code was not run, as the chat says it ("not run: same as before")."""
 
 
 @dataclass
@@ -347,6 +349,7 @@ class ChatSession:
                     t.code,
                     _outcome_json(t.outcome) if t.outcome else None,
                     t.feedback,
+                    SKIP_NOTES[t.skipped] if t.skipped else None,
                 )
                 for t in result.turns
             ]

@@ -219,7 +219,7 @@ async def test_fix_mode_ranks_the_cells_the_failing_cell_needs_first(tmp_path: P
 
 
 async def test_a_fix_that_hands_back_the_failing_cell_is_not_run(tmp_path: Path) -> None:
-    session, browser, engine, _ = make_session(tmp_path, [NAME_ERROR, FIXED], [OK_OUTCOME])
+    session, browser, engine, store = make_session(tmp_path, [NAME_ERROR, FIXED], [OK_OUTCOME])
     await started(engine)
     cell = {"source": "print(totl)\n", "error": ERROR_OUTCOME["error"]}
     await session.receive(ask(mode="fix", prompt="", cell=cell))
@@ -239,6 +239,9 @@ async def test_a_fix_that_hands_back_the_failing_cell_is_not_run(tmp_path: Path)
     assert browser.of("done")[0]["status"] == "success"
     # The reply after the repeat is sampled hotter than the configured 0.2.
     assert [p.temperature for p in engine.params] == [0.2, 0.8]
+    # The history says why (the chip after a reload).
+    turns = store.load("work.ipynb")["requests"][0]["turns"]
+    assert [t["skipped"] for t in turns] == ["not run: same as before", None]
 
 
 async def test_fix_under_review_waits_past_the_time_limit(tmp_path: Path) -> None:

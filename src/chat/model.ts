@@ -975,7 +975,7 @@ export function fromHistory(request: IHistoryRequest): IRequestView {
             ? 'cancelled'
             : 'skipped',
       ename: turn.outcome?.ename ?? '',
-      evalue: turn.outcome?.evalue ?? '',
+      evalue: turn.outcome?.evalue ?? turn.skipped ?? '',
       seconds: turn.outcome ? turn.outcome.seconds : null
     }))
   };

@@ -185,6 +185,8 @@ export interface IHistoryTurn {
   code: string | null;
   outcome: IHistoryOutcome | null;
   feedback: string | null;
+  /** Why the code was not run ("not run: same as before"); older records lack it. */
+  skipped?: string | null;
 }
 
 export interface IHistoryRequest {

@@ -607,13 +607,14 @@ test.describe('auto-fix of failing cells', () => {
   const REPAIRED = 'doubled = x * 2\nprint(doubled)';
 
   /** A notebook whose second cell, run by the user, fails with a NameError. */
-  async function failingCell(page: IJupyterLabPageFixture) {
-    await newNotebook(page);
+  async function failingCell(page: IJupyterLabPageFixture): Promise<string> {
+    const name = await newNotebook(page);
     await page.notebook.addCell('code', FAILING);
     await page.notebook.runCell(1, { inplace: true });
     await expect
       .poll(async () => outputText((await notebookCells(page))[1]))
       .toContain('NameError');
+    return name;
   }
 
   test('suggest: the Fix button, a diff to accept, the fixed cell runs; the original comes back', async ({
@@ -863,13 +864,14 @@ test.describe('auto-fix of failing cells', () => {
     });
 
     test('the failing code handed back is not run again; the model is told', async ({
-      page
+      page,
+      tmpPath
     }, testInfo) => {
       script([
         reply('This should work.', FAILING),
         reply('`y` is not defined; `x` is.', REPAIRED)
       ]);
-      await failingCell(page);
+      const name = await failingCell(page);
       const request = requests(page).last();
       await expect(request).toHaveAttribute('data-oci-status', 'success', {
         timeout: 30 * 1000
@@ -887,6 +889,14 @@ test.describe('auto-fix of failing cells', () => {
       expect(cells[1].source.trim()).toBe(REPAIRED);
       // Run once by the user and once fixed: never twice as it was.
       expect(cells[1].execution_count).toBe(3);
+
+      // The reason survives a reload.
+      await page.notebook.save();
+      await reloadWith(page, `${tmpPath}/${name}`);
+      await openPanel(page);
+      await expect(
+        requests(page).last().locator('.jp-OciChat-chip').first()
+      ).toHaveText('not run: same as before');
     });
   });
 });
