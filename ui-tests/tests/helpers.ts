@@ -9,9 +9,9 @@ export const PANEL = '#oci-jupyter-panel';
 export const IMAGES = path.resolve(__dirname, '..', '..', 'docs', 'images');
 
 export async function openPanel(page: IJupyterLabPageFixture) {
-  await page.evaluate(() =>
-    window.jupyterapp.commands.execute('oci:open-panel')
-  );
+  await page.evaluate(async () => {
+    await window.jupyterapp.commands.execute('oci:open-panel');
+  });
   const panel = page.locator(PANEL);
   await expect(panel).toBeVisible();
   return panel;
@@ -100,10 +100,11 @@ export async function reloadWith(
 ) {
   await page.reload({ waitForIsReady: false });
   await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
-  await page.evaluate(
-    path => window.jupyterapp.commands.execute('docmanager:open', { path }),
-    notebookPath
-  );
+  // The command resolves with the notebook widget: return nothing, Playwright
+  // cannot serialize a widget.
+  await page.evaluate(async path => {
+    await window.jupyterapp.commands.execute('docmanager:open', { path });
+  }, notebookPath);
 }
 
 // ---- the scripted engine's replies (tests/doubles.py: ScriptedTestEngine)
@@ -116,7 +117,9 @@ interface IScript {
 function scriptFile(): string {
   const file = process.env.OCI_UI_TEST_SCRIPT_FILE;
   if (!file) {
-    throw new Error('OCI_UI_TEST_SCRIPT_FILE is not set (see playwright.config.js)');
+    throw new Error(
+      'OCI_UI_TEST_SCRIPT_FILE is not set (see playwright.config.js)'
+    );
   }
   return file;
 }
@@ -128,8 +131,7 @@ export function script(replies: string[]): void {
 
 /** What the scripted model was asked since the last `script()`. */
 export function scriptedPrompts(): IScript['prompts'] {
-  return (JSON.parse(fs.readFileSync(scriptFile(), 'utf8')) as IScript)
-    .prompts;
+  return (JSON.parse(fs.readFileSync(scriptFile(), 'utf8')) as IScript).prompts;
 }
 
 /** A reply as the model writes one: a sentence, then a python block. */
@@ -153,7 +155,10 @@ export async function marks(page: IJupyterLabPageFixture, name: string) {
  * Drag the right sidebar's edge so it is `width` pixels wide, as a user
  * would (the shell has no public API for sidebar sizes).
  */
-export async function widenSidebar(page: IJupyterLabPageFixture, width: number) {
+export async function widenSidebar(
+  page: IJupyterLabPageFixture,
+  width: number
+) {
   const panel = page.locator(PANEL);
   const box = await panel.boundingBox();
   const handle = page

@@ -24,10 +24,9 @@ function engineStatus(overrides: Record<string, unknown>) {
 }
 
 async function openPanel(page: IJupyterLabPageFixture) {
-  await page.evaluate(
-    command => window.jupyterapp.commands.execute(command),
-    OPEN_PANEL
-  );
+  await page.evaluate(async command => {
+    await window.jupyterapp.commands.execute(command);
+  }, OPEN_PANEL);
   return page.locator(PANEL);
 }
 
@@ -169,6 +168,8 @@ test.describe('with the real model', () => {
     // Changing the theme shows the splash screen until the new CSS is in.
     await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
     await expect(panel.locator('[data-oci-state="ready"]')).toBeVisible();
-    await panel.screenshot({ path: path.join(IMAGES, 'status-panel-dark.png') });
+    await panel.screenshot({
+      path: path.join(IMAGES, 'status-panel-dark.png')
+    });
   });
 });
