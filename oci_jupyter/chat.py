@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -143,6 +144,8 @@ class ChatStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Writes read, change and replace a file, from worker threads: one at a time.
+        self._lock = threading.Lock()
 
     def _path(self, notebook: str) -> Path:
         digest = hashlib.sha256(notebook.strip("/").encode()).hexdigest()[:32]
@@ -161,18 +164,22 @@ class ChatStore:
     def save_request(
         self, notebook: str, record: RequestRecord, conversation: list[dict[str, str]]
     ) -> None:
-        data = self.load(notebook)
-        requests = [r for r in data["requests"] if r.get("id") != record.id]
-        requests.append(asdict(record))
-        data["requests"] = requests[-200:]
-        data["conversation"] = conversation[-200:]
-        self._write(notebook, data)
+        with self._lock:
+            data = self.load(notebook)
+            requests = [r for r in data["requests"] if r.get("id") != record.id]
+            requests.append(asdict(record))
+            data["requests"] = requests[-200:]
+            data["conversation"] = conversation[-200:]
+            self._write(notebook, data)
 
     def move(self, old: str, new: str) -> int:
         """Re-key after a rename: the notebook's chat, or those of every notebook under a
         renamed folder. A chat already at the new path (of a notebook deleted earlier) is
         replaced. Returns how many chats moved."""
-        old, new = old.strip("/"), new.strip("/")
+        with self._lock:
+            return self._move(old.strip("/"), new.strip("/"))
+
+    def _move(self, old: str, new: str) -> int:
         own = self._path(old)
         # A notebook's own chat is found by its key; a folder's need a look at each chat.
         files = [own] if own.exists() else sorted(self.root.glob("*.json"))
@@ -196,7 +203,7 @@ class ChatStore:
         return moved
 
     def clear(self, notebook: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with self._lock, contextlib.suppress(FileNotFoundError):
             self._path(notebook).unlink()
 
     def _write(self, notebook: str, data: dict[str, Any]) -> None:
@@ -311,21 +318,28 @@ class ChatSession:
     async def _run(self, running: _Running) -> None:
         ask = running.ask
         request = ask.prompt.strip()
-        if ask.mode == "fix" and ask.cell is not None:
-            request = fix_request(ask.cell.source, _failure(ask.cell))
+        # A fix: the failing cell's source and how it failed.
+        fix = (ask.cell.source, _failure(ask.cell)) if ask.mode == "fix" and ask.cell else None
+        if fix is not None:
+            request = fix_request(*fix)
             if ask.prompt.strip():
                 request += f"\n\nThe user adds: {ask.prompt.strip()}"
         record = RequestRecord(ask.id, ask.mode, ask.prompt.strip() or request)
-        stored = self.store.load(ask.notebook) if ask.notebook else {"conversation": []}
+        # The history is a file: read (and later written) off the event loop.
+        stored = (
+            await asyncio.to_thread(self.store.load, ask.notebook)
+            if ask.notebook
+            else {"conversation": []}
+        )
         conversation: list[dict[str, str]] = list(stored["conversation"])
         result: Finished | None = None
         loop: RefinementLoop | None = None
         try:
             if not self.engine.ready:
                 raise EngineError(_not_ready(self.engine))
-            messages, reply_tokens = await self._prompt(request, ask, conversation)
+            messages, reply_tokens = await self._prompt(request, ask, conversation, fix)
             # A fix's first answer may hand back the failing cell unchanged: not run again.
-            failed = ((ask.cell.source, _failure(ask.cell)),) if ask.cell is not None else ()
+            failed = (fix,) if fix is not None else ()
             loop = RefinementLoop(messages, max_turns=ask.max_turns, failed_code=failed)
             first_turn_length = len(messages)
             result = await self._drive(running, loop, reply_tokens)
@@ -356,7 +370,9 @@ class ChatSession:
             record.status, record.message = result.status, result.message
             if ask.notebook:
                 try:
-                    self.store.save_request(ask.notebook, record, conversation)
+                    await asyncio.to_thread(
+                        self.store.save_request, ask.notebook, record, conversation
+                    )
                 except OSError as exc:
                     log.warning("oci: could not save the chat of %s: %s", ask.notebook, exc)
             await self._emit(
@@ -371,7 +387,11 @@ class ChatSession:
             )
 
     async def _prompt(
-        self, request: str, ask: Ask, conversation: list[dict[str, str]]
+        self,
+        request: str,
+        ask: Ask,
+        conversation: list[dict[str, str]],
+        fix: tuple[str, ExecutionOutcome] | None,
     ) -> tuple[list[dict[str, str]], int]:
         window = self.engine.context_length
         reply_tokens = min(self.reply_tokens, window // 2)
@@ -381,7 +401,7 @@ class ChatSession:
             variables=[VariableInfo(**v.model_dump()) for v in ask.context.variables],
         )
         needs: set[str] = set()
-        if ask.mode == "fix" and ask.cell is not None:
+        if fix is not None:
             # The failing cell is in the request itself: in the context it keeps its place (the
             # model sees what runs before and after it) but not its source a second time. The
             # cells that define what it reads are ranked first.
@@ -393,7 +413,7 @@ class ChatSession:
                 ],
                 variables=context.variables,
             )
-            needs = failure_names(ask.cell.source, _failure(ask.cell))
+            needs = failure_names(*fix)
 
         def count(texts: list[str]) -> list[int]:
             return [self.engine.count_tokens(t) for t in texts]

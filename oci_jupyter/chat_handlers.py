@@ -76,12 +76,12 @@ class ChatHistoryHandler(OCIHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        data = self.oci.chat_store.load(self._notebook())
+        data = await asyncio.to_thread(self.oci.chat_store.load, self._notebook())
         self.finish(json.dumps({"notebook": data["notebook"], "requests": data["requests"]}))
 
     @web.authenticated
     @authorized
     async def delete(self) -> None:
-        self.oci.chat_store.clear(self._notebook())
+        await asyncio.to_thread(self.oci.chat_store.clear, self._notebook())
         self.set_status(204)
         self.finish()

@@ -310,38 +310,21 @@ export class ChatModel implements IDisposable {
     ) {
       return false;
     }
-    const id = UUID.uuid4();
-    performance.mark('oci:ask', { detail: { id } });
     const refine = this.refineTarget();
-    const view: IRequestView = {
-      id,
-      prompt: text,
-      started: Date.now(),
-      turns: [],
-      status: 'running',
-      message: '',
-      refines: refine?.label ?? null,
-      autoExecute: this._settings.autoExecute,
-      stopping: false
-    };
-    const running: IRunning = {
-      view,
-      thread,
-      panel,
-      anchorCellId: panel.content.activeCell?.model.id ?? null,
-      cellId: refine?.cellId ?? null,
-      abort: null,
-      failure: null,
-      fix: null,
-      confirm: null,
-      finished: new PromiseDelegate<RequestStatus>()
-    };
-    thread.requests.push(view);
     thread.newThread = false;
-    this._notice = '';
-    this._running.set(id, running);
-    this._changed();
-    void this._send(running, refine !== null);
+    this._start(
+      {
+        thread,
+        panel,
+        prompt: text,
+        refines: refine?.label ?? null,
+        anchorCellId: panel.content.activeCell?.model.id ?? null,
+        cellId: refine?.cellId ?? null,
+        fix: null,
+        confirm: null
+      },
+      refine !== null
+    );
     return true;
   }
 
@@ -367,39 +350,63 @@ export class ChatModel implements IDisposable {
     ) {
       return null;
     }
-    const id = UUID.uuid4();
     const label = cellLabel(found.cell);
     const where = label === 'In [ ]' ? `cell ${found.index + 1}` : label;
     const { ename, evalue } = options.error;
+    const running = this._start(
+      {
+        thread,
+        panel,
+        prompt: `Fix the error in ${where}: ${ename}${evalue ? `: ${evalue}` : ''}`,
+        refines: where,
+        anchorCellId: cellId,
+        cellId,
+        fix: {
+          source: found.cell.sharedModel.getSource(),
+          error: options.error
+        },
+        confirm: options.confirm
+      },
+      false
+    );
+    return running.finished.promise;
+  }
+
+  /** Show a new request in its thread and send it. */
+  private _start(
+    request: Pick<
+      IRunning,
+      'thread' | 'panel' | 'anchorCellId' | 'cellId' | 'fix' | 'confirm'
+    > & { prompt: string; refines: string | null },
+    refine: boolean
+  ): IRunning {
+    const id = UUID.uuid4();
+    performance.mark('oci:ask', { detail: { id } });
+    const { prompt, refines, ...rest } = request;
     const view: IRequestView = {
       id,
-      prompt: `Fix the error in ${where}: ${ename}${evalue ? `: ${evalue}` : ''}`,
+      prompt,
       started: Date.now(),
       turns: [],
       status: 'running',
       message: '',
-      refines: where,
+      refines,
       autoExecute: this._settings.autoExecute,
       stopping: false
     };
     const running: IRunning = {
+      ...rest,
       view,
-      thread,
-      panel,
-      anchorCellId: cellId,
-      cellId,
       abort: null,
       failure: null,
-      fix: { source: found.cell.sharedModel.getSource(), error: options.error },
-      confirm: options.confirm,
       finished: new PromiseDelegate<RequestStatus>()
     };
-    thread.requests.push(view);
+    request.thread.requests.push(view);
     this._notice = '';
     this._running.set(id, running);
     this._changed();
-    void this._send(running, false);
-    return running.finished.promise;
+    void this._send(running, refine);
+    return running;
   }
 
   /** Whether a request in flight is writing, running or fixing this cell. */
