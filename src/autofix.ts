@@ -7,6 +7,7 @@ import { Cell, CodeCell, ICellModel } from '@jupyterlab/cells';
 import { Dialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { PanelLayout, Widget } from '@lumino/widgets';
+import { diffLines } from 'diff';
 
 import { IExecutionError } from './chat/protocol';
 import { METADATA_KEY } from './notebook';
@@ -156,42 +157,16 @@ export interface IDiffLine {
   text: string;
 }
 
-/** A line diff (longest common subsequence): enough for a cell. */
+/** The lines of a cell's old and new source, each marked same, removed or added. */
 export function lineDiff(oldText: string, newText: string): IDiffLine[] {
-  const a = oldText.replace(/\n$/, '').split('\n');
-  const b = newText.replace(/\n$/, '').split('\n');
-  const n = a.length;
-  const m = b.length;
-  const lcs: number[][] = Array.from({ length: n + 1 }, () =>
-    new Array<number>(m + 1).fill(0)
-  );
-  for (let i = n - 1; i >= 0; i--) {
-    for (let j = m - 1; j >= 0; j--) {
-      lcs[i][j] =
-        a[i] === b[j]
-          ? lcs[i + 1][j + 1] + 1
-          : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
-    }
-  }
+  // One final newline on both sides, so that a missing one is not a change.
+  const normalize = (text: string) => text.replace(/\n?$/, '\n');
   const lines: IDiffLine[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < n && j < m) {
-    if (a[i] === b[j]) {
-      lines.push({ kind: 'same', text: a[i] });
-      i++;
-      j++;
-    } else if (lcs[i + 1][j] >= lcs[i][j + 1]) {
-      lines.push({ kind: 'removed', text: a[i++] });
-    } else {
-      lines.push({ kind: 'added', text: b[j++] });
+  for (const part of diffLines(normalize(oldText), normalize(newText))) {
+    const kind = part.added ? 'added' : part.removed ? 'removed' : 'same';
+    for (const text of part.value.replace(/\n$/, '').split('\n')) {
+      lines.push({ kind, text });
     }
-  }
-  while (i < n) {
-    lines.push({ kind: 'removed', text: a[i++] });
-  }
-  while (j < m) {
-    lines.push({ kind: 'added', text: b[j++] });
   }
   return lines;
 }
