@@ -444,8 +444,9 @@ class ChatSession:
                     {"type": "turn", "id": ask.id, "turn": action.turn, "state": "generating"}
                 )
                 mark = time.perf_counter()
-                turn_params = replace(params, temperature=action.temperature(params.temperature))
-                reply, finish, first_token = await self._generate(running, action, turn_params)
+                reply, finish, first_token = await self._generate(
+                    running, action, action.params(params)
+                )
                 generating = time.perf_counter() - mark
                 if running.cancelled or (finish is not None and finish.reason == "cancelled"):
                     return loop.cancel()

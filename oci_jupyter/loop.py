@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .engine import Message
+from .engine import GenerationParams, Message
 from .prompts import (
     calls_input,
     execution_feedback,
@@ -81,10 +81,15 @@ class Generate:
     messages: list[Message]
     after_repeat: bool = False
     """The previous reply repeated code that had failed: sample with at least
-    :data:`REPEAT_TEMPERATURE` (see :meth:`temperature`)."""
+    :data:`REPEAT_TEMPERATURE` (see :meth:`params`)."""
 
-    def temperature(self, configured: float) -> float:
-        return max(configured, REPEAT_TEMPERATURE) if self.after_repeat else configured
+    def params(self, configured: GenerationParams) -> GenerationParams:
+        """The sampling for this reply: the configured one, hotter after a repeat."""
+        if not self.after_repeat or configured.temperature >= REPEAT_TEMPERATURE:
+            return configured
+        return replace(
+            configured, temperature=REPEAT_TEMPERATURE, top_p=min(configured.top_p, 0.95)
+        )
 
 
 @dataclass(frozen=True)

@@ -181,10 +181,7 @@ class OCIMagics(Magics):
                 if isinstance(action, Generate):
                     mark = time.perf_counter()
                     try:
-                        turn_params = replace(
-                            params, temperature=action.temperature(params.temperature)
-                        )
-                        reply = self._generate(client, action, turn_params, options.quiet)
+                        reply = self._generate(client, action, action.params(params), options.quiet)
                     except KeyboardInterrupt:
                         action = loop.cancel("Interrupted while the model was writing.")
                         break

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from oci_jupyter.engine import Message
+from oci_jupyter.engine import GenerationParams, Message
 from oci_jupyter.loop import (
     REPEAT_TEMPERATURE,
     Execute,
@@ -370,7 +370,7 @@ def test_the_reply_after_a_repeat_is_sampled_hotter() -> None:
     loop = new_loop()
     first = loop.start()
     assert not first.after_repeat
-    assert first.temperature(0.2) == 0.2
+    assert first.params(GenerationParams(temperature=0.2)).temperature == 0.2
     loop.on_reply(code_reply("print(1 / 0)"))
     second = loop.on_outcome(ZERO_DIV)
     assert isinstance(second, Generate)
@@ -378,8 +378,8 @@ def test_the_reply_after_a_repeat_is_sampled_hotter() -> None:
     third = loop.on_reply(code_reply("print(1 / 0)"))
     assert isinstance(third, Generate)
     assert third.after_repeat
-    assert third.temperature(0.0) == REPEAT_TEMPERATURE
-    assert third.temperature(1.1) == 1.1  # never cooler than configured
+    assert third.params(GenerationParams(temperature=0.0)).temperature == REPEAT_TEMPERATURE
+    assert third.params(GenerationParams(temperature=1.1)).temperature == 1.1  # never cooler
 
 
 def test_repeating_the_failing_cell_of_a_fix_is_not_run() -> None:

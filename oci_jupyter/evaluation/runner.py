@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -188,13 +188,7 @@ async def solve(
             turn_io = io.setdefault(action.turn, _TurnIO())
             request_id = f"oci-eval {problem.task_id} turn {action.turn}"
             try:
-                temperature = action.temperature(params.temperature)
-                turn_params = (
-                    params
-                    if temperature == params.temperature
-                    else replace(params, temperature=temperature, top_p=0.95)
-                )
-                reply = await model.reply(action.messages, turn_params, request_id)
+                reply = await model.reply(action.messages, action.params(params), request_id)
             except ModelFailure as exc:
                 turn_io.model_error = str(exc)
                 action = loop.on_model_error(str(exc))
