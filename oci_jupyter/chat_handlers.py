@@ -13,7 +13,7 @@ from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web, websocket
 
-from .chat import ChatSession
+from .chat import ChatSession, LoopDefaults
 from .handlers import AUTH_RESOURCE, OCIHandler
 
 
@@ -49,6 +49,7 @@ class ChatWebSocket(
             self._send,
             reply_tokens=app.settings_.default_max_tokens,  # type: ignore[attr-defined]
             temperature=app.settings_.default_temperature,  # type: ignore[attr-defined]
+            defaults=LoopDefaults(**app.settings_.loop_defaults()),  # type: ignore[attr-defined]
         )
 
     async def _send(self, message: dict[str, Any]) -> None:

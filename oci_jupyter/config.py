@@ -103,6 +103,19 @@ class OCI(Configurable):
         help="Where chat histories are kept (default: <Jupyter data dir>/oci_jupyter/chats).",
     )
 
+    # the interpreter loop (defaults for requests that do not set their own)
+    read_results = Bool(
+        True,
+        config=True,
+        help="""The model reads every result, success included, and then answers in words,
+        takes the next step or fixes the code. False: stop at the first run without errors
+        (the fewest model replies, for slow CPUs). The sidebar's setting and
+        `%%oci --no-read` override it per request.""",
+    )
+    max_attempts = Int(3, config=True, help="Tries of code per cell (the first + refinements).")
+    max_steps = Int(4, config=True, help="Cells one request may add (chat and %%oci).")
+    max_replies = Int(8, config=True, help="Model replies one request may take in all.")
+
     # the endpoint
     max_request_bytes = Int(
         1024 * 1024, config=True, help="Largest accepted request body, in bytes (400 above)."
@@ -155,3 +168,12 @@ class OCI(Configurable):
 
     def describe(self) -> dict[str, Any]:
         return {"engine": self.engine, "max_request_bytes": self.max_request_bytes}
+
+    def loop_defaults(self) -> dict[str, Any]:
+        """The loop's defaults, as /api/status reports them to the sidebar and %%oci."""
+        return {
+            "read_results": self.read_results,
+            "max_attempts": self.max_attempts,
+            "max_steps": self.max_steps,
+            "max_replies": self.max_replies,
+        }

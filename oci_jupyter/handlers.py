@@ -73,6 +73,7 @@ class StatusHandler(OCIHandler):
         body = self.engine.status.to_json()
         body["version"] = __version__
         body["running_requests"] = len(self.engine.running_requests)
+        body["loop"] = self.oci.settings_.loop_defaults()
         self.finish(json.dumps(body))
 
 

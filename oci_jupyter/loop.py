@@ -1,71 +1,105 @@
-"""The refinement loop of OpenCodeInterpreter, written once, as a sans-IO state machine.
+"""The interpreter loop of OpenCodeInterpreter, written once, as a sans-IO state machine.
 
-generate -> execute -> feed the result back -> refine. The loop holds no socket, kernel or
-model: its driver (the server's chat session, the ``%%oci`` magic, ``oci-eval``) asks it what
-to do next and tells it what happened:
+generate -> execute -> feed the result back -> read it -> answer, take the next step or fix.
+The loop holds no socket, kernel or model: its driver (the server's chat session, the
+``%%oci`` magic, ``oci-eval``, all through :mod:`oci_jupyter.driver`) asks it what to do next
+and tells it what happened:
 
-    loop = RefinementLoop(messages, max_turns=3)
+    loop = RefinementLoop(messages, budgets=Budgets(attempts=3, steps=4, replies=8))
     action = loop.start()                      # Generate(messages)
     while not isinstance(action, Finished):
         if isinstance(action, Generate):
-            action = loop.on_reply(model(action.messages))      # Execute(code) | Finished
+            action = loop.on_reply(model(action.messages))      # Execute | Generate | Finished
         else:
             action = loop.on_outcome(run(action.code))          # Generate | Finished
 
-Rules (from the paper and its demo): the code is the reply's last fenced Python block; a reply
-without code ends the loop; an execution outcome becomes the next user turn, beginning
-"Execution result:"; the loop ends on success, after ``max_turns`` replies, on a reply without
-code, or on cancel. Code that calls ``input()`` is not run: the model is told to assign values.
+The rules, all of them here (from the paper's demo, which goes on while the reply holds code):
+
+- The code is the reply's last fenced Python block. After **every** run its outcome goes back
+  to the model as the next user turn, beginning "Execution result:".
+- After a successful run a reply without code is the **answer** (``success``, its words in
+  :attr:`Finished.answer`); a reply with code is the **next step**, a new cell (``chat``) or
+  another look at the same cell (``fix``, whose cell stays the one being fixed).
+- After a failed run a reply with code refines that same cell; a reply without code ends the
+  loop ``failed``, its words being the model's explanation. A first reply without code is an
+  answer that needed no code (``no_code``).
+- Budgets: attempts per cell, steps (cells) per request, model replies per request. The one
+  that runs out ends the loop and is named in :attr:`Finished.budget`.
+- Code that calls ``input()`` is not run (the model is told to assign values); code that
+  repeats code which already failed is not run (it would fail the same way; the model is told
+  which attempt and how); a step that repeats a cell that already ran without errors is not
+  run again (its result is already above). Each of these costs a reply, not a run.
+- An interrupted run (the user's Stop or KeyboardInterrupt) ends the loop ``cancelled``; a
+  kernel that is gone ends it ``error``; a time-out is an error the model can fix.
+- With ``read_results=False`` the loop stops at the first successful run (the fewest replies,
+  for those who want them on a slow CPU); ``oci-eval`` records which rule it used.
+- What is remembered for the next request alternates user and assistant strictly
+  (:func:`alternate`): some chat templates reject two turns of one role in a row.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .engine import GenerationParams, Message
 from .prompts import (
     calls_input,
     execution_feedback,
     extract_code,
     input_feedback,
     repeat_feedback,
+    repeat_success_feedback,
     same_code,
 )
+from .types import ExecutionOutcome, GenerationParams, Message, OutcomeStatus
 
-OutcomeStatus = Literal["ok", "error", "timeout", "cancelled"]
-SkipReason = Literal["input", "repeat"]
+__all__ = [
+    "REPEAT_TEMPERATURE",
+    "SKIP_NOTES",
+    "Action",
+    "Budgets",
+    "Execute",
+    "ExecutionOutcome",
+    "Finished",
+    "Generate",
+    "LoopError",
+    "LoopMode",
+    "LoopStatus",
+    "OutcomeStatus",
+    "RefinementLoop",
+    "Turn",
+    "alternate",
+    "bounded",
+]
+
+SkipReason = Literal["input", "repeat", "repeat_ok"]
 SKIP_NOTES: dict[SkipReason, str] = {
     "input": "not run: asks for input()",
     "repeat": "not run: same as before",
+    "repeat_ok": "not run: already ran",
 }
 LoopStatus = Literal["success", "failed", "no_code", "cancelled", "error"]
+LoopMode = Literal["chat", "fix"]
+BudgetName = Literal["attempts", "steps", "replies"]
 
 
 @dataclass(frozen=True)
-class ExecutionOutcome:
-    """What happened when code ran. ``cancelled`` means the run was interrupted."""
+class Budgets:
+    """How far one request may go. Each is shown to the user while the loop runs."""
 
-    status: OutcomeStatus
-    output: str = ""
-    ename: str = ""
-    evalue: str = ""
-    traceback: str = ""
-    seconds: float = 0.0
-    time_limit: float | None = None
+    attempts: int = 3
+    """Replies whose code is tried in one cell: the first and its refinements."""
+    steps: int = 4
+    """Cells per request (``fix`` has one: the cell being fixed)."""
+    replies: int = 8
+    """Model replies per request, answers and skipped code included."""
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def summary(self) -> str:
-        if self.status == "ok":
-            return "ok"
-        if self.status == "error":
-            return f"{self.ename}: {self.evalue}" if self.evalue else self.ename
-        return self.status
+    def __post_init__(self) -> None:
+        for name in ("attempts", "steps", "replies"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
 
 
 REPEAT_TEMPERATURE = 0.8
@@ -94,10 +128,22 @@ class Generate:
 
 @dataclass(frozen=True)
 class Execute:
-    """Run this code in the user's kernel and report an :class:`ExecutionOutcome`."""
+    """Run this code in the user's kernel and report an :class:`ExecutionOutcome`.
+
+    ``step`` is the request's cell (1, 2, ...), ``attempt`` the try in that cell: attempt 1
+    of step 1 goes where the request says (a new cell, or the cell being refined or fixed),
+    attempt 1 of a later step goes into a new cell below the previous step's cell, and a later
+    attempt rewrites its step's cell."""
 
     turn: int
     code: str
+    step: int = 1
+    attempt: int = 1
+
+    @property
+    def refines(self) -> bool:
+        """Whether this rewrites the step's cell (an earlier attempt of it failed)."""
+        return self.attempt > 1
 
 
 @dataclass
@@ -112,7 +158,11 @@ class Turn:
     generate_seconds: float = 0.0
     execute_seconds: float = 0.0
     skipped: SkipReason | None = None
-    """Why the code was not run: it called input(), or it repeats code that already failed."""
+    """Why the code was not run: it called input(), it repeats code that already failed, or
+    it repeats a step that already ran."""
+    step: int = 0
+    """The cell this reply's code was for (0: a reply without code)."""
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,6 +170,11 @@ class Finished:
     status: LoopStatus
     turns: list[Turn]
     message: str = ""
+    answer: str = ""
+    """The model's last words without code: the answer after a success, the explanation
+    after a failure or a fix."""
+    budget: BudgetName | None = None
+    """The budget that ended the loop, if one did."""
 
     @property
     def final_code(self) -> str | None:
@@ -135,6 +190,35 @@ class Finished:
                 return turn.outcome
         return None
 
+    @property
+    def steps(self) -> int:
+        """Cells the request ran code in."""
+        return len({t.step for t in self.turns if t.outcome is not None})
+
+    def step_codes(self) -> list[str]:
+        """Each step's last code that ran, in order (what ``%%oci --insert`` inserts)."""
+        codes: dict[int, str] = {}
+        for turn in self.turns:
+            if turn.outcome is not None and turn.code is not None:
+                codes[turn.step] = turn.code
+        return [codes[step] for step in sorted(codes)]
+
+    def summary(self) -> str:
+        """ "answered after 2 steps, 3 replies": for the end of a request."""
+        replies = len(self.turns)
+        steps = self.steps
+        counts = f"{steps} step{'s' if steps != 1 else ''}, {replies} repl" + (
+            "ies" if replies != 1 else "y"
+        )
+        verb = {
+            "success": "answered" if self.answer else "ran",
+            "failed": "failed",
+            "no_code": "answered without code",
+            "cancelled": "stopped",
+            "error": "ended with an error",
+        }[self.status]
+        return f"{verb} after {counts}"
+
 
 Action = Generate | Execute | Finished
 State = Literal["new", "generating", "executing", "finished"]
@@ -145,21 +229,27 @@ class LoopError(RuntimeError):
 
 
 @dataclass
+class _Ran:
+    step: int
+    code: str
+    outcome: ExecutionOutcome
+    where: str
+
+
+@dataclass
 class RefinementLoop:
-    """One request's generate -> execute -> refine cycle.
+    """One request's generate -> execute -> read -> answer / next step / refine cycle.
 
     ``messages`` is the whole prompt of the first turn (system, context, history, request),
     as built by :mod:`oci_jupyter.prompts`. Each later turn appends the reply and the
     execution feedback to it.
-
-    Code that repeats code which already failed (an earlier turn's, or ``failed_code``: the
-    cell a fix starts from) is not run again: it would fail the same way. The model is told
-    so instead, which costs a turn but not a run. Small models often answer an error with the
-    very code that raised it.
     """
 
     messages: list[Message]
-    max_turns: int = 3
+    budgets: Budgets = field(default_factory=Budgets)
+    mode: LoopMode = "chat"
+    read_results: bool = True
+    """Go on after a successful run (the model reads it). Off: stop at the first success."""
     failed_code: tuple[tuple[str, ExecutionOutcome], ...] = ()
     """Code known to fail before the loop starts, with how it failed (a fix's cell)."""
     clock: Callable[[], float] = time.monotonic
@@ -167,11 +257,16 @@ class RefinementLoop:
     state: State = "new"
     result: Finished | None = None
     _mark: float = 0.0
+    _step: int = 0
+    _attempt: int = 0
+    _step_ok: bool | None = None
+    """The current step's last try: None before it ran, True if it ran without errors."""
+    _ran: list[_Ran] = field(default_factory=list)
+    _first_length: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_turns < 1:
-            raise ValueError("max_turns must be at least 1")
         self.messages = list(self.messages)
+        self._first_length = len(self.messages)
 
     # ---- driver API ---------------------------------------------------------------------------
     def start(self) -> Generate:
@@ -187,28 +282,52 @@ class RefinementLoop:
         self.messages.append({"role": "assistant", "content": reply})
         turn.code = extract_code(reply)
         if turn.code is None:
-            status: LoopStatus = "failed" if self._had_failure() else "no_code"
-            message = (
-                "The model's reply has no code."
-                if status == "no_code"
-                else "The model stopped without fixed code."
+            return self._answer(reply)
+
+        repeated_ok = self._ran_ok_before(turn.code) if self._step_ok else None
+        if repeated_ok is not None:
+            # Running it again shows nothing new: its result is already in the conversation.
+            turn.skipped, turn.step, turn.attempt = "repeat_ok", self._step, self._attempt
+            turn.feedback = repeat_success_feedback(repeated_ok, self.mode == "fix")
+            return self._feed_back(turn.feedback)
+
+        new_step = self._step == 0 or (self._step_ok is True and self.mode == "chat")
+        if new_step:
+            if self._step >= self.budgets.steps:
+                return self._finish(
+                    "success",
+                    f"Stopped at the step budget ({self.budgets.steps} steps); "
+                    "the last step ran without errors.",
+                    budget="steps",
+                )
+            self._step, self._attempt, self._step_ok = self._step + 1, 0, None
+        elif self._attempt >= self.budgets.attempts:
+            # Another look at a cell that already used its attempts (a fix that ran, say).
+            return self._finish(
+                "success" if self._step_ok else "failed",
+                f"Stopped at the attempt budget ({self.budgets.attempts} attempts in a cell).",
+                budget="attempts",
             )
-            return self._finish(status, message)
+        self._attempt += 1
+        turn.step, turn.attempt = self._step, self._attempt
+
         if calls_input(turn.code):
             turn.skipped = "input"
             turn.feedback = input_feedback()
-            return self._continue_or_stop(turn.feedback, "The code asks for input().")
+            self._step_ok = False
+            return self._after_failure(turn.feedback, "The code asks for input().")
         repeated = self._failed_before(turn.code)
         if repeated is not None:
             where, outcome = repeated
             turn.skipped = "repeat"
             turn.feedback = repeat_feedback(where, outcome)
-            return self._continue_or_stop(
+            self._step_ok = False
+            return self._after_failure(
                 turn.feedback, f"The model repeated code that failed ({outcome.summary()})."
             )
         self.state = "executing"
         self._mark = self.clock()
-        return Execute(turn.number, turn.code)
+        return Execute(turn.number, turn.code, step=self._step, attempt=self._attempt)
 
     def on_outcome(self, outcome: ExecutionOutcome) -> Generate | Finished:
         """What happened when the current turn's code ran."""
@@ -217,11 +336,20 @@ class RefinementLoop:
         turn.outcome = outcome
         turn.execute_seconds = outcome.seconds or (self.clock() - self._mark)
         turn.feedback = execution_feedback(outcome)
+        # Every result stays in the conversation: the next reply and a follow-up request see it.
+        self.messages.append({"role": "user", "content": turn.feedback})
+        where = f"step {turn.step}" if self.mode == "chat" else "the fixed cell"
+        self._ran.append(_Ran(turn.step, turn.code or "", outcome, where))
+        if outcome.status == "cancelled":
+            self._step_ok = False
+            return self._finish("cancelled", "The run was interrupted.")
         if outcome.ok:
-            # The result stays in the conversation, so a follow-up request sees it.
-            self.messages.append({"role": "user", "content": turn.feedback})
-            return self._finish("success", "The code ran without errors.")
-        return self._continue_or_stop(turn.feedback, outcome.summary())
+            self._step_ok = True
+            if not self.read_results:
+                return self._finish("success", "The code ran without errors.")
+            return self._next_reply()
+        self._step_ok = False
+        return self._after_failure(turn.feedback, outcome.summary(), appended=True)
 
     def on_model_error(self, message: str) -> Finished:
         """The model could not answer (engine error, server unreachable)."""
@@ -231,6 +359,10 @@ class RefinementLoop:
 
     def cancel(self, message: str = "Cancelled.") -> Finished:
         return self.stop("cancelled", message)
+
+    def kernel_lost(self, message: str = "The kernel is gone.") -> Finished:
+        """Nothing can run any more: further replies would only write code nobody runs."""
+        return self.stop("error", message)
 
     def stop(self, status: LoopStatus, message: str) -> Finished:
         """End the loop for a reason outside it (cancel, the kernel is gone)."""
@@ -244,12 +376,21 @@ class RefinementLoop:
         return len(self.turns)
 
     @property
+    def step(self) -> int:
+        return self._step
+
+    @property
     def finished(self) -> bool:
         return self.result is not None
 
     def history(self) -> list[Message]:
-        """The conversation without the system prompt, for memory across requests."""
+        """The conversation without the system prompt."""
         return [m for m in self.messages if m["role"] != "system"]
+
+    def exchange(self, request: str) -> list[Message]:
+        """What this request adds to the memory of the conversation: the request as the user
+        said it (the next request gets fresh context anyway), then every reply and result."""
+        return [{"role": "user", "content": request}, *self.messages[self._first_length :]]
 
     # ---- internals ---------------------------------------------------------------------------
     def _generate(self) -> Generate:
@@ -259,12 +400,44 @@ class RefinementLoop:
         self._mark = self.clock()
         return Generate(self.turn, list(self.messages), after_repeat=repeated)
 
-    def _continue_or_stop(self, feedback: str, problem: str) -> Generate | Finished:
-        self.messages.append({"role": "user", "content": feedback})
-        if self.turn >= self.max_turns:
-            turns = f"{self.turn} turn" + ("s" if self.turn != 1 else "")
-            return self._finish("failed", f"Still failing after {turns}: {problem}")
+    def _next_reply(self) -> Generate | Finished:
+        if self.turn >= self.budgets.replies:
+            ok = bool(self._step_ok)
+            return self._finish(
+                "success" if ok else "failed",
+                f"Stopped at the reply budget ({self.budgets.replies} replies)"
+                + ("; the last step ran without errors." if ok else "."),
+                budget="replies",
+            )
         return self._generate()
+
+    def _feed_back(self, feedback: str) -> Generate | Finished:
+        self.messages.append({"role": "user", "content": feedback})
+        return self._next_reply()
+
+    def _after_failure(
+        self, feedback: str, problem: str, *, appended: bool = False
+    ) -> Generate | Finished:
+        if not appended:
+            self.messages.append({"role": "user", "content": feedback})
+        if self._attempt >= self.budgets.attempts:
+            attempts = f"{self._attempt} attempt" + ("s" if self._attempt != 1 else "")
+            where = f" in step {self._step}" if self._step > 1 else ""
+            return self._finish(
+                "failed", f"Still failing after {attempts}{where}: {problem}", budget="attempts"
+            )
+        return self._next_reply()
+
+    def _answer(self, reply: str) -> Finished:
+        """A reply without code: what it means depends on what came before it."""
+        if self._step_ok is True:
+            done = "Answered." if self.mode == "chat" else "Fixed."
+            return self._finish("success", done, answer=reply)
+        if self._step_ok is False:
+            return self._finish("failed", "The model stopped without fixed code.", answer=reply)
+        if self.mode == "fix":
+            return self._finish("failed", "The model's reply has no code.", answer=reply)
+        return self._finish("no_code", "The model's reply has no code.", answer=reply)
 
     def _failed_before(self, code: str) -> tuple[str, ExecutionOutcome] | None:
         """Where this code already ran and failed ("attempt 2", "the cell"), if it did."""
@@ -277,14 +450,56 @@ class RefinementLoop:
                 return "the cell", outcome
         return None
 
-    def _had_failure(self) -> bool:
-        return any(t.outcome is not None or t.skipped for t in self.turns[:-1])
+    def _ran_ok_before(self, code: str) -> str | None:
+        for ran in self._ran:
+            if ran.outcome.ok and same_code(ran.code, code):
+                return ran.where
+        return None
 
-    def _finish(self, status: LoopStatus, message: str) -> Finished:
+    def _finish(
+        self,
+        status: LoopStatus,
+        message: str,
+        *,
+        answer: str = "",
+        budget: BudgetName | None = None,
+    ) -> Finished:
         self.state = "finished"
-        self.result = Finished(status, list(self.turns), message)
+        self.result = Finished(status, list(self.turns), message, answer=answer, budget=budget)
         return self.result
 
     def _expect(self, state: State) -> None:
         if self.state != state:
             raise LoopError(f"the loop is {self.state}, not {state}")
+
+
+# ---- memory across requests ------------------------------------------------------------------
+def alternate(messages: Iterable[Message]) -> list[Message]:
+    """The conversation with roles strictly alternating, starting with the user: consecutive
+    messages of one role are joined, a leading reply of the model is dropped, system
+    messages are left out (every request brings its own)."""
+    result: list[Message] = []
+    for message in messages:
+        role, content = message["role"], message["content"]
+        if role == "system":
+            continue
+        if not result and role != "user":
+            continue
+        if result and result[-1]["role"] == role:
+            result[-1] = {"role": role, "content": f"{result[-1]['content']}\n\n{content}"}
+        else:
+            result.append({"role": role, "content": content})
+    return result
+
+
+def bounded(messages: Sequence[Message], max_chars: int) -> list[Message]:
+    """The newest messages whose text fits ``max_chars``, starting with a user turn, so that
+    a remembered conversation cannot grow past what any prompt could hold."""
+    kept: list[Message] = []
+    total = 0
+    for message in reversed(messages):
+        total += len(message["content"])
+        if total > max_chars:
+            break
+        kept.insert(0, message)
+    return alternate(kept)

@@ -14,25 +14,27 @@ import re
 import textwrap
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .engine import Message
-
-if TYPE_CHECKING:
-    from .loop import ExecutionOutcome
+from .types import ExecutionOutcome, Message
 
 SYSTEM_PROMPT = """\
-You are OpenCodeInterpreter, a coding assistant inside a Jupyter notebook.
-Answer a request with a short explanation and one ```python code block. The code runs in the \
-user's kernel, where the notebook's variables already exist and new ones persist; you then see \
-its output or its error.
-- Print or display what the user should see; end with a check (print or assert) when useful.
-- If the result shows an error, explain the cause in a sentence and give the full corrected \
-code in one ```python block.
+You are OpenCodeInterpreter, a code interpreter inside a Jupyter notebook.
+To answer, write one ```python code block first, with at most a sentence before it, and \
+nothing after it. The code runs at once in the user's kernel, where the notebook's variables \
+already exist and new ones persist; then you read its output ("Execution result:").
+- Print what you need to see; end with a check (print or assert) when useful.
+- After a result: if it answers the request, answer in plain words from it, citing the \
+numbers, without a code block. If more is needed, give the next step's code. If it shows an \
+error or a wrong result, explain the cause in a sentence and give the full corrected code.
 - Never call input(): assign the values directly.
 - If the request needs no code, answer without a code block."""
 
 FeedbackMarker = "Execution result:"
+READ_HINT = (
+    "If this answers the request, answer in words from it (no code). If the result is wrong "
+    "or more is needed, give the code for that."
+)
 CLIP_OVER = 1000
 CLIP_KEEP = 200
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -58,6 +60,25 @@ def extract_code(reply: str) -> str | None:
         return None
     # A block indented inside a Markdown list keeps the list's indentation: remove it.
     return textwrap.dedent(blocks[-1]).rstrip() + "\n"
+
+
+_OPEN_CODE = re.compile(r"^[ \t]*```[ \t]*(?:python3?|py3?|ipython3?)\b[^\n]*\n", re.MULTILINE)
+_CLOSE_FENCE = re.compile(r"^[ \t]*```[ \t]*$", re.MULTILINE)
+
+
+def code_block_end(reply: str) -> int | None:
+    """Where the reply's first complete ```python block ends (just past its closing fence),
+    or None while there is none: the code runs as soon as its block closes, and what the
+    model says about the result comes after it has read the result."""
+    opening = _OPEN_CODE.search(reply)
+    if opening is None:
+        return None
+    # The closing fence must be a whole line: the line after it must have begun.
+    for closing in _CLOSE_FENCE.finditer(reply, opening.end()):
+        if closing.end() < len(reply):
+            body = reply[opening.end() : closing.start()]
+            return closing.end() if body.strip() else None
+    return None
 
 
 def calls_input(code: str) -> bool:
@@ -103,7 +124,7 @@ def execution_feedback(outcome: ExecutionOutcome) -> str:
                 f"{FeedbackMarker} the code ran without errors but printed nothing. "
                 "Print the result, or test it with assert, so that it can be checked."
             )
-        return f"{FeedbackMarker}\n{output}"
+        return f"{FeedbackMarker}\n{output}\n\n{READ_HINT}"
     before = f"Output before it stopped:\n{output}\n" if output.strip() else ""
     if outcome.status == "timeout":
         limit = f" within {outcome.time_limit:g} seconds" if outcome.time_limit else ""
@@ -150,6 +171,21 @@ def repeat_feedback(where: str, outcome: ExecutionOutcome) -> str:
         f"{outcome.summary()}. Running it again would fail the same way. Find what causes "
         "the error, change that part of the code, and give the full corrected code in one "
         "```python block."
+    )
+
+
+def repeat_success_feedback(where: str, fix: bool = False) -> str:
+    """The user turn for a step that repeats code which already ran without errors."""
+    then = (
+        "Say in a sentence or two what was wrong with the cell and how the fix solves it, "
+        "without a code block."
+        if fix
+        else "Answer the request in plain words from that result, or give the next step's "
+        "code if more is needed."
+    )
+    return (
+        f"{FeedbackMarker} not run: this is the same code as {where}, which already ran "
+        f"without errors; its result is above. {then}"
     )
 
 

@@ -20,6 +20,7 @@ from .helpers import oci_app, wait_for_state
 
 NAME_ERROR = "```python\nprint(totl)\n```"
 FIXED = "```python\ntotal = 6\nprint(total)\n```"
+ANSWER = "The total is 6."
 
 
 class Browser:
@@ -92,16 +93,16 @@ async def finish(browser: Browser, timeout: float = 10) -> None:
 
 async def test_two_turns_error_then_fixed(tmp_path: Path) -> None:
     session, browser, engine, store = make_session(
-        tmp_path, [NAME_ERROR, FIXED], [ERROR_OUTCOME, OK_OUTCOME]
+        tmp_path, [NAME_ERROR, FIXED, ANSWER], [ERROR_OUTCOME, OK_OUTCOME]
     )
     await started(engine)
     await session.receive(ask())
     await finish(browser)
 
     executes = browser.of("execute")
-    assert [(e["turn"], e["target"], e["code"]) for e in executes] == [
-        (1, "new", "print(totl)\n"),
-        (2, "replace", "total = 6\nprint(total)\n"),
+    assert [(e["turn"], e["target"], e["step"], e["attempt"], e["code"]) for e in executes] == [
+        (1, "new", 1, 1, "print(totl)\n"),
+        (2, "replace", 1, 2, "total = 6\nprint(total)\n"),
     ]
     states = [(m["turn"], m["state"]) for m in browser.of("turn")]
     assert states == [
@@ -111,18 +112,26 @@ async def test_two_turns_error_then_fixed(tmp_path: Path) -> None:
         (2, "generating"),
         (2, "executing"),
         (2, "ok"),
+        (3, "generating"),
     ]
     assert browser.of("turn")[2]["ename"] == "NameError"
+    assert browser.of("turn")[0]["budgets"] == {"attempts": 3, "steps": 4, "replies": 8}
     (done,) = browser.of("done")
     assert done == {
         "type": "done",
         "id": "r1",
         "status": "success",
-        "turns": 2,
-        "message": "The code ran without errors.",
+        "turns": 3,
+        "message": "Answered.",
         "final_code": "total = 6\nprint(total)\n",
+        "answer": ANSWER,
+        "steps": 1,
+        "budget": None,
     }
-    assert browser.text("r1") == NAME_ERROR + FIXED  # tokens of both turns were streamed
+    # Tokens of every turn were streamed; each code reply ends at its closing fence.
+    assert browser.text("r1") == NAME_ERROR + FIXED + ANSWER
+    # The model read the successful run before it answered.
+    assert engine.prompts[2][-1]["content"].startswith("Execution result:\n6\n")
     feedback = engine.prompts[1][-1]["content"]
     assert feedback.startswith("Execution result: the code raised an error.")
     assert "NameError: name 'totl' is not defined" in feedback
@@ -131,16 +140,24 @@ async def test_two_turns_error_then_fixed(tmp_path: Path) -> None:
     saved = store.load("work.ipynb")
     (record,) = saved["requests"]
     assert record["status"] == "success"
-    assert [t["outcome"]["status"] for t in record["turns"]] == ["error", "ok"]
-    assert saved["conversation"][0] == {"role": "user", "content": "print a total"}
+    assert record["answer"] == ANSWER
+    assert [t["outcome"] and t["outcome"]["status"] for t in record["turns"]] == [
+        "error",
+        "ok",
+        None,
+    ]
+    # The request is kept as it was sent (context included), so that the next request's
+    # prompt begins with this one's.
+    assert saved["conversation"][0] == engine.prompts[0][-1]
     assert saved["conversation"][1] == {"role": "assistant", "content": NAME_ERROR}
+    assert saved["conversation"][-1] == {"role": "assistant", "content": ANSWER}
     assert len(session.timings) == 2
     assert session.running == {}
 
 
 async def test_history_feeds_the_next_request(tmp_path: Path) -> None:
     session, browser, engine, _ = make_session(
-        tmp_path, [FIXED, "Use `sum` instead."], [OK_OUTCOME]
+        tmp_path, [FIXED, ANSWER, "Use `sum` instead."], [OK_OUTCOME]
     )
     await started(engine)
     await session.receive(ask("r1", "make a total"))
@@ -148,10 +165,12 @@ async def test_history_feeds_the_next_request(tmp_path: Path) -> None:
     browser.done.clear()
     await session.receive(ask("r2", "why?"))
     await finish(browser)
-    second = engine.prompts[1]
+    first, second = engine.prompts[0], engine.prompts[2]
     contents = [m["content"] for m in second]
-    assert "make a total" in contents
     assert FIXED in contents
+    assert ANSWER in contents
+    # The second request's prompt begins with everything the first one sent.
+    assert second[: len(first)] == first
     assert second[-1]["content"].endswith("why?")
     assert browser.of("done")[-1]["status"] == "no_code"
 
@@ -219,7 +238,9 @@ async def test_fix_mode_ranks_the_cells_the_failing_cell_needs_first(tmp_path: P
 
 
 async def test_a_fix_that_hands_back_the_failing_cell_is_not_run(tmp_path: Path) -> None:
-    session, browser, engine, store = make_session(tmp_path, [NAME_ERROR, FIXED], [OK_OUTCOME])
+    session, browser, engine, store = make_session(
+        tmp_path, [NAME_ERROR, FIXED, "`totl` was a typo of `total`."], [OK_OUTCOME]
+    )
     await started(engine)
     cell = {"source": "print(totl)\n", "error": ERROR_OUTCOME["error"]}
     await session.receive(ask(mode="fix", prompt="", cell=cell))
@@ -233,15 +254,18 @@ async def test_a_fix_that_hands_back_the_failing_cell_is_not_run(tmp_path: Path)
             "turn": 1,
             "state": "skipped",
             "evalue": "not run: same as before",
+            "step": 1,
+            "attempt": 1,
         }
     ]
     assert "not run: this is the same code as the cell" in engine.prompts[1][-1]["content"]
-    assert browser.of("done")[0]["status"] == "success"
+    (done,) = browser.of("done")
+    assert (done["status"], done["answer"]) == ("success", "`totl` was a typo of `total`.")
     # The reply after the repeat is sampled hotter than the configured 0.2.
-    assert [p.temperature for p in engine.params] == [0.2, 0.8]
+    assert [p.temperature for p in engine.params] == [0.2, 0.8, 0.2]
     # The history says why (the chip after a reload).
     turns = store.load("work.ipynb")["requests"][0]["turns"]
-    assert [t["skipped"] for t in turns] == ["not run: same as before", None]
+    assert [t["skipped"] for t in turns] == ["not run: same as before", None, None]
 
 
 async def test_fix_under_review_waits_past_the_time_limit(tmp_path: Path) -> None:

@@ -15,11 +15,10 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ..types import GenerationParams, Message
+
 EngineState = Literal["idle", "loading", "ready", "error", "stopped"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
-
-Message = dict[str, str]
-"""One chat message, already normalised to ``{"role": ..., "content": <text>}``."""
 
 
 class EngineError(RuntimeError):
@@ -33,15 +32,6 @@ class EngineNotReady(EngineError):
         self.status = status
         reason = f": {status.error}" if status.error else ""
         super().__init__(f"The model is {status.state}{reason}")
-
-
-@dataclass(frozen=True)
-class GenerationParams:
-    max_tokens: int = 1024
-    temperature: float = 0.2
-    top_p: float = 0.95
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
 
 
 @dataclass(frozen=True)

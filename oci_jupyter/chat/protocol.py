@@ -1,0 +1,233 @@
+"""The chat's wire protocol (JSON over the websocket ``/oci/chat``), every message in one
+place: what the browser may send (strictly validated pydantic models, one discriminated
+union) and what the server sends (built by the functions below, never by hand elsewhere).
+docs/design.md describes the exchange; src/chat/protocol.ts is its TypeScript twin.
+
+- browser -> server: ``ask``, ``outcome``, ``cancel``
+- server -> browser: ``token``, ``turn``, ``execute``, ``done`` (exactly one per request id),
+  ``error``
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ..loop import Budgets, Finished
+from ..types import ExecutionOutcome
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Largest websocket message accepted (a notebook's context included)."""
+MAX_TEXT = 200_000
+"""Longest prompt, cell source or output text accepted, in characters."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class CellIn(_Strict):
+    source: str = Field(max_length=MAX_TEXT)
+    output: str = Field(default="", max_length=MAX_TEXT)
+    label: str = Field(default="", max_length=200)
+    active: bool = False
+    kind: str = Field(default="code", max_length=20)
+
+
+class VariableIn(_Strict):
+    name: str = Field(max_length=500)
+    type: str = Field(max_length=500)
+    summary: str = Field(default="", max_length=5000)
+
+
+class ContextIn(_Strict):
+    language: str = Field(default="python", max_length=100)
+    cells: list[CellIn] = Field(default_factory=list, max_length=5000)
+    variables: list[VariableIn] = Field(default_factory=list, max_length=2000)
+
+
+class ErrorIn(_Strict):
+    ename: str = Field(default="", max_length=1000)
+    evalue: str = Field(default="", max_length=MAX_TEXT)
+    traceback: str | list[str] = ""
+
+    def text(self) -> str:
+        return "\n".join(self.traceback) if isinstance(self.traceback, list) else self.traceback
+
+
+class FixCellIn(_Strict):
+    source: str = Field(max_length=MAX_TEXT)
+    error: ErrorIn
+
+    def failure(self) -> ExecutionOutcome:
+        return ExecutionOutcome(
+            "error",
+            ename=self.error.ename,
+            evalue=self.error.evalue,
+            traceback=self.error.text(),
+        )
+
+
+class Ask(_Strict):
+    type: Literal["ask"]
+    id: str = Field(min_length=1, max_length=200)
+    prompt: str = Field(default="", max_length=MAX_TEXT)
+    notebook: str = Field(default="", max_length=4096)
+    mode: Literal["chat", "fix"] = "chat"
+    context: ContextIn = Field(default_factory=ContextIn)
+    max_turns: int = Field(default=3, ge=1, le=10)
+    """Attempts per cell: the first try and its refinements."""
+    max_steps: int | None = Field(default=None, ge=1, le=20)
+    """Cells one request may add (default: c.OCI.max_steps)."""
+    max_replies: int | None = Field(default=None, ge=1, le=40)
+    """Model replies one request may take (default: c.OCI.max_replies)."""
+    read_results: bool | None = None
+    """The model reads each successful result (default: c.OCI.read_results)."""
+    time_limit: float = Field(default=60.0, gt=0, le=3600)
+    auto_execute: bool = True
+    refine_cell: bool = False
+    """Refine the cell of the previous request (the human-feedback turn) instead of a new one."""
+    cell: FixCellIn | None = None
+    review: bool = False
+    """The user reviews each rewrite (a diff to accept) before it runs: the wait for the
+    outcome then has no deadline, as when the user runs the code by hand."""
+
+    def budgets(self, defaults: LoopDefaults) -> Budgets:
+        steps = 1 if self.mode == "fix" else (self.max_steps or defaults.max_steps)
+        return Budgets(
+            attempts=self.max_turns,
+            steps=steps,
+            replies=self.max_replies or defaults.max_replies,
+        )
+
+
+class Outcome(_Strict):
+    type: Literal["outcome"]
+    id: str = Field(max_length=200)
+    turn: int
+    status: Literal["ok", "error", "timeout", "cancelled"]
+    output: str = Field(default="", max_length=MAX_TEXT)
+    error: ErrorIn | None = None
+    seconds: float = 0.0
+
+    def to_outcome(self) -> ExecutionOutcome:
+        error = self.error
+        return ExecutionOutcome(
+            self.status,
+            output=self.output,
+            ename=error.ename if error else "",
+            evalue=error.evalue if error else "",
+            traceback=error.text() if error else "",
+            seconds=self.seconds,
+        )
+
+
+class Cancel(_Strict):
+    type: Literal["cancel"]
+    id: str = Field(max_length=200)
+
+
+ClientMessage = Annotated[Ask | Outcome | Cancel, Field(discriminator="type")]
+_CLIENT = TypeAdapter(ClientMessage)
+
+
+class LoopDefaults(BaseModel):
+    """The server's defaults for what an ``ask`` leaves out (c.OCI.*)."""
+
+    read_results: bool = True
+    max_attempts: int = 3
+    max_steps: int = 4
+    max_replies: int = 8
+
+
+class InvalidMessage(ValueError):
+    """A message the browser should not have sent; ``request_id`` if it named one."""
+
+    def __init__(self, message: str, request_id: str | None, kind: str | None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.kind = kind
+
+
+def parse_client_message(raw: str | bytes) -> Ask | Outcome | Cancel:
+    """The browser's message, validated; :class:`InvalidMessage` says what is wrong."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidMessage(
+            f"message over {MAX_MESSAGE_BYTES:,} bytes (send less context)", None, None
+        )
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidMessage("messages must be JSON objects", None, None) from None
+    if not isinstance(data, dict):
+        raise InvalidMessage("messages must be JSON objects", None, None)
+    kind = data.get("type")
+    request_id = data.get("id") if isinstance(data.get("id"), str) else None
+    if kind not in ("ask", "outcome", "cancel"):
+        raise InvalidMessage(f"unknown message type {kind!r}", request_id, None)
+    try:
+        return _CLIENT.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"][1:])  # [0] is the union's tag
+        raise InvalidMessage(f"invalid {kind}: {where}: {first['msg']}", request_id, kind) from None
+
+
+# ---- server -> browser -----------------------------------------------------------------------
+def token(request_id: str, turn: int, text: str) -> dict[str, Any]:
+    return {"type": "token", "id": request_id, "turn": turn, "text": text}
+
+
+def turn_state(request_id: str, turn: int, state: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "turn", "id": request_id, "turn": turn, "state": state, **fields}
+
+
+def execute(
+    request_id: str,
+    turn: int,
+    code: str,
+    *,
+    target: Literal["new", "next", "replace"],
+    step: int,
+    attempt: int,
+    auto_execute: bool,
+    time_limit: float,
+) -> dict[str, Any]:
+    return {
+        "type": "execute",
+        "id": request_id,
+        "turn": turn,
+        "code": code,
+        "target": target,
+        "step": step,
+        "attempt": attempt,
+        "auto_execute": auto_execute,
+        "time_limit": time_limit,
+    }
+
+
+def done(request_id: str, result: Finished | None = None, **early: Any) -> dict[str, Any]:
+    """The one ``done`` of a request: from the loop's result, or for a request that never
+    started (``status`` and ``message`` given)."""
+    if result is None:
+        result = Finished(early.get("status", "error"), [], early.get("message", ""))
+    return {
+        "type": "done",
+        "id": request_id,
+        "status": result.status,
+        "turns": len(result.turns),
+        "message": result.message,
+        "final_code": result.final_code,
+        "answer": result.answer,
+        "steps": result.steps,
+        "budget": result.budget,
+    }
+
+
+def error(request_id: str | None, message: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "error", "message": message}
+    if request_id is not None:
+        body["id"] = request_id
+    return body

@@ -1,0 +1,396 @@
+"""One browser connection's chat: :class:`ChatSession` drives the interpreter loop (through
+:func:`oci_jupyter.driver.drive`) for each ``ask``; the browser executes the code in the
+notebook's kernel and reports back with an ``outcome``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from ..driver import KernelGone, ModelFailed, ReplyCutter, Stopped, TurnEnded, drive
+from ..engine import Delta, Engine, EngineError, Finish, GenerationParams
+from ..loop import SKIP_NOTES, Execute, Finished, Generate, RefinementLoop, alternate
+from ..prompts import (
+    CellContext,
+    NotebookContext,
+    PromptLimits,
+    PromptTooLong,
+    VariableInfo,
+    build_messages,
+    failure_names,
+    fix_request,
+)
+from ..types import ExecutionOutcome, Message
+from . import protocol
+from .protocol import Ask, Cancel, InvalidMessage, LoopDefaults, Outcome
+from .store import ChatStore, RequestRecord
+
+log = logging.getLogger(__name__)
+FAILING_CELL_PLACEHOLDER = "(the failing cell, shown below)"
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class _Running:
+    ask: Ask
+    task: asyncio.Task[None] | None = None
+    outcome: asyncio.Future[Outcome] | None = None
+    waiting_turn: int = 0
+    cancelled: bool = False
+    engine_request: str = ""
+
+
+class ChatSession:
+    def __init__(
+        self,
+        engine: Engine,
+        store: ChatStore,
+        send: Send,
+        *,
+        reply_tokens: int = 1024,
+        temperature: float = 0.2,
+        outcome_grace: float = 30.0,
+        defaults: LoopDefaults | None = None,
+        max_running: int = 4,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self._send = send
+        self.reply_tokens = reply_tokens
+        self.temperature = temperature
+        self.outcome_grace = outcome_grace
+        self.defaults = defaults or LoopDefaults()
+        self.max_running = max_running
+        self.running: dict[str, _Running] = {}
+        self.timings: list[dict[str, float]] = []
+        """Per executed turn: seconds generating (and to the first token) and waiting for
+        the browser's run."""
+
+    # ---- inbound ---------------------------------------------------------------------------------
+    async def receive(self, raw: str | bytes) -> None:
+        try:
+            message = protocol.parse_client_message(raw)
+        except InvalidMessage as exc:
+            await self._emit(protocol.error(exc.request_id, str(exc)))
+            if exc.kind == "ask" and exc.request_id and exc.request_id not in self.running:
+                # Every request id ends with exactly one done, even one that never started.
+                await self._emit(protocol.done(exc.request_id, status="error", message=str(exc)))
+            return
+        if isinstance(message, Ask):
+            await self._start(message)
+        elif isinstance(message, Outcome):
+            self._deliver(message)
+        elif isinstance(message, Cancel):
+            self.cancel(message.id)
+
+    def cancel(self, request_id: str) -> None:
+        running = self.running.get(request_id)
+        if running is None:
+            return
+        running.cancelled = True
+        if running.engine_request:
+            self.engine.cancel(running.engine_request)
+        if running.outcome is not None and not running.outcome.done():
+            running.outcome.cancel()
+
+    async def close(self) -> None:
+        """The browser went away: cancel everything it asked for."""
+        for request_id in list(self.running):
+            self.cancel(request_id)
+        tasks = [r.task for r in self.running.values() if r.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ---- a request -------------------------------------------------------------------------------
+    async def _start(self, ask: Ask) -> None:
+        if ask.id in self.running:
+            return await self._emit(
+                protocol.error(ask.id, f"request {ask.id!r} is already running")
+            )
+        problem = None
+        if ask.mode == "fix" and ask.cell is None:
+            problem = "a fix needs the failing cell"
+        elif ask.mode == "chat" and not ask.prompt.strip():
+            problem = "the request is empty"
+        elif len(self.running) >= self.max_running:
+            problem = f"at most {self.max_running} requests can run at once on one connection"
+        if problem is not None:
+            return await self._emit(protocol.done(ask.id, status="error", message=problem))
+        running = _Running(ask)
+        self.running[ask.id] = running
+        running.task = asyncio.get_running_loop().create_task(self._run(running))
+
+    async def _run(self, running: _Running) -> None:
+        ask = running.ask
+        request = ask.prompt.strip()
+        # A fix: the failing cell's source and how it failed.
+        fix = (ask.cell.source, ask.cell.failure()) if ask.mode == "fix" and ask.cell else None
+        if fix is not None:
+            request = fix_request(*fix)
+            if ask.prompt.strip():
+                request += f"\n\nThe user adds: {ask.prompt.strip()}"
+        record = RequestRecord(ask.id, ask.mode, ask.prompt.strip() or request)
+        # The history is a file: read (and later written) off the event loop.
+        stored = (
+            await asyncio.to_thread(self.store.load, ask.notebook)
+            if ask.notebook
+            else {"conversation": []}
+        )
+        conversation: list[Message] = alternate(stored["conversation"])
+        result: Finished | None = None
+        loop: RefinementLoop | None = None
+        try:
+            if not self.engine.ready:
+                raise EngineError(_not_ready(self.engine))
+            messages, reply_tokens = await self._prompt(request, ask, conversation, fix)
+            loop = RefinementLoop(
+                messages,
+                budgets=ask.budgets(self.defaults),
+                mode=ask.mode,
+                read_results=(
+                    self.defaults.read_results if ask.read_results is None else ask.read_results
+                ),
+                # A fix's first answer may hand back the failing cell unchanged: not run again.
+                failed_code=(fix,) if fix is not None else (),
+            )
+            result = await self._drive(running, loop, reply_tokens)
+            # What was sent stays as it was sent (context included): the next request's
+            # prompt then begins with this one's, and the engine reuses what it already read.
+            conversation = alternate([*conversation, *loop.exchange(messages[-1]["content"])])
+        except PromptTooLong as exc:
+            result = Finished("error", [], f"The request is too long: {exc}")
+        except EngineError as exc:
+            result = Finished("error", loop.turns if loop else [], str(exc))
+        except Exception as exc:  # reported to the browser; the server goes on
+            log.exception("oci chat request %s failed", ask.id)
+            result = Finished("error", loop.turns if loop else [], f"{type(exc).__name__}: {exc}")
+        finally:
+            if result is None:  # cancelled from outside (server shutdown)
+                result = Finished("cancelled", loop.turns if loop else [], "Cancelled.")
+            self.running.pop(ask.id, None)
+            record.finish(result)
+            if ask.notebook:
+                try:
+                    await asyncio.to_thread(
+                        self.store.save_request, ask.notebook, record, conversation
+                    )
+                except OSError as exc:
+                    log.warning("oci: could not save the chat of %s: %s", ask.notebook, exc)
+            await self._emit(protocol.done(ask.id, result))
+
+    async def _prompt(
+        self,
+        request: str,
+        ask: Ask,
+        conversation: list[Message],
+        fix: tuple[str, ExecutionOutcome] | None,
+    ) -> tuple[list[Message], int]:
+        window = self.engine.context_length
+        reply_tokens = min(self.reply_tokens, window // 2)
+        context = NotebookContext(
+            language=ask.context.language,
+            cells=[CellContext(**c.model_dump()) for c in ask.context.cells],
+            variables=[VariableInfo(**v.model_dump()) for v in ask.context.variables],
+        )
+        needs: set[str] = set()
+        if fix is not None:
+            # The failing cell is in the request itself: in the context it keeps its place (the
+            # model sees what runs before and after it) but not its source a second time. The
+            # cells that define what it reads are ranked first.
+            context = NotebookContext(
+                language=context.language,
+                cells=[
+                    replace(c, source=FAILING_CELL_PLACEHOLDER, output="") if c.active else c
+                    for c in context.cells
+                ],
+                variables=context.variables,
+            )
+            needs = failure_names(*fix)
+
+        def count(texts: list[str]) -> list[int]:
+            return [self.engine.count_tokens(t) for t in texts]
+
+        # Tokenising can take a few milliseconds per cell: keep it off the event loop.
+        messages = await asyncio.to_thread(
+            build_messages,
+            request,
+            context,
+            window=window,
+            count=count,
+            history=conversation,
+            limits=PromptLimits(reply_tokens=reply_tokens),
+            needs=needs,
+        )
+        return messages, reply_tokens
+
+    async def _drive(self, running: _Running, loop: RefinementLoop, reply_tokens: int) -> Finished:
+        ask = running.ask
+        params = GenerationParams(max_tokens=reply_tokens, temperature=self.temperature, top_p=0.95)
+        budgets = loop.budgets
+        timing: dict[str, float] = {}
+
+        async def generate(action: Generate) -> str:
+            if running.cancelled:
+                raise Stopped("Cancelled.")
+            await self._emit(
+                protocol.turn_state(
+                    ask.id,
+                    action.turn,
+                    "generating",
+                    step=loop.step,
+                    budgets={
+                        "attempts": budgets.attempts,
+                        "steps": budgets.steps,
+                        "replies": budgets.replies,
+                    },
+                )
+            )
+            mark = time.perf_counter()
+            reply, finish, first_token = await self._generate(
+                running, action, action.params(params)
+            )
+            timing.update(generate=time.perf_counter() - mark, first_token=first_token)
+            if running.cancelled or (finish is not None and finish.reason == "cancelled"):
+                raise Stopped("Cancelled.")
+            return reply
+
+        async def execute(action: Execute) -> ExecutionOutcome:
+            target: Literal["new", "next", "replace"]
+            if action.refines or (action.step == 1 and (ask.refine_cell or ask.mode == "fix")):
+                target = "replace"
+            else:
+                target = "next" if action.step > 1 else "new"
+            # The wait exists before the browser is asked: a fast answer or a cancel
+            # arriving while "execute" is being sent is not lost.
+            running.outcome = asyncio.get_running_loop().create_future()
+            running.waiting_turn = action.turn
+            await self._emit(
+                protocol.execute(
+                    ask.id,
+                    action.turn,
+                    action.code,
+                    target=target,
+                    step=action.step,
+                    attempt=action.attempt,
+                    auto_execute=ask.auto_execute,
+                    time_limit=ask.time_limit,
+                )
+            )
+            await self._emit(
+                protocol.turn_state(
+                    ask.id, action.turn, "executing", step=action.step, attempt=action.attempt
+                )
+            )
+            mark = time.perf_counter()
+            outcome = await self._wait_outcome(running, action.turn)
+            self.timings.append({**timing, "execute": time.perf_counter() - mark})
+            if outcome is None:
+                raise Stopped("Cancelled.")
+            if outcome.error is not None and outcome.error.ename == "KernelUnavailable":
+                raise KernelGone(outcome.error.evalue or "The kernel is unavailable.")
+            state = protocol.turn_state(
+                ask.id, outcome.turn, outcome.status, step=action.step, attempt=action.attempt
+            )
+            if outcome.error is not None:
+                state.update(ename=outcome.error.ename, evalue=outcome.error.evalue)
+            await self._emit(state)
+            return outcome.to_outcome()
+
+        async def notify(event: TurnEnded) -> None:
+            turn = event.turn
+            if turn.skipped is not None:
+                # Code that is not run (it calls input(), it already failed): say why.
+                await self._emit(
+                    protocol.turn_state(
+                        ask.id,
+                        turn.number,
+                        "skipped",
+                        evalue=SKIP_NOTES[turn.skipped],
+                        step=turn.step,
+                        attempt=turn.attempt,
+                    )
+                )
+
+        return await drive(loop, generate, execute, notify)
+
+    async def _generate(
+        self, running: _Running, action: Generate, params: GenerationParams
+    ) -> tuple[str, Finish | None, float]:
+        ask = running.ask
+        engine_request = f"{ask.id}:{action.turn}"
+        running.engine_request = engine_request
+        cutter = ReplyCutter()
+        finish: Finish | None = None
+        started = time.perf_counter()
+        first_token = 0.0
+        try:
+            stream = self.engine.stream_chat(action.messages, params, engine_request)
+            async with contextlib.aclosing(stream):
+                async for event in stream:
+                    if isinstance(event, Delta):
+                        if not cutter.text:
+                            first_token = time.perf_counter() - started
+                        shown = cutter.feed(event.text)
+                        if shown:
+                            await self._emit(protocol.token(ask.id, action.turn, shown))
+                        if cutter.done or running.cancelled:
+                            break  # the code block closed (run it now), or Stop
+                    else:
+                        finish = event
+        except EngineError as exc:
+            raise ModelFailed(str(exc)) from exc
+        finally:
+            running.engine_request = ""
+        return cutter.text, finish, first_token
+
+    async def _wait_outcome(self, running: _Running, turn: int) -> Outcome | None:
+        future = running.outcome
+        assert future is not None
+        # The browser enforces the time limit (it interrupts the kernel and reports a
+        # timeout); the grace covers a browser that vanished without closing the socket.
+        ask = running.ask
+        limit = ask.time_limit + self.outcome_grace if ask.auto_execute and not ask.review else None
+        try:
+            if running.cancelled:
+                return None
+            return await asyncio.wait_for(future, limit)
+        except asyncio.CancelledError:
+            if running.cancelled:
+                return None
+            raise
+        except TimeoutError:
+            return Outcome(
+                type="outcome",
+                id=running.ask.id,
+                turn=turn,
+                status="timeout",
+                output="(the notebook never reported the run's result)",
+            )
+        finally:
+            running.outcome = None
+
+    def _deliver(self, outcome: Outcome) -> None:
+        running = self.running.get(outcome.id)
+        if running is None or running.outcome is None or running.outcome.done():
+            return  # late or duplicate report: nothing waits for it
+        if outcome.turn != running.waiting_turn:
+            return
+        running.outcome.set_result(outcome)
+
+    # ---- outbound --------------------------------------------------------------------------------
+    async def _emit(self, message: dict[str, Any]) -> None:
+        try:
+            await self._send(message)
+        except Exception as exc:  # a closed socket: the session is being torn down
+            log.debug("oci chat: could not send %s: %s", message.get("type"), exc)
+
+
+def _not_ready(engine: Engine) -> str:
+    status = engine.status
+    reason = f": {status.error}" if status.error else ""
+    return f"The model is {status.state}{reason}"

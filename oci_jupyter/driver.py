@@ -1,0 +1,155 @@
+"""The one driver of the loop: it takes the loop's actions to the model and the kernel and
+brings back what happened. The chat session and ``oci-eval`` use :func:`drive` (async), the
+``%%oci`` magic :func:`drive_sync` (a kernel's cell runs synchronously). The rules stay in
+:mod:`oci_jupyter.loop`; the I/O stays with the surface, behind three callables:
+
+- ``generate(action) -> str``: the model's reply (raise :class:`ModelFailed`, or
+  :class:`Stopped` when the user stopped it);
+- ``execute(action) -> ExecutionOutcome``: the run (raise :class:`KernelGone` when nothing
+  can run, :class:`Stopped` when the user stopped it);
+- ``notify(event)``: optional, told of each turn as it ends (to show "not run: ...").
+
+Replies are cut where their first ``python`` block closes (:class:`ReplyCutter`): the code
+runs at once, and the model's words about the result come after it has read the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .loop import Execute, Finished, Generate, RefinementLoop, Turn
+from .prompts import code_block_end
+from .types import ExecutionOutcome
+
+
+class ModelFailed(Exception):
+    """The model could not answer this reply (engine error, server unreachable)."""
+
+
+class KernelGone(Exception):
+    """The kernel cannot run anything (dead, shut down, not connected)."""
+
+
+class Stopped(Exception):
+    """The user stopped the request (Stop, Esc, KeyboardInterrupt)."""
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    """A turn's reply or run is over; ``turn`` says what became of it."""
+
+    turn: Turn
+    ran: bool
+
+
+Notify = Callable[[TurnEnded], None]
+AsyncNotify = Callable[[TurnEnded], Awaitable[None]]
+
+
+class ReplyCutter:
+    """Collects a streamed reply and says when to stop reading it: just after its first
+    complete ``python`` block. ``feed`` returns the part of the piece to show (nothing past
+    the closing fence)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.text = ""
+        self.done = False
+
+    def feed(self, piece: str) -> str:
+        if self.done:
+            return ""
+        before = len(self.text)
+        self.text += piece
+        if self.enabled:
+            # Only a fence that closes in this piece can end the block: look from the
+            # start of the last open block, which is short.
+            end = code_block_end(self.text)
+            if end is not None:
+                self.text = self.text[:end]
+                self.done = True
+                return self.text[before:]
+        return piece
+
+
+def drive_sync(
+    loop: RefinementLoop,
+    generate: Callable[[Generate], str],
+    execute: Callable[[Execute], ExecutionOutcome],
+    notify: Notify | None = None,
+) -> Finished:
+    action = loop.start()
+    while True:
+        if isinstance(action, Finished):
+            return action
+        try:
+            if isinstance(action, Generate):
+                try:
+                    reply = generate(action)
+                except ModelFailed as exc:
+                    return loop.on_model_error(str(exc))
+                action = _replied(loop, action, reply, notify)
+            else:
+                try:
+                    outcome = execute(action)
+                except KernelGone as exc:
+                    return loop.kernel_lost(str(exc) or "The kernel is gone.")
+                action = _ran(loop, outcome, notify)
+        except Stopped as exc:
+            return loop.cancel(str(exc) or "Stopped.")
+        except KeyboardInterrupt:
+            return loop.cancel("Interrupted.")
+
+
+async def drive(
+    loop: RefinementLoop,
+    generate: Callable[[Generate], Awaitable[str]],
+    execute: Callable[[Execute], Awaitable[ExecutionOutcome]],
+    notify: AsyncNotify | None = None,
+) -> Finished:
+    """The async twin of :func:`drive_sync`; ``notify`` is awaited before the next action
+    goes out, so that what it sends keeps its order with the driver's other messages."""
+    ended: list[TurnEnded] = []
+    action: Generate | Execute | Finished = loop.start()
+    while not isinstance(action, Finished):
+        try:
+            if isinstance(action, Generate):
+                try:
+                    reply = await generate(action)
+                except ModelFailed as exc:
+                    return loop.on_model_error(str(exc))
+                action = _replied(loop, action, reply, ended.append)
+            else:
+                try:
+                    outcome = await execute(action)
+                except KernelGone as exc:
+                    return loop.kernel_lost(str(exc) or "The kernel is gone.")
+                action = _ran(loop, outcome, ended.append)
+        except Stopped as exc:
+            return loop.cancel(str(exc) or "Stopped.")
+        while ended:
+            event = ended.pop(0)
+            if notify is not None:
+                await notify(event)
+    return action
+
+
+def _replied(
+    loop: RefinementLoop, action: Generate, reply: str, notify: Notify | None
+) -> Generate | Execute | Finished:
+    following = loop.on_reply(reply)
+    turn = loop.turns[action.turn - 1]
+    if notify is not None and not isinstance(following, Execute):
+        notify(TurnEnded(turn, ran=False))
+    return following
+
+
+def _ran(
+    loop: RefinementLoop, outcome: ExecutionOutcome, notify: Notify | None
+) -> Generate | Finished:
+    turn = loop.turns[-1]
+    following = loop.on_outcome(outcome)
+    if notify is not None:
+        notify(TurnEnded(turn, ran=True))
+    return following

@@ -1,0 +1,47 @@
+"""The types every part of oci_jupyter shares: a leaf module that imports nothing of the
+project, so that the loop, the prompts, the engines and the drivers can all use it without
+importing each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Message = dict[str, str]
+"""One chat message, already normalised to ``{"role": ..., "content": <text>}``."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int = 1024
+    temperature: float = 0.2
+    top_p: float = 0.95
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+OutcomeStatus = Literal["ok", "error", "timeout", "cancelled"]
+
+
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    """What happened when code ran. ``cancelled`` means the run was interrupted."""
+
+    status: OutcomeStatus
+    output: str = ""
+    ename: str = ""
+    evalue: str = ""
+    traceback: str = ""
+    seconds: float = 0.0
+    time_limit: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def summary(self) -> str:
+        if self.status == "ok":
+            return "ok"
+        if self.status == "error":
+            return f"{self.ename}: {self.evalue}" if self.evalue else self.ename
+        return self.status
