@@ -96,3 +96,25 @@ class ScriptedTestEngine(Engine):
     @property
     def context_length(self) -> int:
         return self._context
+
+
+class StrictTemplateTestEngine(ScriptedTestEngine):
+    """A scripted engine whose "chat template" is as strict as the strictest real ones: it
+    raises when roles do not alternate user/assistant after the system message."""
+
+    name = "strict-template-test"
+
+    async def _generate(
+        self,
+        messages: list[Message],
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        roles = [m["role"] for m in messages if m["role"] != "system"]
+        for index, role in enumerate(roles):
+            expected = "user" if index % 2 == 0 else "assistant"
+            if role != expected:
+                raise ValueError(f"roles must alternate user/assistant: {roles}")
+        async for event in super()._generate(messages, params, request_id, cancelled):
+            yield event

@@ -4,6 +4,7 @@ browser stand-in that answers "execute" requests, plus the websocket and history
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -544,3 +545,155 @@ async def test_history_needs_a_notebook(jp_fetch: Any, jp_serverapp: Any) -> Non
     with pytest.raises(HTTPClientError) as caught:
         await jp_fetch("oci", "chat", "history")
     assert caught.value.code == 400
+
+
+# ---- the interpreter loop through the chat ----------------------------------------------------
+STEP_ONE = "```python\nvalues = [3, 18, 7, 25]\nprint(values)\n```"
+STEP_TWO = "```python\nprint(sum(v > 10 for v in values))\n```"
+
+
+async def test_two_steps_then_an_answer(tmp_path: Path) -> None:
+    outcomes = [{"status": "ok", "output": "[3, 18, 7, 25]\n"}, {"status": "ok", "output": "2\n"}]
+    session, browser, engine, store = make_session(
+        tmp_path, [STEP_ONE, STEP_TWO, "Two of them are above 10."], outcomes
+    )
+    await started(engine)
+    await session.receive(ask(prompt="look at values, then count those above 10"))
+    await finish(browser)
+    executes = browser.of("execute")
+    # Step 2 goes into a new cell below step 1's ("next"), not over it.
+    assert [(e["target"], e["step"], e["attempt"]) for e in executes] == [
+        ("new", 1, 1),
+        ("next", 2, 1),
+    ]
+    (done,) = browser.of("done")
+    assert (done["status"], done["steps"], done["answer"]) == (
+        "success",
+        2,
+        "Two of them are above 10.",
+    )
+    assert engine.prompts[2][-1]["content"].startswith("Execution result:\n2\n")
+    (record,) = store.load("work.ipynb")["requests"]
+    assert [(t["step"], t["attempt"]) for t in record["turns"]] == [(1, 1), (2, 1), (0, 0)]
+
+
+async def test_the_step_budget_ends_the_request_and_says_so(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(
+        tmp_path, [STEP_ONE, STEP_TWO], [{"status": "ok", "output": "[3, 18, 7, 25]\n"}]
+    )
+    await started(engine)
+    await session.receive(ask(max_steps=1))
+    await finish(browser)
+    (done,) = browser.of("done")
+    assert (done["status"], done["budget"], done["steps"]) == ("success", "steps", 1)
+    assert "step budget" in done["message"]
+    assert len(browser.of("execute")) == 1
+
+
+async def test_read_results_off_stops_at_the_first_success(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED, ANSWER], [OK_OUTCOME])
+    await started(engine)
+    await session.receive(ask(read_results=False))
+    await finish(browser)
+    assert browser.of("done")[0]["status"] == "success"
+    assert len(engine.prompts) == 1
+
+
+async def test_the_server_default_for_reading_results_applies(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED, ANSWER], [OK_OUTCOME])
+    session.defaults = session.defaults.model_copy(update={"read_results": False})
+    await started(engine)
+    await session.receive(ask())
+    await finish(browser)
+    assert len(engine.prompts) == 1
+
+
+async def test_generation_stops_where_the_code_block_closes(tmp_path: Path) -> None:
+    chatty = "Here:\n```python\nprint(6)\n```\nThis prints six, as you can see " + "blah " * 300
+    session, browser, engine, _ = make_session(
+        tmp_path, [chatty, ANSWER], [OK_OUTCOME], token_delay=0.002
+    )
+    await started(engine)
+    await session.receive(ask())
+    await finish(browser)
+    streamed = "".join(m["text"] for m in browser.of("token") if m["turn"] == 1)
+    assert streamed == "Here:\n```python\nprint(6)\n```"
+    assert engine.prompts[1][-2] == {"role": "assistant", "content": streamed}
+    assert engine.running_requests == []
+
+
+async def test_an_interrupted_run_ends_the_request(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(
+        tmp_path, [FIXED, ANSWER], [{"status": "cancelled", "output": ""}]
+    )
+    await started(engine)
+    await session.receive(ask())
+    await finish(browser)
+    assert browser.of("done")[0]["status"] == "cancelled"
+    assert len(engine.prompts) == 1  # the model is not asked to go on after a Stop
+
+
+async def test_histories_alternate_roles_for_strict_templates(tmp_path: Path) -> None:
+    from .doubles import StrictTemplateTestEngine
+
+    engine = StrictTemplateTestEngine(
+        [FIXED, ANSWER, NAME_ERROR, FIXED, ANSWER, FIXED, FIXED, "Done."], context_length=8192
+    )
+    store = ChatStore(tmp_path / "chats")
+    browser = Browser([OK_OUTCOME, ERROR_OUTCOME, OK_OUTCOME, OK_OUTCOME, OK_OUTCOME])
+    session = ChatSession(engine, store, browser.send, outcome_grace=0.5)
+    browser.session = session
+    await started(engine)
+    # Request 1 answers in words, request 2 fixes and answers, request 3 stops at a success
+    # (reading off): its memory ends on a result, and request 4 must still alternate.
+    for index, fields in enumerate([{}, {}, {"read_results": False}, {}], start=1):
+        browser.done.clear()
+        await session.receive(ask(f"r{index}", f"request {index}", **fields))
+        await finish(browser)
+    statuses = [d["status"] for d in browser.of("done")]
+    assert statuses == ["success"] * 4
+    conversation = store.load("work.ipynb")["conversation"]
+    roles = [m["role"] for m in conversation]
+    assert all(a != b for a, b in itertools.pairwise(roles))
+    # Request 3's last result was joined to request 4's prompt once, not twice.
+    assert sum(m["content"].count("Execution result:\n6") for m in conversation) == 4
+
+
+async def test_a_message_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    from oci_jupyter.chat.protocol import MAX_MESSAGE_BYTES
+
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [])
+    await started(engine)
+    await session.receive(ask(prompt="x" * (MAX_MESSAGE_BYTES + 1)))
+    assert "bytes" in browser.of("error")[0]["message"]
+    await session.receive(ask("r2", read_results=False))  # the connection stays usable
+    while not browser.of("execute"):
+        await asyncio.sleep(0.01)
+    assert browser.of("execute")[0]["id"] == "r2"
+    session.cancel("r2")
+    await finish(browser)
+
+
+async def test_concurrent_requests_per_connection_are_capped(tmp_path: Path) -> None:
+    session, browser, engine, _ = make_session(tmp_path, ["word " * 500], [], token_delay=0.01)
+    session.max_running = 2
+    await started(engine)
+    for name in ("a", "b", "c"):
+        await session.receive(ask(name))
+    refused = [d for d in browser.of("done") if d["id"] == "c"]
+    assert len(refused) == 1
+    assert "at most 2" in refused[0]["message"]
+    await session.close()
+    assert sorted(d["id"] for d in browser.of("done")) == ["a", "b", "c"]
+
+
+def test_a_corrupted_chat_file_is_set_aside_not_deleted(tmp_path: Path) -> None:
+    store = ChatStore(tmp_path / "chats")
+    store.save_request("n.ipynb", RequestRecord(id="r1", mode="chat", prompt="hi"), [])
+    (path,) = (tmp_path / "chats").glob("*.json")
+    path.write_text("[1, 2, 3]")  # valid JSON, but not a chat record
+    assert store.load("n.ipynb")["requests"] == []
+    (aside,) = (tmp_path / "chats").glob("*.bak")
+    assert aside.read_text() == "[1, 2, 3]"
+    store.save_request("n.ipynb", RequestRecord(id="r2", mode="chat", prompt="again"), [])
+    assert [r["id"] for r in store.load("n.ipynb")["requests"]] == ["r2"]

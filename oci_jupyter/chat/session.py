@@ -161,7 +161,14 @@ class ChatSession:
             result = await self._drive(running, loop, reply_tokens)
             # What was sent stays as it was sent (context included): the next request's
             # prompt then begins with this one's, and the engine reuses what it already read.
-            conversation = alternate([*conversation, *loop.exchange(messages[-1]["content"])])
+            # (A remembered result that ended the last request is already at the head of
+            # the prompt that was sent: build_messages joins it there.)
+            before = (
+                conversation[:-1]
+                if conversation[-1:] and conversation[-1]["role"] == "user"
+                else conversation
+            )
+            conversation = alternate([*before, *loop.exchange(messages[-1]["content"])])
         except PromptTooLong as exc:
             result = Finished("error", [], f"The request is too long: {exc}")
         except EngineError as exc:
