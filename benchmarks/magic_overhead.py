@@ -49,10 +49,11 @@ def main() -> None:
             kernel.run("%load_ext oci_jupyter")
             overheads: list[float] = []
             for _ in range(args.runs + 1):
-                script.write_text(json.dumps({"replies": [BROKEN, FIXED], "prompts": []}))
+                replies = [BROKEN, FIXED, "The sum is 55."]
+                script.write_text(json.dumps({"replies": replies, "prompts": []}))
                 kernel.run("%oci reset")
                 run = kernel.run("%%oci --quiet\nsum the squares of 1..5")
-                assert "success" in run.text, run.text
+                assert "oci: answered" in run.text, run.text
                 total, generate, execute, turns = json.loads(kernel.value(TIMING).replace("'", '"'))
                 overheads.append((total - generate - execute) / turns)
             overheads = overheads[1:]  # the first run warms up imports and connections

@@ -65,8 +65,40 @@ class OCI(Configurable):
     n_threads = Int(
         0,
         config=True,
-        help="""llama.cpp: CPU threads (0: all cores but one, so that Jupyter and the kernel
-        keep a core; all cores is faster on an idle machine but stalls everything else).""",
+        help="""llama.cpp: CPU threads for decoding (0: all cores but one, so that Jupyter and
+        the kernel keep a core; all cores is faster on an idle machine but stalls everything
+        else, see benchmarks/README.md, "CPU").""",
+    )
+    n_threads_batch = Int(
+        0,
+        config=True,
+        help="""llama.cpp: CPU threads for reading the prompt (0: all cores; reading is short,
+        decides the time to the first token, and Stop interrupts it).""",
+    )
+    kv_cache_bytes = Int(
+        512 * 1024 * 1024,
+        config=True,
+        help="""llama.cpp: RAM for the saved KV states of recent conversations (default 512 MiB,
+        ~18,000 tokens of the bundled model at 28.7 KB per token; 0 disables it). A request
+        continues from the saved state sharing the longest prefix with its prompt, so another
+        notebook's request in between does not make the next turn re-read everything. Held in
+        addition to the live context (n_ctx tokens of KV).""",
+    )
+    prompt_lookup = Enum(
+        ["auto", "on", "off"],
+        default_value="auto",
+        config=True,
+        help="""llama.cpp: prompt-lookup decoding (drafts copied from the prompt, checked
+        several tokens per step: a refined cell mostly copies the previous code). "auto":
+        wherever it was measured to win (benchmarks/README.md, "Prompt lookup").""",
+    )
+    llama_extra_buffers = Enum(
+        ["auto", "on", "off"],
+        default_value="auto",
+        config=True,
+        help="""llama.cpp: let llama.cpp repack the weights into its extra CPU buffer types
+        (AMX, CPU_REPACK). "auto": not on CPUs with AMX, whose llama.cpp kernels crash the
+        process on the machines this was measured on.""",
     )
 
     # vLLM
@@ -142,7 +174,11 @@ class OCI(Configurable):
                 hub_timeout=self.hub_timeout,
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads or None,
+                n_threads_batch=self.n_threads_batch or None,
                 served_model_name=self.served_model_name,
+                kv_cache_bytes=self.kv_cache_bytes,
+                prompt_lookup=self.prompt_lookup,
+                extra_buffers=self.llama_extra_buffers,
             )
         if name == "vllm":
             from .engine.vllm import VLLMEngine

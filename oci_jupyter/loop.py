@@ -296,7 +296,7 @@ class RefinementLoop:
             if self._step >= self.budgets.steps:
                 return self._finish(
                     "success",
-                    f"Stopped at the step budget ({self.budgets.steps} steps); "
+                    f"Stopped at the step budget ({_count(self.budgets.steps, 'step')}); "
                     "the last step ran without errors.",
                     budget="steps",
                 )
@@ -305,7 +305,8 @@ class RefinementLoop:
             # Another look at a cell that already used its attempts (a fix that ran, say).
             return self._finish(
                 "success" if self._step_ok else "failed",
-                f"Stopped at the attempt budget ({self.budgets.attempts} attempts in a cell).",
+                f"Stopped at the attempt budget ({_count(self.budgets.attempts, 'attempt')} in a "
+                "cell).",
                 budget="attempts",
             )
         self._attempt += 1
@@ -405,7 +406,7 @@ class RefinementLoop:
             ok = bool(self._step_ok)
             return self._finish(
                 "success" if ok else "failed",
-                f"Stopped at the reply budget ({self.budgets.replies} replies)"
+                f"Stopped at the reply budget ({_count(self.budgets.replies, 'reply', 'replies')})"
                 + ("; the last step ran without errors." if ok else "."),
                 budget="replies",
             )
@@ -440,11 +441,13 @@ class RefinementLoop:
         return self._finish("no_code", "The model's reply has no code.", answer=reply)
 
     def _failed_before(self, code: str) -> tuple[str, ExecutionOutcome] | None:
-        """Where this code already ran and failed ("attempt 2", "the cell"), if it did."""
+        """Where this code already ran and failed ("attempt 2", "attempt 1 of step 2", "the
+        cell"), if it did."""
         for turn in self.turns[:-1]:
             outcome, earlier = turn.outcome, turn.code
             if outcome is not None and not outcome.ok and earlier and same_code(earlier, code):
-                return f"attempt {turn.number}", outcome
+                of_step = f" of step {turn.step}" if turn.step != self._step else ""
+                return f"attempt {turn.attempt}{of_step}", outcome
         for source, outcome in self.failed_code:
             if same_code(source, code):
                 return "the cell", outcome
@@ -471,6 +474,11 @@ class RefinementLoop:
     def _expect(self, state: State) -> None:
         if self.state != state:
             raise LoopError(f"the loop is {self.state}, not {state}")
+
+
+def _count(number: int, noun: str, nouns: str = "") -> str:
+    """ "1 step", "2 steps": for the budget messages."""
+    return f"{number} {noun if number == 1 else nouns or noun + 's'}"
 
 
 # ---- memory across requests ------------------------------------------------------------------

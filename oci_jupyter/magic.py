@@ -1,7 +1,11 @@
-"""``%%oci``: the refinement loop from inside a notebook cell.
+"""``%%oci``: the interpreter loop from inside a notebook cell.
 
 The kernel asks the Jupyter server's model (never a model inside the kernel), streams the reply
-into the cell, runs the code in the user's own namespace, feeds errors back and refines.
+into the cell, runs its code in the user's own namespace as soon as the code block closes,
+feeds every result back, and lets the model answer, take the next step, or fix what failed.
+The loop's rules are :mod:`oci_jupyter.loop`'s, driven by :func:`oci_jupyter.driver.drive_sync`;
+this module is only its I/O in a kernel: the server's model over HTTP, the kernel's namespace,
+and the cell's output.
 """
 
 from __future__ import annotations
@@ -17,10 +21,20 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import Markdown, display
 
 from .client import ModelClient, ModelRequestError, ServerUnavailable, find_server
-from .engine import GenerationParams, Message
+from .driver import ModelFailed, ReplyCutter, Stopped, TurnEnded, drive_sync
 from .execution import InKernelExecutor
 from .kernel_context import describe_variables
-from .loop import SKIP_NOTES, Execute, ExecutionOutcome, Finished, Generate, RefinementLoop
+from .loop import (
+    SKIP_NOTES,
+    Budgets,
+    Execute,
+    Finished,
+    Generate,
+    LoopMode,
+    RefinementLoop,
+    alternate,
+    bounded,
+)
 from .prompts import (
     CellContext,
     NotebookContext,
@@ -30,6 +44,7 @@ from .prompts import (
     failure_names,
     fix_request,
 )
+from .types import ExecutionOutcome, GenerationParams, Message
 
 USAGE = """\
 %%oci [options]
@@ -41,13 +56,28 @@ USAGE = """\
 %oci status                       the server's model and its state
 """
 
+FALLBACK_BUDGETS = Budgets(attempts=3, steps=4, replies=8)
+"""When the server does not say its own (``c.OCI.max_attempts`` ...): an older server."""
+MEMORY_CHARS_PER_TOKEN = 3
+"""The conversation kept across cells is bounded by the model's window times this: more than
+any prompt can hold (code and English run ~3-4 characters a token)."""
+UPDATES_PER_SECOND = 10
+_BUDGET_NAMES = {"attempts": "attempt", "steps": "step", "replies": "reply"}
+
 
 def _parser() -> argparse.ArgumentParser:
     # argparse %-formats its texts: "%%%%" shows as "%%".
     parser = argparse.ArgumentParser(prog="%%%%oci", add_help=False, exit_on_error=False)
-    parser.add_argument("--turns", type=int, default=3, help="most model replies (default 3)")
+    parser.add_argument(
+        "--turns", type=int, help="tries of code per cell: the first and its fixes (server's, 3)"
+    )
+    parser.add_argument("--steps", type=int, help="most cells of code per request (server's, 4)")
+    parser.add_argument("--replies", type=int, help="most model replies (server's, 8)")
+    parser.add_argument(
+        "--no-read", action="store_true", help="stop at the first run without errors"
+    )
     parser.add_argument("--no-exec", action="store_true", help="only write the code")
-    parser.add_argument("--insert", action="store_true", help="put the final code in a new cell")
+    parser.add_argument("--insert", action="store_true", help="put the steps' code in a cell below")
     parser.add_argument("--quiet", action="store_true", help="show outputs and the summary only")
     parser.add_argument("--temperature", type=float, default=0.2, help="sampling (default 0.2)")
     parser.add_argument("--max-tokens", type=int, default=1024, help="longest reply (1024)")
@@ -70,13 +100,64 @@ def parse_options(line: str) -> argparse.Namespace:
     if flags:
         raise UsageError(f"unknown option {flags[0]} (see %%oci?)")
     options.words += unknown
-    if options.turns < 1:
-        raise UsageError("--turns must be at least 1")
-    if options.max_tokens < 1:
-        raise UsageError("--max-tokens must be at least 1")
+    for name in ("turns", "steps", "replies", "max_tokens"):
+        value = getattr(options, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= options.temperature <= 2:
         raise UsageError("--temperature must be between 0 and 2")
     return options
+
+
+def budgets_for(options: argparse.Namespace, defaults: Any) -> Budgets:
+    """The options' budgets, else the server's (``/oci/status`` "loop"), else the fallbacks."""
+    server = defaults if isinstance(defaults, dict) else {}
+
+    def pick(option: int | None, key: str, fallback: int) -> int:
+        if option is not None:
+            return option
+        value = server.get(key)
+        return value if isinstance(value, int) and value >= 1 else fallback
+
+    return Budgets(
+        attempts=pick(options.turns, "max_attempts", FALLBACK_BUDGETS.attempts),
+        steps=pick(options.steps, "max_steps", FALLBACK_BUDGETS.steps),
+        replies=pick(options.replies, "max_replies", FALLBACK_BUDGETS.replies),
+    )
+
+
+def heading(step: int, attempt: int) -> str:
+    """The heading of a reply whose code is for this step and attempt: "oci · step 2",
+    "oci · attempt 2", "oci · step 2 · attempt 3"; none for the first try of the first step."""
+    parts = ([f"step {step}"] if step > 1 else []) + ([f"attempt {attempt}"] if attempt > 1 else [])
+    return "oci · " + " · ".join(parts) if parts else ""
+
+
+def summary_line(result: Finished, mode: LoopMode, no_exec: bool = False) -> str:
+    """The line above the answer, e.g. "✅ **oci: answered after 2 steps, 3 replies.**", with
+    why the loop stopped when it did not end as it should (a budget that ran out, an error)."""
+    if no_exec and result.status == "cancelled" and result.final_code is not None:
+        return "📝 **oci: code written, not run (--no-exec).**"
+    icon = {"success": "✅", "no_code": "💬", "cancelled": "⏹"}.get(result.status, "❌")
+    text = result.summary()
+    if mode == "fix" and result.status == "success":
+        text = "fixed" + text[text.index(" after ") :]
+    line = f"{icon} **oci: {text}.**"
+    if result.message and (result.budget or result.status not in ("success", "no_code")):
+        line += f" {result.message}"
+    if result.budget:
+        budget = f"{_BUDGET_NAMES[result.budget]} budget"
+        if budget not in result.message:
+            line += f" (the {budget} ran out)"
+    return line
+
+
+def inserted_cell(codes: list[str]) -> str:
+    """The code to put in a new cell: one step's as it is; several steps' one after the other,
+    each under a comment (the frontend inserts one cell per execute reply, see --insert)."""
+    if len(codes) == 1:
+        return codes[0]
+    return "\n".join(f"# oci · step {n}\n{code.rstrip()}\n" for n, code in enumerate(codes, 1))
 
 
 @dataclass
@@ -91,6 +172,42 @@ class _Timing:
     execute: float = 0.0
     total: float = 0.0
     turns: int = 0
+
+
+class _ReplyView:
+    """One model reply, streamed into a display of the cell's output."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.heading = ""
+        self.text = ""
+        self._handle = None if quiet else display(Markdown("…"), display_id=True)
+        self._shown = 0.0
+
+    def stream(self, text: str, guess: str) -> None:
+        self.text = text
+        # A heading says which cell the code is for: guessed while the code block opens.
+        if "```" in text:
+            self.heading = guess
+        now = time.monotonic()
+        if self._handle is not None and now - self._shown > 1 / UPDATES_PER_SECOND:
+            self._handle.update(Markdown(self._markdown(self.text + " ▌")))
+            self._shown = now
+
+    def show(self, new_heading: str | None = None) -> None:
+        if new_heading is not None:
+            self.heading = new_heading
+        if self._handle is not None:
+            self._handle.update(Markdown(self._markdown(self.text or "*(empty reply)*")))
+
+    def replace(self, markdown: str) -> bool:
+        """Show something else in this reply's place (the summary above the answer)."""
+        if self._handle is None:
+            return False
+        self._handle.update(Markdown(markdown))
+        return True
+
+    def _markdown(self, text: str) -> str:
+        return f"**{self.heading}**\n\n{text}" if self.heading else text
 
 
 @magics_class
@@ -129,7 +246,7 @@ class OCIMagics(Magics):
             request = self.shell.var_expand(request.strip(), depth=2)
             if not request.strip():
                 raise UsageError("say what you want after %%oci (see %%oci?)")
-            self._run(request, options, display_request=None)
+            self._run(request, options)
         except UsageError as exc:
             print(f"oci: {exc}\n\n{USAGE}")
         except (ServerUnavailable, ModelRequestError) as exc:
@@ -142,10 +259,10 @@ class OCIMagics(Magics):
         self,
         request: str,
         options: argparse.Namespace,
-        display_request: str | None,
         context: NotebookContext | None = None,
         needs: Collection[str] = (),
         failed_code: tuple[tuple[str, ExecutionOutcome], ...] = (),
+        mode: LoopMode = "chat",
     ) -> Finished:
         started = time.perf_counter()
         client = self._model_client()
@@ -154,6 +271,7 @@ class OCIMagics(Magics):
             reason = status.get("error") or status.get("detail") or ""
             raise ModelRequestError(503, f"the model is {status.get('state')}. {reason}".strip())
         window = int(status.get("context_length") or 4096)
+        defaults = status.get("loop") if isinstance(status.get("loop"), dict) else {}
         limits = PromptLimits(reply_tokens=min(options.max_tokens, window // 2))
         try:
             messages = build_messages(
@@ -167,97 +285,124 @@ class OCIMagics(Magics):
             )
         except PromptTooLong as exc:
             raise UsageError(f"the request is too long: {exc}") from exc
-        loop = RefinementLoop(messages, max_turns=options.turns, failed_code=failed_code)
-        first_turn_length = len(messages)
+        loop = RefinementLoop(
+            messages,
+            budgets=budgets_for(options, defaults),
+            mode=mode,
+            read_results=not options.no_read and bool(defaults.get("read_results", True)),
+            failed_code=failed_code,
+        )
         executor = InKernelExecutor(self.shell, time_limit=options.timeout)
         params = GenerationParams(
             max_tokens=limits.reply_tokens, temperature=options.temperature, top_p=0.95
         )
         timing = _Timing()
+        views: dict[int, _ReplyView] = {}
+
+        def generate(action: Generate) -> str:
+            mark = time.perf_counter()
+            view = views[action.turn] = _ReplyView(options.quiet)
+            try:
+                return self._generate(client, action, action.params(params), view, loop)
+            finally:
+                timing.generate += time.perf_counter() - mark
+
+        def execute(action: Execute) -> ExecutionOutcome:
+            views[action.turn].show(heading(action.step, action.attempt))
+            if options.no_exec:
+                raise Stopped("Not run (--no-exec).")
+            mark = time.perf_counter()
+            try:
+                return executor.run(action.code)
+            finally:
+                timing.execute += time.perf_counter() - mark
+
+        def notify(event: TurnEnded) -> None:
+            turn = event.turn
+            note = None
+            if turn.skipped is not None:
+                views[turn.number].show(heading(turn.step, turn.attempt))
+                note = SKIP_NOTES[turn.skipped]
+            elif turn.code is not None and loop.result is not None and loop.result.budget:
+                note = f"not run: the {_BUDGET_NAMES[loop.result.budget]} budget is used up"
+            if note is not None and not options.quiet:
+                display(Markdown(f"*{note}*"))
+
         self._running = True
         try:
-            action: Generate | Execute | Finished = loop.start()
-            while not isinstance(action, Finished):
-                if isinstance(action, Generate):
-                    mark = time.perf_counter()
-                    try:
-                        reply = self._generate(client, action, action.params(params), options.quiet)
-                    except KeyboardInterrupt:
-                        action = loop.cancel("Interrupted while the model was writing.")
-                        break
-                    except (ServerUnavailable, ModelRequestError) as exc:
-                        action = loop.on_model_error(str(exc))
-                        break
-                    timing.generate += time.perf_counter() - mark
-                    replied = action.turn
-                    action = loop.on_reply(reply)
-                    skipped = loop.turns[replied - 1].skipped
-                    if skipped is not None and not options.quiet:
-                        display(Markdown(f"*{SKIP_NOTES[skipped]}*"))
-                    if isinstance(action, Execute) and options.no_exec:
-                        action = loop.cancel("Not run (--no-exec).")
-                        break
-                else:
-                    mark = time.perf_counter()
-                    outcome = executor.run(action.code)
-                    timing.execute += time.perf_counter() - mark
-                    if outcome.status == "cancelled":
-                        action = loop.cancel("Interrupted while the code ran.")
-                        break
-                    action = loop.on_outcome(outcome)
+            result = drive_sync(loop, generate, execute, notify)
         finally:
             self._running = False
-        self.last_result = action
-        self._remember(request, loop, first_turn_length)
-        self._summarise(action, options)
-        if options.insert and action.final_code:
-            self.shell.set_next_input(action.final_code, replace=False)
+        self.last_result = result
+        # The request as the user said it, then every reply and result; roles alternating,
+        # and never more than a prompt could hold.
+        self.history = alternate(
+            bounded([*self.history, *loop.exchange(request)], window * MEMORY_CHARS_PER_TOKEN)
+        )
+        last_view = views.get(len(result.turns)) if result.answer else None
+        self._summarise(result, options, mode, last_view)
         # Everything from the status check to the summary, for benchmarks/magic_overhead.py.
         timing.total = time.perf_counter() - started
-        timing.turns = len(action.turns)
+        timing.turns = len(result.turns)
         self.last_timing = timing
-        return action
+        return result
 
     def _generate(
-        self, client: ModelClient, action: Generate, params: GenerationParams, quiet: bool
+        self,
+        client: ModelClient,
+        action: Generate,
+        params: GenerationParams,
+        view: _ReplyView,
+        loop: RefinementLoop,
     ) -> str:
-        heading = f"**oci · turn {action.turn}**\n\n" if action.turn > 1 else ""
-        handle = None if quiet else display(Markdown(heading + "…"), display_id=True)
-        pieces: list[str] = []
-        last_update = 0.0
+        """The reply, streamed into the view and cut where its first code block closes: the
+        code runs at once, and what the model says about it comes after it read the result."""
+        cutter = ReplyCutter()
+        guess = heading(*_next_cell(loop))
         stream = client.stream_chat(action.messages, params)
         try:
             for piece in stream:
-                pieces.append(piece)
-                now = time.monotonic()
-                if handle is not None and now - last_update > 0.1:  # ~10 updates a second
-                    handle.update(Markdown(heading + "".join(pieces) + " ▌"))
-                    last_update = now
+                cutter.feed(piece)
+                view.stream(cutter.text, guess)
+                if cutter.done:
+                    break
+        except KeyboardInterrupt as exc:
+            raise Stopped("Interrupted while the model was writing.") from exc
+        except (ServerUnavailable, ModelRequestError) as exc:
+            raise ModelFailed(str(exc)) from exc
         finally:
-            stream.close()  # on an interrupt this drops the connection: the server cancels
-        reply = "".join(pieces)
-        if handle is not None:
-            handle.update(Markdown(heading + (reply or "*(empty reply)*")))
-        return reply
+            stream.close()  # before its end this drops the connection: the server cancels
+            view.show()  # as far as it came, without the cursor
+        return cutter.text
 
-    def _summarise(self, result: Finished, options: argparse.Namespace) -> None:
-        turns = len(result.turns)
-        plural = "s" if turns != 1 else ""
-        icon = {"success": "✅", "no_code": "💬", "cancelled": "⏹"}.get(result.status, "❌")
-        headline = result.status.replace("_", " ")
-        if options.no_exec and result.final_code:
-            icon, headline = "📝", "code written, not run (--no-exec)"
-        lines = [f"{icon} **oci: {headline}** after {turns} turn{plural}."]
-        if result.status != "success" and result.message and not options.no_exec:
-            lines.append(result.message)
-        code = result.final_code
-        if code and not options.quiet and (turns > 1 or result.status != "success"):
-            lines.append(f"Final code:\n```python\n{code.rstrip()}\n```")
-        elif code and options.quiet:
-            lines.append(f"```python\n{code.rstrip()}\n```")
-        if options.insert and code:
-            lines.append("The final code is in a new cell below.")
-        display(Markdown("\n\n".join(lines)))
+    def _summarise(
+        self,
+        result: Finished,
+        options: argparse.Namespace,
+        mode: LoopMode,
+        answer_view: _ReplyView | None,
+    ) -> None:
+        """The summary line, then the model's answer (or explanation) as the last thing."""
+        lines = [summary_line(result, mode, options.no_exec)]
+        codes = result.step_codes()
+        if options.no_exec and result.final_code is not None:
+            codes = [*codes, result.final_code]
+        if options.quiet and codes:
+            lines += [f"```python\n{code.rstrip()}\n```" for code in codes]
+        if options.insert and codes:
+            self.shell.set_next_input(inserted_cell(codes), replace=False)
+            several = len(codes) > 1
+            lines.append(
+                f"The code of the {len(codes)} steps is in a new cell below."
+                if several
+                else "The code is in a new cell below."
+            )
+        summary = "\n\n".join(lines)
+        # The answer streamed into its reply's place: the summary goes there, above it.
+        if answer_view is None or not answer_view.replace(summary):
+            display(Markdown(summary))
+        if result.answer.strip():
+            display(Markdown(result.answer))
 
     # ---- %oci fix ----------------------------------------------------------------------------
     def _remember_failure(self, result: Any) -> None:
@@ -289,15 +434,15 @@ class OCIMagics(Magics):
         result = self._run(
             fix_request(failure.source, failure.outcome),
             options,
-            None,
             context,
             needs=failure_names(failure.source, failure.outcome),
             failed_code=((failure.source, failure.outcome),),
+            mode="fix",
         )
         if result.status == "success":
             self.last_failure = None
 
-    # ---- context, memory, status -------------------------------------------------------------
+    # ---- context, status ---------------------------------------------------------------------
     def _context(self) -> NotebookContext:
         """Variables and the recent cells of this kernel's history."""
         inputs = list(self.shell.user_ns.get("In", []))[1:-1]  # [0] is empty, [-1] is this cell
@@ -317,15 +462,6 @@ class OCIMagics(Magics):
             variables=describe_variables(self.shell.user_ns),
         )
 
-    def _remember(self, request: str, loop: RefinementLoop, first_turn_length: int) -> None:
-        """Keep the conversation, with the plain request instead of the context-laden prompt
-        (the next request gets fresh context anyway)."""
-        self.history = [
-            *self.history,
-            {"role": "user", "content": request},
-            *loop.messages[first_turn_length:],
-        ]
-
     def _show_status(self) -> None:
         status = self._model_client().status()
         state = status.get("state")
@@ -339,6 +475,20 @@ class OCIMagics(Magics):
         if self._client is None:
             self._client = ModelClient(find_server())
         return self._client
+
+
+def _next_cell(loop: RefinementLoop) -> tuple[int, int]:
+    """The step and attempt the reply being written is likely for, if it holds code (the loop
+    says for sure once it does)."""
+    previous = loop.turns[-2] if len(loop.turns) >= 2 else None
+    if previous is None:
+        return 1, 1
+    ran_ok = previous.skipped == "repeat_ok" or (
+        previous.outcome is not None and previous.outcome.ok
+    )
+    if ran_ok and loop.mode == "chat":
+        return loop.step + 1, 1
+    return max(loop.step, 1), previous.attempt + 1
 
 
 def _text(value: Any) -> str:

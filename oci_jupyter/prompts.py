@@ -20,15 +20,18 @@ from .types import ExecutionOutcome, Message
 
 SYSTEM_PROMPT = """\
 You are OpenCodeInterpreter, a code interpreter inside a Jupyter notebook.
-To answer, write one ```python code block first, with at most a sentence before it, and \
-nothing after it. The code runs at once in the user's kernel, where the notebook's variables \
-already exist and new ones persist; then you read its output ("Execution result:").
-- Print what you need to see; end with a check (print or assert) when useful.
-- After a result: if it answers the request, answer in plain words from it, citing the \
-numbers, without a code block. If more is needed, give the next step's code. If it shows an \
-error or a wrong result, explain the cause in a sentence and give the full corrected code.
+You answer by running code: reply with one ```python code block first (at most one short \
+sentence before it) and stop after the block. The code runs at once in the user's kernel, \
+where the notebook's variables already exist and new ones persist. Then you read its output, \
+shown as "Execution result:".
+- Never guess a value, a count or a result about the user's data or a computation: compute \
+it with code and print it.
+- After a result: if it answers the request, answer in plain words from the printed values, \
+without a code block. If more is needed, give the next step's code. If it shows an error or \
+a wrong result, explain the cause in a sentence and give the full corrected code.
 - Never call input(): assign the values directly.
-- If the request needs no code, answer without a code block."""
+- Only a question that needs no computation (about Python itself, an explanation) is \
+answered without code."""
 
 FeedbackMarker = "Execution result:"
 READ_HINT = (
@@ -62,7 +65,9 @@ def extract_code(reply: str) -> str | None:
     return textwrap.dedent(blocks[-1]).rstrip() + "\n"
 
 
-_OPEN_CODE = re.compile(r"^[ \t]*```[ \t]*(?:python3?|py3?|ipython3?)\b[^\n]*\n", re.MULTILINE)
+_OPEN_CODE = re.compile(
+    r"^[ \t]*```[ \t]*(?:python3?|py3?|ipython3?)\b[^\n]*\n", re.MULTILINE | re.IGNORECASE
+)
 _CLOSE_FENCE = re.compile(r"^[ \t]*```[ \t]*$", re.MULTILINE)
 
 
@@ -70,14 +75,18 @@ def code_block_end(reply: str) -> int | None:
     """Where the reply's first complete ```python block ends (just past its closing fence),
     or None while there is none: the code runs as soon as its block closes, and what the
     model says about the result comes after it has read the result."""
-    opening = _OPEN_CODE.search(reply)
-    if opening is None:
-        return None
-    # The closing fence must be a whole line: the line after it must have begun.
-    for closing in _CLOSE_FENCE.finditer(reply, opening.end()):
-        if closing.end() < len(reply):
-            body = reply[opening.end() : closing.start()]
-            return closing.end() if body.strip() else None
+    start = 0
+    while (opening := _OPEN_CODE.search(reply, start)) is not None:
+        # The closing fence must be a whole line: the line after it must have begun.
+        closing = next(
+            (c for c in _CLOSE_FENCE.finditer(reply, opening.end()) if c.end() < len(reply)),
+            None,
+        )
+        if closing is None:
+            return None
+        if reply[opening.end() : closing.start()].strip():
+            return closing.end()
+        start = closing.end()  # an empty block: the code may be in the next one
     return None
 
 

@@ -26,8 +26,17 @@ from oci_jupyter.evaluation.humaneval import (
 )
 from oci_jupyter.evaluation.kernels import KernelSession, run_hidden_tests
 from oci_jupyter.evaluation.report import RecordStore, markdown, passed_at, summarize
-from oci_jupyter.evaluation.runner import EngineModel, EvalSettings, run_evaluation, solve
-from oci_jupyter.prompts import FeedbackMarker
+from oci_jupyter.evaluation.runner import (
+    EngineModel,
+    EvalSettings,
+    ModelFailure,
+    ModelUnavailable,
+    ProtocolMismatch,
+    Reply,
+    run_evaluation,
+    solve,
+)
+from oci_jupyter.prompts import READ_HINT, FeedbackMarker
 
 from .conftest import free_port
 from .doubles import ScriptedTestEngine
@@ -53,6 +62,10 @@ TRUNCATE_RIGHT = reply(
     "assert truncate_number(3.5) == 0.5"
 )
 ADD_RIGHT = reply("def add(x: int, y: int):\n    return x + y\n\nprint(add(2, 3))")
+STRLEN_THREE = reply(  # runs without errors, prints the right 3, fails the hidden tests
+    "def strlen(string: str) -> int:\n    return 3\n\nprint(strlen('abc'))"
+)
+IN_WORDS = "strlen('abc') printed 3, the length of 'abc': the function works."
 
 
 @pytest.fixture(autouse=True)
@@ -273,6 +286,198 @@ async def test_resume_skips_finished_problems_and_writes_everything(tmp_path: Pa
     assert height > 200
 
 
+# ---- the success rule -----------------------------------------------------------------------
+async def test_first_run_rule_stops_at_the_first_run_without_errors(tmp_path: Path) -> None:
+    records, engine, kernel = await solve_one(
+        STRLEN, [STRLEN_THREE, STRLEN_RIGHT], tmp_path, success="first-run"
+    )
+    await kernel.shutdown()
+    (record,) = records  # the run succeeded: no second reply, though the function is wrong
+    assert record["outcome"]["status"] == "ok"
+    assert record["passed"] is False
+    assert record["loop_status"] == "success"
+    assert (record["step"], record["attempt"]) == (1, 1)
+    assert len(engine.prompts) == 1
+    assert not passed_at(records, 2)
+
+
+async def test_read_rule_shows_the_model_its_own_successful_output(tmp_path: Path) -> None:
+    """Under ``read`` the second reply sees the output of the first one's run; a reply in
+    words after it is the answer, and the code that ran keeps the problem's pass."""
+    records, engine, kernel = await solve_one(
+        STRLEN, [STRLEN_RIGHT, IN_WORDS], tmp_path, success="read"
+    )
+    await kernel.shutdown()
+    first, second = records
+    assert first["outcome"]["status"] == "ok"
+    assert first["passed"] is True
+    assert first["final"] is False
+    asked = engine.prompts[1]
+    assert asked[-2] == {"role": "assistant", "content": STRLEN_RIGHT}
+    assert asked[-1] == {"role": "user", "content": first["feedback"]}
+    assert asked[-1]["content"] == f"{FeedbackMarker}\n3\n\n{READ_HINT}"
+    assert_no_hidden_tests(engine.prompts)
+
+    assert second["code"] is None
+    assert second["reply"] == IN_WORDS
+    assert second["outcome"] is None
+    assert second["hidden"]["status"] == "answer"
+    assert "turn 1's code stands (passed)" in second["hidden"]["detail"]
+    assert second["passed"] is True
+    assert second["final"] is True
+    assert second["loop_status"] == "success"
+    assert passed_at(records, 1)
+    assert passed_at(records, 2)  # answered in words after passing: no regression
+    summary = summarize(records, 2, success="read")
+    assert [r["passed"] for r in summary["pass_at_1_by_turn"]] == [1, 1]
+    assert summary["broken_by_feedback"] == []
+    assert summary["hidden_test_results"] == {"passed": 1, "answer": 1}
+
+
+async def test_read_rule_runs_and_judges_a_function_given_again(tmp_path: Path) -> None:
+    """Code after a successful run is run in the same kernel and judged as that turn's
+    answer: here the model's second look fixes a function that passed its own run."""
+    records, engine, kernel = await solve_one(
+        STRLEN, [STRLEN_THREE, STRLEN_RIGHT], tmp_path, success="read"
+    )
+    await kernel.shutdown()
+    first, second = records
+    assert first["outcome"]["status"] == "ok"
+    assert first["passed"] is False  # its own run passed, the hidden tests did not
+    assert engine.prompts[1][-1]["content"].startswith(f"{FeedbackMarker}\n3\n")
+    assert second["outcome"]["status"] == "ok"
+    assert second["output"] == "3\n"
+    assert (second["step"], second["attempt"]) == (2, 1)
+    assert second["passed"] is True
+    assert second["loop_status"] == "success"
+    assert "reply budget" in second["loop_message"]
+    assert len(engine.prompts) == 2  # --turns 2: two replies at most
+    summary = summarize(records, 2, success="read")
+    assert summary["fixed_by_feedback"] == ["HumanEval/23"]
+
+
+async def test_read_rule_counts_a_worse_function_given_again(tmp_path: Path) -> None:
+    """The other way round: a right function replaced by a wrong one after reading its
+    output is a regression (the last code stands, not the best)."""
+    records, _, kernel = await solve_one(
+        STRLEN, [STRLEN_RIGHT, STRLEN_THREE, IN_WORDS], tmp_path, success="read", turns=3
+    )
+    await kernel.shutdown()
+    assert [r["hidden"]["status"] for r in records] == ["passed", "failed", "answer"]
+    assert "turn 2's code stands (failed)" in records[2]["hidden"]["detail"]
+    assert [passed_at(records, k) for k in (1, 2, 3)] == [True, False, False]
+    assert summarize(records, 3)["broken_by_feedback"] == ["HumanEval/23"]
+
+
+async def test_read_rule_fails_a_reply_in_words_after_a_failed_run(tmp_path: Path) -> None:
+    records, _, kernel = await solve_one(
+        STRLEN, [STRLEN_TYPO, "I cannot fix this."], tmp_path, success="read"
+    )
+    await kernel.shutdown()
+    first, second = records
+    assert first["outcome"]["status"] == "error"
+    assert second["hidden"]["status"] == "no_code"
+    assert second["passed"] is False
+    assert second["loop_status"] == "failed"
+
+
+def test_an_answer_in_words_stands_for_the_code_before_it() -> None:
+    def turn(n: int, code: str | None, status: str, passed: bool) -> dict[str, Any]:
+        return {"turn": n, "code": code, "hidden": {"status": status}, "passed": passed}
+
+    # Records written with "passed" false on the words (as a reader might): still passed.
+    words = [turn(1, "f()", "passed", True), turn(2, None, "answer", False)]
+    assert passed_at(words, 2)
+    assert passed_at(words, 5)
+    no_code = [turn(1, "f()", "passed", True), turn(2, None, "no_code", False)]
+    assert not passed_at(no_code, 2)
+
+
+class FailingModel:
+    """Answers from a list; an exception in the list is raised instead."""
+
+    name = "failing"
+
+    def __init__(self, replies: Sequence[str | Exception]) -> None:
+        self.replies = list(replies)
+        self.prompts: list[Sequence[Message]] = []
+
+    async def reply(self, messages: Sequence[Message], params: Any, request_id: str) -> Reply:
+        self.prompts.append(messages)
+        answer = self.replies[len(self.prompts) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return Reply(answer, 10, 10)
+
+
+async def test_a_model_failure_fails_the_problem_and_unavailable_stops(tmp_path: Path) -> None:
+    kernel = KernelSession(workdir=tmp_path / "kernel")
+    await kernel.start()
+    model = FailingModel([STRLEN_TYPO, ModelFailure("the prompt outgrew the context")])
+    records = await solve(STRLEN, model, kernel, EvalSettings(success="read"))  # type: ignore[arg-type]
+    await kernel.shutdown()
+    first, second = records
+    assert first["outcome"]["status"] == "error"
+    assert second["model_error"] == "the prompt outgrew the context"
+    assert second["hidden"]["status"] == "model_error"
+    assert second["loop_status"] == "error"
+    assert second["final"] is True
+
+    gone = FailingModel([ModelUnavailable("the server is gone")])
+    unused = KernelSession(workdir=tmp_path / "unused")  # never started: nothing runs
+    with pytest.raises(ModelUnavailable, match="the server is gone"):
+        await solve(STRLEN, gone, unused, EvalSettings())  # type: ignore[arg-type]
+
+
+async def test_the_rule_is_recorded_and_resume_refuses_another(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    engine = await scripted([STRLEN_RIGHT, IN_WORDS])
+    settings = EvalSettings(workers=1, success="read")
+    summary = await run_evaluation(
+        [STRLEN], EngineModel(engine), settings, out, progress=False, config={"model": "m"}
+    )
+    assert json.loads((out / "run.json").read_text())["config"] == {"model": "m", "success": "read"}
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["success"] == summary["success"] == "read"
+    assert [r["success"] for r in saved["pass_at_1_by_turn"]] == ["read", "read"]
+    assert [r["passed"] for r in saved["pass_at_1_by_turn"]] == [1, 1]
+    assert "100.0 (1/1)" in (out / "summary.md").read_text()
+    assert "--success read |" in (out / "summary.md").read_text()
+
+    other = await scripted([ADD_RIGHT])
+    with pytest.raises(ProtocolMismatch, match="--success read, not first-run"):
+        await run_evaluation(
+            [STRLEN, ADD],
+            EngineModel(other),
+            EvalSettings(workers=1),
+            out,
+            resume=True,
+            progress=False,
+        )
+    assert other.prompts == []  # refused before anything ran
+    assert json.loads((out / "run.json").read_text())["config"]["success"] == "read"
+    resumed = await run_evaluation(
+        [STRLEN, ADD], EngineModel(other), settings, out, resume=True, progress=False
+    )
+    assert resumed["problems"] == 2
+
+    # A run recorded before the rule was: first-run.
+    old = tmp_path / "old"
+    await run_evaluation(
+        [ADD],
+        EngineModel(await scripted([ADD_RIGHT])),
+        EvalSettings(workers=1),
+        old,
+        progress=False,
+    )
+    run = json.loads((old / "run.json").read_text())
+    assert run["config"]["success"] == "first-run"
+    del run["config"]["success"]
+    (old / "run.json").write_text(json.dumps(run))
+    with pytest.raises(ProtocolMismatch, match="--success first-run, not read"):
+        await run_evaluation([ADD], EngineModel(other), settings, old, resume=True, progress=False)
+
+
 async def test_hidden_tests_run_apart_with_a_limit(tmp_path: Path) -> None:
     right = hidden_test_program(STRLEN, "def strlen(s):\n    return len(s)\n")
     assert (await run_hidden_tests(right, time_limit=10)).passed
@@ -432,8 +637,20 @@ def test_cli_runs_and_refuses_to_overwrite(
     assert main([*argv, "--resume"]) == 0  # nothing left to do
     assert main([*argv, "--resume", "--turns", "3"]) == 2
     assert "turns 2 -> 3" in capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["config"]["success"] == "first-run"
+    assert main([*argv, "--resume", "--success", "read"]) == 2
+    assert "success 'first-run' -> 'read'" in capsys.readouterr().err
+    run = json.loads((out / "run.json").read_text())
+    del run["config"]["success"]  # as a run recorded before there was a choice
+    (out / "run.json").write_text(json.dumps(run))
+    assert main([*argv, "--resume", "--success", "read"]) == 2
+    assert "success 'first-run' -> 'read'" in capsys.readouterr().err
+    assert main([*argv, "--resume", "--success", "first-run"]) == 0
+    capsys.readouterr()
     assert main(["--summarize", str(out)]) == 0
-    assert "| turn 1 | after 1 feedback turn |" in capsys.readouterr().out
+    summarized = capsys.readouterr().out
+    assert "| turn 1 | after 1 feedback turn |" in summarized
+    assert "--success first-run |" in summarized
 
 
 def test_cli_against_a_running_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

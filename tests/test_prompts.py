@@ -14,6 +14,7 @@ from oci_jupyter.loop import ExecutionOutcome
 from oci_jupyter.prompts import (
     CLIP_KEEP,
     CLIP_OVER,
+    READ_HINT,
     SYSTEM_PROMPT,
     CellContext,
     Counter,
@@ -209,7 +210,8 @@ def test_clip_keeps_the_first_and_last_200_characters(length: int) -> None:
 # ---- execution_feedback ------------------------------------------------------------------------
 def test_feedback_ok_with_output() -> None:
     feedback = execution_feedback(ExecutionOutcome("ok", output="\x1b[1m4\x1b[0m\n\n"))
-    assert feedback == f"{FeedbackMarker}\n4"
+    # The result, then what to do with it: answer in words, or fix / go on with code.
+    assert feedback == f"{FeedbackMarker}\n4\n\n{READ_HINT}"
 
 
 def test_feedback_ok_without_output_hints_to_print_or_test() -> None:
@@ -224,7 +226,7 @@ def test_feedback_ok_without_output_hints_to_print_or_test() -> None:
 def test_feedback_ok_long_output_is_clipped() -> None:
     output = "\n".join(f"line {i:04d}" for i in range(400))
     feedback = execution_feedback(ExecutionOutcome("ok", output=output))
-    assert feedback == f"{FeedbackMarker}\n{clip(output)}"
+    assert feedback == f"{FeedbackMarker}\n{clip(output)}\n\n{READ_HINT}"
     assert "line 0000" in feedback
     assert "line 0399" in feedback
     assert "line 0200" not in feedback

@@ -3,44 +3,107 @@
 llama.cpp is not safe to call from several threads at once, and a generation holds the CPU for
 seconds. So one worker thread owns the model and serves a queue of requests in order; the event
 loop only exchanges small messages with it and is never blocked.
+
+On a CPU, reading the prompt decides the wait. The worker therefore drives llama.cpp itself
+rather than through ``create_chat_completion``:
+
+- **Prefix reuse** (:mod:`.kv_cache`): after every request the KV state of the conversation is
+  saved (within ``kv_cache_bytes``); a request continues from the saved or live state that
+  shares the longest token prefix with its prompt and reads only the rest, so another
+  conversation in between does not make the next turn re-read everything.
+- **Cancellable prefill**: the prompt is read in chunks of ``n_batch`` tokens, and llama.cpp's
+  abort callback checks the stop flag while a chunk computes: Stop ends a long prefill within
+  about a tenth of a second, and the next request does not wait behind it.
+- **Prompt-lookup decoding**: a reply that copies text of its prompt (a refined cell copies the
+  previous code) is drafted from the prompt and checked by the model several tokens per step.
+- **Background prefill** (:meth:`LlamaCppEngine.prefill`): while idle, read what the next
+  request will start with; it yields to any real request at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import logging
 import os
 import queue
+import random
 import threading
-from collections.abc import AsyncGenerator, Sequence
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import numpy as np
 
 from .base import (
     Delta,
     Engine,
     EngineError,
+    EngineNotReady,
     Finish,
+    FinishReason,
     GenerationParams,
     Message,
     StreamEvent,
-    finish_reason,
 )
 from .bundled import DEFAULT_MODEL, ModelFile, ModelUnavailable, resolve_model_file, verify
+from .kv_cache import PrefixCache, as_tokens, common_prefix, restore_sequence, save_sequence
+
+log = logging.getLogger(__name__)
 
 GGUF_MAGIC = b"GGUF"
+
+DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024
+"""~18,000 tokens of saved conversation state for the bundled model (28.7 KB per token)."""
+
+PromptLookup = Literal["auto", "on", "off"]
+ExtraBuffers = Literal["auto", "on", "off"]
+
+_MIN_SAVED_TOKENS = 16
+"""Shorter states are not worth a cache entry (reading them again costs a fraction of a second)."""
+
+
+@dataclass
+class RequestStats:
+    """How one request used the model: what it read, what it reused, how it decoded."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    """Prompt tokens not read again: reused from the live or a restored saved state."""
+    evaluated_tokens: int = 0
+    """Prompt tokens the model read for this request."""
+    restored: bool = False
+    """The prefix came from a saved state of another conversation (not the live one)."""
+    prefill_seconds: float = 0.0
+    completion_tokens: int = 0
+    decode_seconds: float = 0.0
+    drafted_tokens: int = 0
+    """Prompt-lookup tokens proposed to the model."""
+    accepted_tokens: int = 0
+    """Proposed tokens the model confirmed (each saves one decoding step)."""
+    reason: str = ""
+    warm: bool = False
+    """A background prefill (:meth:`LlamaCppEngine.prefill`), not a request."""
 
 
 @dataclass
 class _Job:
     messages: list[Message]
     params: GenerationParams
-    loop: asyncio.AbstractEventLoop
-    events: asyncio.Queue[StreamEvent | BaseException]
+    loop: asyncio.AbstractEventLoop | None
+    events: asyncio.Queue[StreamEvent | BaseException] | None
     stop: threading.Event = field(default_factory=threading.Event)
+    warm: bool = False
+    """A background prefill of ``messages`` as a prompt's beginning (no reply)."""
+    tokens: list[int] = field(default_factory=list)
+    """The prompt, tokenized by the worker (not on the event loop)."""
 
     def emit(self, item: StreamEvent | BaseException) -> None:
+        if self.loop is None or self.events is None:
+            return
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
             self.loop.call_soon_threadsafe(self.events.put_nowait, item)
 
@@ -49,17 +112,45 @@ _SHUTDOWN = object()
 
 
 def default_threads() -> int:
-    """All usable cores but one. llama.cpp's threads spin on every core they get, so with all
-    of them Jupyter's own requests wait for a core and generation collapses (36 -> 11 tok/s
-    measured on 2 cores) as soon as the kernel runs anything; one core left free costs ~30 %
-    of peak speed on 2 cores and much less on more (benchmarks/README.md, P2)."""
+    """Decoding threads: all usable cores but one. llama.cpp's threads spin on every core they
+    get, so with all of them Jupyter's own requests wait for a core and generation collapses
+    as soon as the kernel (or anything else) computes; one core left free costs speed on an
+    idle 2-core machine and much less on more (benchmarks/README.md, P2 and "CPU")."""
     return max(1, usable_cores() - 1)
+
+
+def default_batch_threads() -> int:
+    """Prompt-reading threads: every core. Reading is short and decides the time to the
+    first token; it is cancellable and yields to nothing else of the server's."""
+    return usable_cores()
 
 
 def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+def cpu_model() -> str:
+    """The CPU's model name (printed with every benchmark figure)."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def cpu_has_amx() -> bool:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("flags"):
+                return "amx_tile" in line.split()
+    return False
+
+
+_PARAMS_LOCK = threading.Lock()
 
 
 class LlamaCppEngine(Engine):
@@ -76,8 +167,13 @@ class LlamaCppEngine(Engine):
         hub_timeout: float = 5.0,
         n_ctx: int = 8192,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         n_batch: int = 512,
         served_model_name: str | None = None,
+        kv_cache_bytes: int = DEFAULT_KV_CACHE_BYTES,
+        prompt_lookup: PromptLookup = "auto",
+        lookup_tokens: int = 10,
+        extra_buffers: ExtraBuffers = "auto",
     ) -> None:
         self._model_path = Path(model_path).expanduser() if model_path else None
         self._model_sha256 = model_sha256
@@ -87,10 +183,12 @@ class LlamaCppEngine(Engine):
         self._hub_timeout = hub_timeout
         self._n_ctx = n_ctx
         self._n_threads = n_threads or default_threads()
-        # Reading the prompt is short and decides the time to the first token: it gets every
-        # core. Decoding is long: it leaves Jupyter and the kernel a core (default_threads).
-        self._n_threads_batch = max(self._n_threads, usable_cores())
+        self._n_threads_batch = n_threads_batch or default_batch_threads()
         self._n_batch = n_batch
+        self.prompt_lookup: PromptLookup = prompt_lookup
+        """Prompt-lookup decoding: "on", "off" or "auto" (may change between requests)."""
+        self._lookup_tokens = max(1, lookup_tokens)
+        self._extra_buffers = extra_buffers
         if served_model_name:
             model_name = served_model_name
         elif self._model_path:
@@ -101,8 +199,24 @@ class LlamaCppEngine(Engine):
         super().__init__(model=model_name, device=f"cpu ({self._n_threads} thread{plural})")
         self._llm: Any = None
         self._formatter: Any = None
+        self._prefix_formatter: Any = None
         self._jobs: queue.Queue[_Job | object] = queue.Queue()
+        self._enqueue_lock = threading.Lock()
+        self._closing = False
+        self._waiting_requests = 0
+        """Real requests queued and not yet started (a background prefill yields to them)."""
+        self._unfinished = 0
+        """Jobs queued or running."""
         self._worker: threading.Thread | None = None
+        self._current: _Job | None = None
+        self._abort_armed = False
+        self._abort_callback: Any = None
+        self._abort_null: Any = None
+        self.cache = PrefixCache(kv_cache_bytes)
+        self.last_stats: RequestStats | None = None
+        """How the latest request read its prompt and decoded (set by the worker)."""
+        self.warm_stats: RequestStats | None = None
+        """The same for the latest background prefill."""
         self.model_file: Path | None = None
 
     # ---- loading -----------------------------------------------------------------------------
@@ -114,7 +228,10 @@ class LlamaCppEngine(Engine):
 
         self.model_file = await asyncio.to_thread(self._find_model_file, progress)
         self._set_status(detail=f"loading {self.model_file.name} into llama.cpp", progress=None)
-        self._llm, self._formatter = await asyncio.to_thread(self._open_model, self.model_file)
+        self._llm, self._formatter, self._prefix_formatter = await asyncio.to_thread(
+            self._open_model, self.model_file
+        )
+        self._install_abort_callback()
         self._set_status(context_length=self._n_ctx)
         self._worker = threading.Thread(target=self._serve, name="oci-llamacpp", daemon=True)
         self._worker.start()
@@ -145,11 +262,24 @@ class LlamaCppEngine(Engine):
             verify(path, self._spec, progress)
         return path
 
-    def _open_model(self, path: Path) -> tuple[Any, Any]:
+    def use_extra_buffers(self) -> bool:
+        """Whether llama.cpp may repack the weights into its extra CPU buffer types.
+
+        "auto" says no on CPUs with AMX: llama-cpp-python 0.3.36's AMX matrix kernels die with a
+        general protection fault (``ldtilecfg`` in ggml_backend_amx_mul_mat) at the first
+        decode on the Sapphire Rapids machines this project runs on, although AMX itself
+        works there. Without them the bundled model reads ~170 prompt tokens/s on 2 cores.
+        """
+        if self._extra_buffers == "auto":
+            return not cpu_has_amx()
+        return self._extra_buffers == "on"
+
+    def _open_model(self, path: Path) -> tuple[Any, Any, Any]:
+        import llama_cpp.llama_cpp as llama_lib
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        llm = Llama(
+        kwargs: dict[str, Any] = dict(
             model_path=str(path),
             n_ctx=self._n_ctx,
             n_threads=self._n_threads,
@@ -157,65 +287,312 @@ class LlamaCppEngine(Engine):
             n_batch=self._n_batch,
             verbose=False,
         )
+        if self.use_extra_buffers():
+            llm = Llama(**kwargs)
+        else:
+            # Llama() has no argument for it: its model parameters start from
+            # llama_model_default_params(), so that is where the flag is turned off.
+            with _PARAMS_LOCK:
+                defaults = llama_lib.llama_model_default_params
+
+                def without_extra_buffers() -> Any:
+                    params = defaults()
+                    if hasattr(params, "use_extra_bufts"):
+                        params.use_extra_bufts = False
+                    return params
+
+                llama_lib.llama_model_default_params = without_extra_buffers
+                try:
+                    llm = Llama(**kwargs)
+                finally:
+                    llama_lib.llama_model_default_params = defaults
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
+            llm.close()
             raise EngineError(f"{path.name} has no chat template in its metadata")
         vocab = llm._model  # token strings for the template's bos/eos variables
+        eos = vocab.token_get_text(llm.token_eos())
+        bos = vocab.token_get_text(llm.token_bos())
         formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=vocab.token_get_text(llm.token_eos()),
-            bos_token=vocab.token_get_text(llm.token_bos()),
-            add_generation_prompt=True,
+            template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True
         )
-        return llm, formatter
+        prefix = Jinja2ChatFormatter(
+            template=template, eos_token=eos, bos_token=bos, add_generation_prompt=False
+        )
+        return llm, formatter, prefix
+
+    def _install_abort_callback(self) -> None:
+        """llama.cpp calls this between the operations of a computation; True aborts it. It is
+        armed only while a prompt is read (each call takes the GIL: not worth it per token)."""
+        import llama_cpp
+
+        def should_abort(_data: Any) -> bool:
+            return self._abort_armed and self._should_stop()
+
+        self._abort_callback = llama_cpp.ggml_abort_callback(should_abort)
+        self._abort_null = ctypes.cast(None, llama_cpp.ggml_abort_callback)
+
+    def _arm_abort(self, armed: bool) -> None:
+        import llama_cpp
+
+        self._abort_armed = armed
+        callback = self._abort_callback if armed else self._abort_null
+        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, callback, None)
+
+    def _should_stop(self) -> bool:
+        job = self._current
+        if job is None:
+            return False
+        if job.stop.is_set():
+            return True
+        return job.warm and self._waiting_requests > 0
 
     # ---- the worker thread -------------------------------------------------------------------
     def _serve(self) -> None:
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is _SHUTDOWN:
+                    return
+                assert isinstance(job, _Job)
+                if not job.warm:
+                    with self._enqueue_lock:
+                        self._waiting_requests -= 1
+                self._current = job
+                try:
+                    self._run(job)
+                except BaseException as exc:  # reported to the caller; the worker lives on
+                    log.debug("llama.cpp request failed", exc_info=True)
+                    job.emit(exc)
+                finally:
+                    self._current = None
+                    with self._enqueue_lock:
+                        self._unfinished -= 1
+        finally:
+            self._drain()
+            self._release_model()  # only the worker frees the model it computes with
+
+    def _drain(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is _SHUTDOWN:
-                return
-            assert isinstance(job, _Job)
             try:
-                self._run(job)
-            except BaseException as exc:  # reported to the caller; the worker lives on
-                job.emit(exc)
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(job, _Job):
+                job.emit(Finish("cancelled", 0, 0))
+                with self._enqueue_lock:
+                    self._unfinished -= 1
+
+    def _release_model(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            with contextlib.suppress(Exception):
+                llm.close()
 
     def _run(self, job: _Job) -> None:
-        prompt_tokens = self.count_chat_tokens(job.messages)
+        if job.warm:
+            job.tokens = self._tokenize(self._prefix_formatter(messages=job.messages).prompt)
+            if self.cache.holds(job.tokens) is not None:
+                return  # read already
+        else:
+            job.tokens = self.prompt_tokens(job.messages)
+        stats = RequestStats(prompt_tokens=len(job.tokens), warm=job.warm)
+        if job.warm:
+            self.warm_stats = stats
+        else:
+            self.last_stats = stats
         if job.stop.is_set():  # cancelled while it waited in the queue
-            job.emit(Finish("cancelled", prompt_tokens, 0))
+            stats.reason = "cancelled"
+            job.emit(Finish("cancelled", len(job.tokens), 0))
             return
-        p = job.params
-        stream = self._llm.create_chat_completion(
-            messages=job.messages,
-            stream=True,
-            max_tokens=p.max_tokens,
-            temperature=p.temperature,
-            top_p=p.top_p,
-            stop=list(p.stop) or None,
-            seed=p.seed,
-        )
-        parts: list[str] = []
-        reason = "stop"
+        if len(job.tokens) >= self._n_ctx:
+            raise EngineError(
+                f"the prompt has {len(job.tokens)} tokens, more than the context window "
+                f"of {self._n_ctx}"
+            )
+        reason: FinishReason = "cancelled"
         try:
-            for chunk in stream:
-                choice = chunk["choices"][0]
-                text = choice.get("delta", {}).get("content")
-                if text:
-                    parts.append(text)
-                    job.emit(Delta(text))
-                if choice.get("finish_reason"):
-                    reason = choice["finish_reason"]
+            if self._prefill(job, stats):
+                reason = "stop" if job.warm else self._decode(job, stats)
+        finally:
+            stats.reason = reason
+            self._remember()
+        if not job.warm:
+            job.emit(Finish(reason, len(job.tokens), stats.completion_tokens))
+
+    # ---- reading the prompt ------------------------------------------------------------------
+    def _prefill(self, job: _Job, stats: RequestStats) -> bool:
+        """Bring the context to all of the prompt but its last token (the decoder reads that
+        one: its logits start the reply); a background prefill reads all of it. Returns False
+        when stopped."""
+        llm = self._llm
+        tokens = job.tokens
+        started = time.perf_counter()
+        live = common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+        saved, shared = self.cache.find(tokens)
+        if saved is not None and shared > live:
+            llm._ctx.kv_cache_seq_rm(0, -1, -1)
+            llm.n_tokens = 0
+            if restore_sequence(llm._ctx.ctx, saved.data, saved.nbytes):
+                llm.input_ids[: len(saved.tokens)] = saved.tokens
+                llm.n_tokens = len(saved.tokens)
+                saved.touch()
+                live = shared
+                stats.restored = True
+                self.cache.stats.restores += 1
+            else:  # refused (should not happen with the same model): read everything
+                log.warning("llama.cpp refused a saved state; reading the prompt again")
+                llm._ctx.kv_cache_seq_rm(0, -1, -1)
+                live = 0
+        end = len(tokens) if job.warm else len(tokens) - 1
+        keep = min(live, end)
+        llm._ctx.kv_cache_seq_rm(0, keep, -1)
+        llm.n_tokens = keep
+        stats.cached_tokens = keep
+        if keep > 0:
+            self.cache.stats.hits += 1
+        else:
+            self.cache.stats.misses += 1
+        self._arm_abort(True)
+        try:
+            for start in range(keep, end, self._n_batch):
+                if self._should_stop():
+                    return False
+                chunk = tokens[start : min(end, start + self._n_batch)]
+                try:
+                    llm.eval(chunk)
+                except RuntimeError:
+                    if not self._should_stop():
+                        raise
+                    # Aborted mid-chunk: llama.cpp dropped that chunk's cells; so do we.
+                    llm._ctx.kv_cache_seq_rm(0, llm.n_tokens, -1)
+                    return False
+                stats.evaluated_tokens += len(chunk)
+            return not self._should_stop()
+        finally:
+            self._arm_abort(False)
+            stats.prefill_seconds = time.perf_counter() - started
+
+    def _remember(self) -> None:
+        """Save the live state into the cache (unless it holds it already)."""
+        llm = self._llm
+        n = int(llm.n_tokens)
+        if n < _MIN_SAVED_TOKENS or self.cache.budget_bytes <= 0:
+            return
+        tokens = llm.input_ids[:n]
+        held = self.cache.holds(tokens)
+        if held is not None:
+            held.touch()
+            return
+        saved = save_sequence(llm._ctx.ctx)
+        if saved is not None:
+            self.cache.add(tokens, *saved)
+
+    # ---- decoding ----------------------------------------------------------------------------
+    def _decode(self, job: _Job, stats: RequestStats) -> FinishReason:
+        llm = self._llm
+        p = job.params
+        started = time.perf_counter()
+        llm.set_seed(p.seed if p.seed is not None else random.randint(0, 2**31 - 1))
+        sampler = llm._init_sampler(
+            top_k=40,
+            top_p=p.top_p,
+            min_p=0.05,
+            typical_p=1.0,
+            temp=p.temperature,
+            repeat_penalty=1.0,
+        )
+        out = _TextOut(
+            piece=lambda token: llm.detokenize([token]),
+            stops=[*p.stop, self._formatter.eos_token],
+            emit=lambda text: job.emit(Delta(text)),
+        )
+        room_left = self._n_ctx - len(job.tokens)
+        limit = min(p.max_tokens, room_left) if p.max_tokens > 0 else room_left
+        is_eog = self._eog_check()
+        drafter = self._drafter()
+        pending = job.tokens[-1]
+        generated = 0
+        reason: FinishReason = "length"
+        try:
+            while generated < limit:
                 if job.stop.is_set():
                     reason = "cancelled"
                     break
+                base = int(llm.n_tokens)
+                room = min(self._n_ctx - base - 1, limit - generated - 1)
+                draft = drafter(llm.input_ids[:base], pending, room) if drafter else []
+                self._eval([pending, *draft], all_logits=bool(draft))
+                stats.drafted_tokens += len(draft)
+                done = False
+                i = 0
+                for i in range(len(draft) + 1):
+                    token = int(sampler.sample(llm._ctx, i if draft else -1))
+                    if is_eog(token):
+                        reason, done = "stop", True
+                        break
+                    generated += 1
+                    if out.add(token):
+                        reason, done = "stop", True
+                        break
+                    if generated >= limit:
+                        reason, done = "length", True
+                        break
+                    if job.stop.is_set():  # within a token, drafts or not
+                        reason, done = "cancelled", True
+                        break
+                    if i < len(draft) and token == draft[i]:
+                        continue  # confirmed: the drafted token is already in the context
+                    pending = token
+                    break
+                stats.accepted_tokens += min(i, len(draft))
+                valid = base + i + 1  # pending + the confirmed drafts
+                if valid < llm.n_tokens:
+                    llm._ctx.kv_cache_seq_rm(0, valid, -1)
+                    llm.n_tokens = valid
+                if done:
+                    break
+            if reason != "cancelled" and not out.stopped:
+                out.finish()
         finally:
-            stream.close()  # frees llama.cpp's state for the next request
-        completion = self.count_tokens("".join(parts)) if parts else 0
-        job.emit(Finish(finish_reason(reason), prompt_tokens, completion))
+            stats.completion_tokens = generated
+            stats.decode_seconds = time.perf_counter() - started
+            sampler.close()
+        return reason
+
+    def _eog_check(self) -> Callable[[int], bool]:
+        import llama_cpp
+
+        vocab = self._llm._model.vocab
+        return lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
+
+    def _eval(self, tokens: list[int], *, all_logits: bool) -> None:
+        llm = self._llm
+        if not all_logits:
+            llm.eval(tokens)
+            return
+        base = int(llm.n_tokens)
+        llm._ctx.kv_cache_seq_rm(0, base, -1)
+        llm._batch.set_batch(batch=tokens, n_past=base, logits_all=True)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[base : base + len(tokens)] = tokens
+        llm.n_tokens = base + len(tokens)
+
+    def _drafter(self) -> Callable[[Any, int, int], list[int]] | None:
+        if self.prompt_lookup == "off":
+            return None
+        return _PromptLookup(self._lookup_tokens)
 
     # ---- generation --------------------------------------------------------------------------
+    def _enqueue(self, job: _Job) -> None:
+        with self._enqueue_lock:
+            if self._closing or self._llm is None:
+                raise EngineNotReady(self.status)
+            if not job.warm:
+                self._waiting_requests += 1
+            self._unfinished += 1
+            self._jobs.put(job)
+
     async def _generate(
         self,
         messages: list[Message],
@@ -231,11 +608,13 @@ class LlamaCppEngine(Engine):
             job.stop.set()
 
         relay = loop.create_task(relay_cancel())
-        self._jobs.put(job)
         try:
+            self._enqueue(job)
             while True:
-                item = await job.events.get()
+                item = await job.events.get()  # type: ignore[union-attr]
                 if isinstance(item, BaseException):
+                    if isinstance(item, EngineError):
+                        raise item
                     raise EngineError(f"llama.cpp failed: {item}") from item
                 yield item
                 if isinstance(item, Finish):
@@ -244,27 +623,174 @@ class LlamaCppEngine(Engine):
             job.stop.set()
             relay.cancel()
 
+    def prefill(self, messages: Sequence[Message]) -> bool:
+        """Read ``messages`` in the background, as the start of a later request's prompt.
+
+        The messages are rendered with the chat template and without the assistant prompt;
+        a later request whose messages begin with exactly these then reads only the rest.
+        The work yields at once to any request (it is aborted, and what it read so far is
+        kept). Returns whether the work was queued (False when the engine is not ready).
+        """
+        if not self.ready or self._llm is None or not messages:
+            return False
+        with contextlib.suppress(EngineNotReady):
+            self._enqueue(_Job(list(messages), GenerationParams(), None, None, warm=True))
+            return True
+        return False
+
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """The tokens these messages become (chat template and assistant prompt applied)."""
+        if self._formatter is None or self._llm is None:
+            raise EngineError("the model is not loaded")
+        return self._tokenize(self._formatter(messages=list(messages)).prompt)
+
     def count_tokens(self, text: str) -> int:
         if self._llm is None:
             raise EngineError("the model is not loaded")
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return len(self._tokenize(text))
 
     def count_chat_tokens(self, messages: Sequence[Message]) -> int:
-        if self._formatter is None:
-            raise EngineError("the model is not loaded")
-        prompt = self._formatter(messages=list(messages)).prompt
-        return self.count_tokens(prompt)
+        return len(self.prompt_tokens(messages))
 
     @property
     def context_length(self) -> int:
         return self._n_ctx
 
+    @property
+    def busy(self) -> bool:
+        """A request or a background prefill is queued or running."""
+        return self._unfinished > 0
+
+    async def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait until no request or background prefill is queued or running."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.busy:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("the llama.cpp engine is still busy")
+            await asyncio.sleep(0.02)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What this engine runs with (for status pages and benchmarks)."""
+        return {
+            "n_ctx": self._n_ctx,
+            "n_threads": self._n_threads,
+            "n_threads_batch": self._n_threads_batch,
+            "n_batch": self._n_batch,
+            "prompt_lookup": self.prompt_lookup,
+            "extra_buffers": self.use_extra_buffers(),
+            "kv_cache": self.cache.describe(),
+            "cpu": cpu_model(),
+        }
+
     async def _close(self) -> None:
-        if self._worker is not None:
+        with self._enqueue_lock:
+            self._closing = True
             self._jobs.put(_SHUTDOWN)
-            await asyncio.to_thread(self._worker.join, 30)
-            self._worker = None
-        if self._llm is not None:
-            with contextlib.suppress(Exception):
-                self._llm.close()
-            self._llm = None
+        current = self._current
+        if current is not None:
+            current.stop.set()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            # The worker frees the model itself once its current step is done: never under it.
+            await asyncio.to_thread(worker.join, 30)
+            if worker.is_alive():
+                log.warning("the llama.cpp worker is still busy; it frees the model when done")
+            return
+        self._release_model()
+        self._drain()
+
+
+class _PromptLookup:
+    """Drafts for prompt-lookup decoding: the continuation of the latest earlier occurrence
+    of the text's last n-gram (llama-cpp-python's LlamaPromptLookupDecoding search)."""
+
+    def __init__(self, tokens: int, max_ngram: int = 3, min_ngram: int = 2) -> None:
+        self.tokens = tokens
+        self.max_ngram = max_ngram
+        self.min_ngram = min_ngram
+
+    def __call__(self, context: Any, pending: int, room: int) -> list[int]:
+        if room <= 0:
+            return []
+        ids = np.append(as_tokens(context), np.intc(pending))
+        n = len(ids)
+        for size in range(min(self.max_ngram, n - 1), self.min_ngram - 1, -1):
+            windows = np.lib.stride_tricks.sliding_window_view(ids[:-1], size)
+            matches = np.flatnonzero(np.all(windows == ids[-size:], axis=1))
+            for start in matches[::-1]:
+                follow = start + size
+                draft = ids[follow : min(follow + min(self.tokens, room), n)]
+                if len(draft):
+                    return [int(t) for t in draft]
+        return []
+
+
+class _TextOut:
+    """Sampled tokens to text deltas: whole UTF-8 characters only, cut at a stop string."""
+
+    def __init__(
+        self, piece: Callable[[int], bytes], stops: Sequence[str], emit: Callable[[str], None]
+    ) -> None:
+        self._piece = piece
+        self._stops = [s for s in stops if s]
+        self._emit = emit
+        self._raw = bytearray()
+        self._decoded = 0
+        self.text = ""
+        self._sent = 0
+        self.stopped = False
+
+    def add(self, token: int) -> bool:
+        """Take one token; True once a stop string ended the text."""
+        self._raw += self._piece(token)
+        self._decode_complete()
+        return self._flush(final=False)
+
+    def finish(self) -> None:
+        self.text += bytes(self._raw[self._decoded :]).decode("utf-8", errors="ignore")
+        self._decoded = len(self._raw)
+        self._flush(final=True)
+
+    def _decode_complete(self) -> None:
+        """Decode the complete characters received so far; an incomplete one waits."""
+        while self._decoded < len(self._raw):
+            chunk = bytes(self._raw[self._decoded :])
+            try:
+                self.text += chunk.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.text += chunk[: exc.start].decode("utf-8")
+                if exc.reason == "unexpected end of data":
+                    self._decoded += exc.start
+                    return
+                self.text += "\ufffd"
+                self._decoded += exc.end
+                continue
+            self._decoded = len(self._raw)
+
+    def _flush(self, *, final: bool) -> bool:
+        cut = min((i for i in (self.text.find(s) for s in self._stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.text = self.text[:cut]
+            self.stopped = True
+            final = True
+        hold = 0 if final else _partial_stop(self.text, self._stops)
+        upto = max(self._sent, len(self.text) - hold)
+        if upto > self._sent:
+            self._emit(self.text[self._sent : upto])
+            self._sent = upto
+        return self.stopped
+
+
+def _partial_stop(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of ``text`` that could begin a stop string."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:size]):
+                longest = size
+                break
+    return longest

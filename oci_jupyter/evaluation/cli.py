@@ -34,17 +34,22 @@ from .report import (
     write_reports,
 )
 from .runner import (
+    DEFAULT_SUCCESS,
+    SUCCESS_RULES,
     EndpointModel,
     EngineModel,
     EvalSettings,
     ModelUnavailable,
+    ProtocolMismatch,
     ReplyModel,
     run_evaluation,
 )
 
 ENGINES = ("auto", "llamacpp", "vllm", "openai")
-# Settings that must not change between the sessions of one run (--resume).
-PROTOCOL_KEYS = ("model", "turns", "temperature", "max_tokens", "time_limit")
+# Settings that must not change between the sessions of one run (--resume), and the value
+# of those that runs recorded before they existed had.
+PROTOCOL_KEYS = ("model", "turns", "success", "temperature", "max_tokens", "time_limit")
+PROTOCOL_DEFAULTS: dict[str, Any] = {"success": DEFAULT_SUCCESS}
 
 
 class CliError(Exception):
@@ -120,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     protocol = parser.add_argument_group("protocol")
     protocol.add_argument(
         "--turns", type=_positive_int, default=2, help="replies per problem (2 = one feedback)"
+    )
+    protocol.add_argument(
+        "--success",
+        choices=SUCCESS_RULES,
+        default=DEFAULT_SUCCESS,
+        help="when an answer stands: first-run = at its first run without errors (the loop "
+        "stops there, the paper's protocol); read = the model also reads that run's output, "
+        "then answers in words or gives the function again (the notebook's loop)",
     )
     protocol.add_argument("--temperature", type=_temperature, default=0.0)
     protocol.add_argument("--max-tokens", type=_positive_int, default=512, help="per reply")
@@ -223,6 +236,7 @@ async def _evaluate(args: argparse.Namespace) -> int:
         raise CliError(f"{out} already holds records: add --resume to continue that run")
     settings = EvalSettings(
         turns=args.turns,
+        success=args.success,
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         time_limit=args.time_limit,
@@ -233,6 +247,7 @@ async def _evaluate(args: argparse.Namespace) -> int:
         config = {
             **described,
             "turns": settings.turns,
+            "success": settings.success,
             "temperature": settings.temperature,
             "max_tokens": settings.max_tokens,
             "time_limit": settings.time_limit,
@@ -244,15 +259,18 @@ async def _evaluate(args: argparse.Namespace) -> int:
         if args.resume:
             _check_resume(out, config)
         print(f"oci-eval: {len(problems)} problems -> {out}", file=sys.stderr)
-        summary = await run_evaluation(
-            problems,
-            model,
-            settings,
-            out,
-            config=config,
-            resume=args.resume,
-            progress=not args.no_progress,
-        )
+        try:
+            summary = await run_evaluation(
+                problems,
+                model,
+                settings,
+                out,
+                config=config,
+                resume=args.resume,
+                progress=not args.no_progress,
+            )
+        except ProtocolMismatch as exc:
+            raise CliError(str(exc)) from exc
     finally:
         if engine is not None:
             await engine.shutdown()
@@ -338,7 +356,10 @@ def _wait_for_server(endpoint: EndpointModel, timeout: float = 600.0) -> dict[st
 
 
 def _check_resume(out: Path, config: dict[str, Any]) -> None:
-    before = load_run(out).get("config", {})
+    run = load_run(out)
+    if not run:
+        return  # nothing recorded yet
+    before = {**PROTOCOL_DEFAULTS, **run.get("config", {})}
     changed = [
         f"{key} {before[key]!r} -> {config.get(key)!r}"
         for key in PROTOCOL_KEYS

@@ -8,6 +8,11 @@ own run succeeded, or the model stopped writing code), its last turn stands for 
 a problem solved at turn 1 stays solved; a reply without code stays a failure. pass@1 at turn k
 is the share of problems passed at turn k. Turn 1 is the paper's plain pass@1; turn 2 is
 "+ one execution-feedback turn".
+
+Under the ``read`` success rule the model reads the output of a successful run, too. A reply
+in words after it is the answer, not a turn without code: its record's hidden status is
+:data:`ANSWER`, and the code that ran stands for it (answering in words after passing is no
+regression).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ RUN = "run.json"
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
 PLOT = "pass_at_k.png"
+ANSWER = "answer"
+"""The hidden status of a reply in words after a successful run: the code that ran stands."""
 
 
 @dataclass(frozen=True)
@@ -109,8 +116,13 @@ def by_problem(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, An
 
 def passed_at(turns: Sequence[dict[str, Any]], k: int) -> bool:
     """Whether a problem counts as passed after turn k (see the module's docstring)."""
-    reached = [t for t in turns if int(t["turn"]) <= k]
+    reached = [t for t in turns if int(t["turn"]) <= k and not _words_after_success(t)]
     return bool(reached) and bool(reached[-1].get("passed"))
+
+
+def _words_after_success(turn: dict[str, Any]) -> bool:
+    """An answer in words after a run that succeeded: the turn before it stands."""
+    return (turn.get("hidden") or {}).get("status") == ANSWER and not turn.get("code")
 
 
 # ---- the summary -----------------------------------------------------------------------------
@@ -121,14 +133,19 @@ def summarize(
     config: dict[str, Any] | None = None,
     wall_seconds: float | None = None,
     selected: int | None = None,
+    success: str | None = None,
 ) -> dict[str, Any]:
+    """``success``: the run's success rule (default: the config's, else ``first-run``, the
+    rule of runs recorded before there was a choice)."""
     problems = by_problem(records)
+    rule = success or str((config or {}).get("success") or "first-run")
     count = len(problems)
     rows = []
     for k in range(1, turns + 1):
         passed = sum(passed_at(t, k) for t in problems.values())
         rows.append(
             {
+                "success": rule,
                 "turn": k,
                 "passed": passed,
                 "pass_at_1": round(100.0 * passed / count, 2) if count else None,
@@ -157,6 +174,7 @@ def summarize(
         "problems": count,
         "selected": selected if selected is not None else count,
         "turns": turns,
+        "success": rule,
         "pass_at_1_by_turn": rows,
         "loop_status": dict(loop_status),
         "own_run_outcomes": dict(own_runs),
@@ -227,8 +245,9 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{r['pass_at_1']:.1f} ({r['passed']}/{done})" if r["pass_at_1"] is not None else "—"
         for r in rows
     ]
+    rule = summary.get("success", "first-run")
     lines.append(
-        f"| **This run**: {model}, {config.get('engine', '')}, {scope} | "
+        f"| **This run**: {model}, {config.get('engine', '')}, {scope}, --success {rule} | "
         + " | ".join(cells)
         + " |"
     )
@@ -239,6 +258,7 @@ def markdown(summary: dict[str, Any]) -> str:
         ]
         lines.append(f"| {reference.label} ({reference.source}) | " + " | ".join(values) + " |")
     lines += ["", "pass@1 after turn k: " + _DEFINITION, ""]
+    lines += [f"Success rule: --success {rule}: " + SUCCESS_RULE_TEXT.get(rule, "?"), ""]
     lines += ["## Run", ""]
     for key, value in config.items():
         lines.append(f"- {key}: {value}")
@@ -277,8 +297,14 @@ def markdown(summary: dict[str, Any]) -> str:
 _DEFINITION = (
     "a problem counts as passed at turn k when the code of the last turn the loop reached "
     "(≤ k) passes the hidden HumanEval tests; a loop that stopped early (its own run "
-    "succeeded, or no code) keeps that turn's result for later turns."
+    "succeeded, or no code) keeps that turn's result for later turns; an answer in words "
+    "after a successful run keeps the code that ran."
 )
+SUCCESS_RULE_TEXT = {
+    "first-run": "an answer stands at its first run without errors (the loop stops there).",
+    "read": "the model also reads the output of a successful run, then answers in words "
+    "(the code that ran stands) or gives the function again (run and judged as that turn).",
+}
 
 
 def _counts(counter: dict[str, int]) -> str:

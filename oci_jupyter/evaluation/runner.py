@@ -5,7 +5,16 @@ For each problem the loop is started with the problem's messages (system prompt 
 worker's fresh Jupyter kernel, and the outcome of that run (the model's own code, its own
 tests) goes back into the loop, which turns it into the next turn's feedback. When the loop
 has finished, every turn's code is judged by the problem's hidden tests in a separate process;
-nothing of those tests or their result ever reaches the model.
+nothing of those tests or their result ever reaches the model. The loop is driven by
+:func:`oci_jupyter.driver.drive`, as the chat sidebar's is.
+
+The success rule (``--success``) says when an answer stands:
+
+- ``first-run`` (the paper's protocol, the default): at the first run of the model's own code
+  without errors; the loop stops there (``read_results=False``).
+- ``read`` (the product's loop): the model reads the output of that run, too, and either answers
+  in words, and then the code that ran stands, or gives the function again, which is run and
+  judged as that turn's answer (``read_results=True``).
 
 ``workers`` problems run at once, each in its own kernel; generation is serialized by the
 engine, so while one worker waits for the model, another runs code.
@@ -24,15 +33,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from ..client import ModelClient, ModelRequestError, ServerInfo, ServerUnavailable
+from ..driver import KernelGone, ModelFailed, drive
 from ..engine import Delta, Engine, EngineError, EngineNotReady, GenerationParams, Message
-from ..loop import Execute, Finished, Generate, RefinementLoop
+from ..loop import Budgets, Execute, Finished, Generate, RefinementLoop, Turn
 from ..prompts import clip, strip_ansi
+from ..types import ExecutionOutcome
 from .humaneval import Problem, hidden_test_program, problem_messages
 from .kernels import KernelDied, KernelSession, run_hidden_tests
 from .report import (
+    ANSWER,
     PLOT,
     RecordStore,
     by_problem,
@@ -43,11 +55,23 @@ from .report import (
     write_reports,
 )
 
+SuccessRule = Literal["first-run", "read"]
+SUCCESS_RULES: tuple[SuccessRule, ...] = get_args(SuccessRule)
+DEFAULT_SUCCESS: SuccessRule = "first-run"
+"""The rule of runs recorded before there was a choice."""
+
+
+class ProtocolMismatch(ValueError):
+    """``resume`` would mix two protocols in one run's records."""
+
 
 @dataclass(frozen=True)
 class EvalSettings:
     turns: int = 2
     """Replies per problem at most: 2 = the first answer + one execution-feedback turn."""
+    success: SuccessRule = DEFAULT_SUCCESS
+    """When an answer stands: at its first run without errors, or after the model has read
+    that run's output (see the module's docstring)."""
     temperature: float = 0.0
     max_tokens: int = 512
     time_limit: float = 10.0
@@ -60,6 +84,18 @@ class EvalSettings:
         return GenerationParams(
             max_tokens=self.max_tokens, temperature=self.temperature, top_p=top_p, seed=self.seed
         )
+
+    def loop(self, messages: list[Message]) -> RefinementLoop:
+        """One problem's loop: ``turns`` replies at most, each code reply a whole answer.
+
+        Under ``read`` a function given again after a successful run is the next step of a
+        chat loop (run in the same kernel, judged as that turn's answer), with ``turns``
+        steps, so that no reply's code is left unrun by a step budget."""
+        if self.success not in SUCCESS_RULES:
+            raise ValueError(f"unknown success rule {self.success!r}")
+        read = self.success == "read"
+        budgets = Budgets(attempts=self.turns, steps=self.turns if read else 1, replies=self.turns)
+        return RefinementLoop(messages, budgets, mode="chat", read_results=read)
 
 
 # ---- the model -------------------------------------------------------------------------------
@@ -177,45 +213,56 @@ async def solve(
     *,
     hidden_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Drive the refinement loop for one problem; return one record per turn."""
+    """Drive the refinement loop for one problem; return one record per turn.
+
+    :class:`ModelUnavailable` ends the whole run (it propagates); a :class:`ModelFailure` or
+    a dead kernel fails this problem."""
     started = time.monotonic()
-    loop = RefinementLoop(problem_messages(problem), max_turns=settings.turns)
+    loop = settings.loop(problem_messages(problem))
     params = settings.params()
     io: dict[int, _TurnIO] = {}
-    action: Generate | Execute | Finished = loop.start()
-    while not isinstance(action, Finished):
-        if isinstance(action, Generate):
-            turn_io = io.setdefault(action.turn, _TurnIO())
-            request_id = f"oci-eval {problem.task_id} turn {action.turn}"
-            try:
-                reply = await model.reply(action.messages, action.params(params), request_id)
-            except ModelFailure as exc:
-                turn_io.model_error = str(exc)
-                action = loop.on_model_error(str(exc))
-                break
-            turn_io.reply = reply
-            action = loop.on_reply(reply.text)
-        else:
-            turn_io = io[action.turn]
-            try:
-                run = await kernel.run(action.code, settings.time_limit)
-            except KernelDied as exc:
-                turn_io.recovery, turn_io.kernel_error = "died", str(exc)
-                action = loop.cancel(f"{exc}: the problem counts as failed")
-                break
-            turn_io.recovery = run.recovery
-            action = loop.on_outcome(run.outcome)
-    result = action
+
+    async def generate(action: Generate) -> str:
+        turn_io = io.setdefault(action.turn, _TurnIO())
+        request_id = f"oci-eval {problem.task_id} turn {action.turn}"
+        try:
+            reply = await model.reply(action.messages, action.params(params), request_id)
+        except ModelFailure as exc:
+            turn_io.model_error = str(exc)
+            raise ModelFailed(str(exc)) from exc
+        turn_io.reply = reply
+        return reply.text
+
+    async def execute(action: Execute) -> ExecutionOutcome:
+        turn_io = io[action.turn]
+        try:
+            run = await kernel.run(action.code, settings.time_limit)
+        except KernelDied as exc:
+            turn_io.recovery, turn_io.kernel_error = "died", str(exc)
+            raise KernelGone(f"{exc}: the problem counts as failed") from exc
+        turn_io.recovery = run.recovery
+        return run.outcome
+
+    result = await drive(loop, generate, execute)
     loop_status = "kernel_died" if any(t.kernel_error for t in io.values()) else result.status
 
     records: list[dict[str, Any]] = []
     for turn in result.turns:
         turn_io = io.get(turn.number, _TurnIO())
         hidden_seconds = 0.0
+        standing = _standing_turn(result, turn)
         if turn_io.kernel_error:
             hidden = {"status": "kernel_died", "detail": turn_io.kernel_error}
         elif turn_io.model_error:
             hidden = {"status": "model_error", "detail": turn_io.model_error}
+        elif standing is not None:
+            # Words after a run that succeeded: the code that ran is the answer.
+            earlier = records[standing.number - 1]
+            hidden = {
+                "status": ANSWER,
+                "detail": f"answered in words; turn {standing.number}'s code stands "
+                f"({earlier['hidden']['status']})",
+            }
         elif turn.code is None:
             hidden = {"status": "no_code", "detail": "the reply has no ```python block"}
         else:
@@ -238,6 +285,8 @@ async def solve(
                 "turns_taken": len(result.turns),
                 "reply": turn.reply,
                 "code": turn.code,
+                "step": turn.step,
+                "attempt": turn.attempt,
                 "skipped": turn.skipped,
                 "outcome": (
                     {"status": outcome.status, "ename": outcome.ename, "evalue": outcome.evalue}
@@ -249,7 +298,11 @@ async def solve(
                 "recovery": turn_io.recovery,
                 "kernel_error": turn_io.kernel_error,
                 "model_error": turn_io.model_error,
-                "passed": hidden["status"] == "passed",
+                "passed": (
+                    bool(records[standing.number - 1]["passed"])
+                    if standing is not None
+                    else hidden["status"] == "passed"
+                ),
                 "hidden": hidden,
                 "tokens": {
                     "prompt": answer.prompt_tokens if answer else None,
@@ -265,6 +318,14 @@ async def solve(
         )
     records[-1]["problem_seconds"] = round(time.monotonic() - started, 3)
     return records
+
+
+def _standing_turn(result: Finished, turn: Turn) -> Turn | None:
+    """For the loop's last reply, if it answered in words after a run without errors: the
+    turn whose code is the answer (the last one with code). Otherwise None."""
+    if turn.code is not None or result.status != "success" or turn is not result.turns[-1]:
+        return None
+    return next((t for t in reversed(result.turns[:-1]) if t.code is not None), None)
 
 
 # ---- a run -----------------------------------------------------------------------------------
@@ -299,6 +360,13 @@ async def run_evaluation(
     state.results = {t: r for t, r in by_problem(store.load()).items() if t in done}
 
     run = load_run(out) if resume else {}
+    if run:  # a recorded run; one from before the rule was recorded is first-run
+        recorded = run.get("config", {}).get("success", DEFAULT_SUCCESS)
+        if recorded != settings.success:
+            raise ProtocolMismatch(
+                f"{out} was run with --success {recorded}, not {settings.success}: "
+                "resuming would mix two success rules"
+            )
     sessions: list[dict[str, Any]] = list(run.get("sessions", []))
     session: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -306,7 +374,11 @@ async def run_evaluation(
         "problems": 0,
     }
     sessions.append(session)
-    run.update(config=config or {}, sessions=sessions, selected=len(problems))
+    run.update(
+        config={**(config or {}), "success": settings.success},
+        sessions=sessions,
+        selected=len(problems),
+    )
     save_run(out, run)
     clock = time.monotonic()
 
@@ -370,7 +442,14 @@ def _summary(
     config = dict(run.get("config", {}))
     if len(run.get("sessions", [])) > 1:
         config["sessions"] = len(run["sessions"])
-    return summarize(records, settings.turns, config=config, wall_seconds=wall, selected=selected)
+    return summarize(
+        records,
+        settings.turns,
+        config=config,
+        wall_seconds=wall,
+        selected=selected,
+        success=settings.success,
+    )
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:
@@ -412,14 +491,18 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
 
 
 __all__ = [
+    "DEFAULT_SUCCESS",
     "PLOT",
+    "SUCCESS_RULES",
     "EndpointModel",
     "EngineModel",
     "EvalSettings",
     "ModelFailure",
     "ModelUnavailable",
+    "ProtocolMismatch",
     "Reply",
     "ReplyModel",
+    "SuccessRule",
     "run_evaluation",
     "solve",
 ]

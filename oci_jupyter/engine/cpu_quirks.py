@@ -1,0 +1,59 @@
+"""Work-arounds for CPU backends of llama.cpp that misbehave on some processors.
+
+On Intel Xeons with AMX (Sapphire Rapids and newer), llama.cpp repacks Q4_K weights into its
+AMX "extra" buffer type, and the first inferences then crash the process intermittently with a
+segmentation fault in ``ggml_backend_amx_mul_mat`` (llama.cpp issue #20824; seen here with
+llama-cpp-python 0.3.36 and the bundled Qwen2.5-Coder Q4_K_M in 2 of 3 runs). A crash would take
+the whole Jupyter server with it, so on such a CPU the model is loaded without extra buffer
+types (plain CPU buffers). Elsewhere nothing changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+_PATCH_LOCK = threading.Lock()
+
+
+def cpu_has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU advertises AMX (the ``amx_int8``/``amx_tile`` flags)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return bool(flags & {"amx_int8", "amx_tile", "amx_bf16"})
+    return False
+
+
+@contextlib.contextmanager
+def safe_model_params(disable_extra_buffers: bool | None = None) -> Iterator[bool]:
+    """While a ``Llama`` is constructed inside this block, its model is loaded without extra
+    buffer types when ``disable_extra_buffers`` (default: on a CPU with AMX). Yields whether
+    they were disabled. ``Llama.__init__`` offers no parameter for it, so the library's
+    default-params function is wrapped for the duration (under a lock: loads are rare)."""
+    disable = cpu_has_amx() if disable_extra_buffers is None else disable_extra_buffers
+    if not disable:
+        yield False
+        return
+    import llama_cpp.llama_cpp as native
+
+    with _PATCH_LOCK:
+        original = native.llama_model_default_params
+
+        def without_extra_buffers():  # type: ignore[no-untyped-def]
+            params = original()
+            if hasattr(params, "use_extra_bufts"):
+                params.use_extra_bufts = False
+            return params
+
+        native.llama_model_default_params = without_extra_buffers
+        try:
+            yield True
+        finally:
+            native.llama_model_default_params = original
