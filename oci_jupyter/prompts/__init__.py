@@ -1,0 +1,75 @@
+"""What the model reads, by what it does: the system prompt (:mod:`.system`), the reading of
+its replies (:mod:`.replies`), the feedback after a run (:mod:`.feedback`), the notebook's
+cells and variables ranked by relevance (:mod:`.context`) and the fitting of all of it into
+the model's window (:mod:`.budget`).
+
+Pure functions: token counts come from a ``count`` callback (the engine's tokenizer in the
+server, the server's ``/oci/tokenize`` endpoint in a kernel), so this package runs anywhere.
+"""
+
+from .budget import (
+    Counter,
+    PromptLimits,
+    PromptTooLong,
+    build_messages,
+    cell_text,
+    estimate_counter,
+)
+from .context import (
+    SEARCH_CELLS,
+    CellContext,
+    NotebookContext,
+    VariableInfo,
+    defined_names,
+    failure_names,
+    rank_cells,
+    used_names,
+)
+from .feedback import (
+    CLIP_KEEP,
+    CLIP_OVER,
+    READ_HINT,
+    FeedbackMarker,
+    clip,
+    execution_feedback,
+    fix_request,
+    input_feedback,
+    repeat_feedback,
+    repeat_success_feedback,
+    strip_ansi,
+)
+from .replies import calls_input, code_block_end, extract_code, same_code
+from .system import SYSTEM_PROMPT
+
+__all__ = [
+    "CLIP_KEEP",
+    "CLIP_OVER",
+    "READ_HINT",
+    "SEARCH_CELLS",
+    "SYSTEM_PROMPT",
+    "CellContext",
+    "Counter",
+    "FeedbackMarker",
+    "NotebookContext",
+    "PromptLimits",
+    "PromptTooLong",
+    "VariableInfo",
+    "build_messages",
+    "calls_input",
+    "cell_text",
+    "clip",
+    "code_block_end",
+    "defined_names",
+    "estimate_counter",
+    "execution_feedback",
+    "extract_code",
+    "failure_names",
+    "fix_request",
+    "input_feedback",
+    "rank_cells",
+    "repeat_feedback",
+    "repeat_success_feedback",
+    "same_code",
+    "strip_ansi",
+    "used_names",
+]

@@ -1,0 +1,101 @@
+"""What the model is told after its code ran (or was not run): the "Execution result:" turns,
+clipped as the paper's demo clips them, and the request that starts a fix."""
+
+from __future__ import annotations
+
+import re
+
+from ..types import ExecutionOutcome
+
+FeedbackMarker = "Execution result:"
+READ_HINT = (
+    "If this answers the request, answer in words from it (no code). If the result is wrong "
+    "or more is needed, give the code for that."
+)
+CLIP_OVER = 1000
+CLIP_KEEP = 200
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def clip(text: str, over: int = CLIP_OVER, keep: int = CLIP_KEEP) -> str:
+    """Long text -> its head and tail with a marker, as the paper's demo does."""
+    if len(text) <= over:
+        return text
+    omitted = len(text) - 2 * keep
+    return f"{text[:keep]}\n... [{omitted} characters omitted] ...\n{text[-keep:]}"
+
+
+def execution_feedback(outcome: ExecutionOutcome) -> str:
+    """The user turn that tells the model what its code did."""
+    output = clip(strip_ansi(outcome.output).rstrip())
+    if outcome.status == "ok":
+        if not output.strip():
+            return (
+                f"{FeedbackMarker} the code ran without errors but printed nothing. "
+                "Print the result, or test it with assert, so that it can be checked."
+            )
+        return f"{FeedbackMarker}\n{output}\n\n{READ_HINT}"
+    before = f"Output before it stopped:\n{output}\n" if output.strip() else ""
+    if outcome.status == "timeout":
+        limit = f" within {outcome.time_limit:g} seconds" if outcome.time_limit else ""
+        return (
+            f"{FeedbackMarker} the code did not finish{limit} and was interrupted.\n{before}"
+            "Make it faster or do less work, and give the full corrected code."
+        )
+    if outcome.status == "cancelled":
+        return (
+            f"{FeedbackMarker} the run was interrupted (KeyboardInterrupt) before it "
+            f"finished.\n{before}"
+        ).rstrip()
+    trace = clip(strip_ansi(outcome.traceback).strip())
+    if not trace:
+        trace = f"{outcome.ename}: {outcome.evalue}" if outcome.evalue else outcome.ename
+    return (
+        f"{FeedbackMarker} the code raised an error.\n{before}{trace}\n"
+        "Fix the code and give the full corrected code in one ```python block."
+    )
+
+
+def fix_request(source: str, outcome: ExecutionOutcome) -> str:
+    """The request that asks the model to repair a cell that failed."""
+    trace = clip(strip_ansi(outcome.traceback).strip()) or outcome.summary()
+    return (
+        f"This cell failed:\n```python\n{source.rstrip()}\n```\n{trace}\n\n"
+        "Find the cause and fix the cell. Give the full corrected cell in one ```python block."
+    )
+
+
+def repeat_feedback(where: str, outcome: ExecutionOutcome) -> str:
+    """The user turn for code that repeats code which already failed (it is not run again)."""
+    return (
+        f"{FeedbackMarker} not run: this is the same code as {where}, which failed with "
+        f"{outcome.summary()}. Running it again would fail the same way. Find what causes "
+        "the error, change that part of the code, and give the full corrected code in one "
+        "```python block."
+    )
+
+
+def repeat_success_feedback(where: str, fix: bool = False) -> str:
+    """The user turn for a step that repeats code which already ran without errors."""
+    then = (
+        "Say in a sentence or two what was wrong with the cell and how the fix solves it, "
+        "without a code block."
+        if fix
+        else "Answer the request in plain words from that result, or give the next step's "
+        "code if more is needed."
+    )
+    return (
+        f"{FeedbackMarker} not run: this is the same code as {where}, which already ran "
+        f"without errors; its result is above. {then}"
+    )
+
+
+def input_feedback() -> str:
+    return (
+        f"{FeedbackMarker} the code was not run because it calls input(), and nobody can "
+        "answer it here. Assign the values directly instead, and give the full code."
+    )

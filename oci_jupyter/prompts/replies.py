@@ -1,0 +1,85 @@
+"""Reading the model's replies: the code to run, where its block closes, and the checks made
+before running it (input() calls, code repeated from an earlier attempt)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import textwrap
+
+_FENCE = re.compile(r"```([^\n`]*)\n(.*?)(?:```|\Z)", re.DOTALL)
+_PYTHON_TAGS = {"", "python", "py", "python3", "py3", "ipython", "ipython3"}
+
+
+def extract_code(reply: str) -> str | None:
+    """The reply's last fenced Python block (an unclosed last block counts), or None.
+
+    Blocks tagged as Python win over untagged ones: models often show an example's output in
+    an untagged block after the code."""
+    tagged: list[str] = []
+    untagged: list[str] = []
+    for info, body in _FENCE.findall(reply):
+        words = info.split()
+        language = words[0].lower() if words else ""
+        if language in _PYTHON_TAGS and body.strip():
+            (tagged if language else untagged).append(body)
+    blocks = tagged or untagged
+    if not blocks:
+        return None
+    # A block indented inside a Markdown list keeps the list's indentation: remove it.
+    return textwrap.dedent(blocks[-1]).rstrip() + "\n"
+
+
+_OPEN_CODE = re.compile(
+    r"^[ \t]*```[ \t]*(?:python3?|py3?|ipython3?)\b[^\n]*\n", re.MULTILINE | re.IGNORECASE
+)
+_CLOSE_FENCE = re.compile(r"^[ \t]*```[ \t]*$", re.MULTILINE)
+
+
+def code_block_end(reply: str) -> int | None:
+    """Where the reply's first complete ```python block ends (just past its closing fence),
+    or None while there is none: the code runs as soon as its block closes, and what the
+    model says about the result comes after it has read the result."""
+    start = 0
+    while (opening := _OPEN_CODE.search(reply, start)) is not None:
+        # The closing fence must be a whole line: the line after it must have begun.
+        closing = next(
+            (c for c in _CLOSE_FENCE.finditer(reply, opening.end()) if c.end() < len(reply)),
+            None,
+        )
+        if closing is None:
+            return None
+        if reply[opening.end() : closing.start()].strip():
+            return closing.end()
+        start = closing.end()  # an empty block: the code may be in the next one
+    return None
+
+
+def calls_input(code: str) -> bool:
+    """Whether the code calls input() (nobody is there to answer it)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return re.search(r"(?<![\w.])input\s*\(", code) is not None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id == "input":
+                return True
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "input"
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "builtins"
+            ):
+                return True
+    return False
+
+
+def same_code(a: str, b: str) -> bool:
+    """Whether two pieces of code are the same but for trailing spaces and blank lines."""
+
+    def lines(code: str) -> list[str]:
+        return [line.rstrip() for line in code.strip("\n").splitlines() if line.strip()]
+
+    return lines(a) == lines(b)
