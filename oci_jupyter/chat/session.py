@@ -57,6 +57,8 @@ class ChatSession:
         outcome_grace: float = 30.0,
         defaults: LoopDefaults | None = None,
         max_running: int = 4,
+        system_prompt: str | None = None,
+        cut_replies: bool = True,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -66,6 +68,10 @@ class ChatSession:
         self.outcome_grace = outcome_grace
         self.defaults = defaults or LoopDefaults()
         self.max_running = max_running
+        self.system_prompt = system_prompt
+        """None: the product's (prompts.SYSTEM_PROMPT); benchmarks compare others."""
+        self.cut_replies = cut_replies
+        """Stop reading a reply where its code block closes (the code runs at once)."""
         self.running: dict[str, _Running] = {}
         self.timings: list[dict[str, float]] = []
         """Per executed turn: seconds generating (and to the first token) and waiting for
@@ -232,6 +238,7 @@ class ChatSession:
             history=conversation,
             limits=PromptLimits(reply_tokens=reply_tokens),
             needs=needs,
+            **({"system": self.system_prompt} if self.system_prompt is not None else {}),
         )
         return messages, reply_tokens
 
@@ -331,7 +338,7 @@ class ChatSession:
         ask = running.ask
         engine_request = f"{ask.id}:{action.turn}"
         running.engine_request = engine_request
-        cutter = ReplyCutter()
+        cutter = ReplyCutter(self.cut_replies)
         finish: Finish | None = None
         started = time.perf_counter()
         first_token = 0.0
