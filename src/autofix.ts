@@ -5,6 +5,7 @@
  */
 import { Cell, CodeCell, ICellModel } from '@jupyterlab/cells';
 import { Dialog } from '@jupyterlab/apputils';
+import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { PanelLayout, Widget } from '@lumino/widgets';
 import { diffLines } from 'diff';
@@ -19,6 +20,7 @@ export type AutoFixMode = 'off' | 'suggest' | 'auto';
 export const FIXING_CLASS = 'jp-mod-ociFixing';
 const FIX_BUTTON_CLASS = 'jp-OciFixButton';
 const FIXING_BAR_CLASS = 'jp-OciFixingBar';
+const FIX_RESULT_CLASS = 'jp-OciFixResult';
 
 /** The error a code cell's outputs show, if any. */
 export function cellError(cell: ICellModel): IExecutionError | null {
@@ -115,6 +117,7 @@ export function showFixing(
   onStop: () => void
 ): () => void {
   disposeOwn(cell, FIXING_BAR_CLASS);
+  disposeOwn(cell, FIX_RESULT_CLASS);
   cell.addClass(FIXING_CLASS);
   const bar = new Widget({ node: document.createElement('div') });
   bar.addClass(FIXING_BAR_CLASS);
@@ -138,6 +141,109 @@ export function showFixing(
       cell.removeClass(FIXING_CLASS);
     }
   };
+}
+
+// ---- how the fix ended, under the cell
+
+export interface IFixResultView {
+  kind: 'fixed' | 'failed';
+  /** "Fixed", "Not fixed · stopped at the attempt budget". */
+  title: string;
+  /** The model's explanation (markdown), or "". */
+  explanation: string;
+  /** Why it ended, when there is no explanation. */
+  message: string;
+  dismiss: string;
+}
+
+/**
+ * Where the fix's progress was shown: how it ended and the model's short
+ * explanation. It goes when dismissed, when the cell runs again or its
+ * outputs are cleared, or when another fix starts.
+ */
+class FixResult extends Widget {
+  constructor(
+    private readonly _cell: CodeCell,
+    view: IFixResultView,
+    rendermime: IRenderMimeRegistry
+  ) {
+    super({ node: document.createElement('div') });
+    this.addClass(FIX_RESULT_CLASS);
+    this.addClass(`jp-mod-${view.kind}`);
+    this.node.setAttribute('role', 'status');
+    this.node.dataset.ociFixResult = view.kind;
+    const card = document.createElement('div');
+    card.className = 'jp-OciFixResult-card';
+    const header = document.createElement('div');
+    header.className = 'jp-OciFixResult-header';
+    const title = document.createElement('span');
+    title.className = 'jp-OciFixResult-title';
+    title.textContent = view.title;
+    const close = document.createElement('button');
+    close.type = 'button';
+    close.className = 'jp-OciFixResult-dismiss';
+    close.title = view.dismiss;
+    close.setAttribute('aria-label', view.dismiss);
+    close.textContent = '×';
+    close.addEventListener('click', event => {
+      event.stopPropagation();
+      this.dispose();
+    });
+    header.append(title, close);
+    card.appendChild(header);
+    if (view.explanation) {
+      const renderer = rendermime.createRenderer('text/markdown');
+      renderer.addClass('jp-OciFixResult-body');
+      // The model's words are untrusted: sanitized, no scripts.
+      void renderer
+        .renderModel(
+          new MimeModel({ data: { 'text/markdown': view.explanation } })
+        )
+        .catch(() => {
+          renderer.node.textContent = view.explanation;
+        });
+      card.appendChild(renderer.node);
+      this._renderer = renderer;
+    } else if (view.message) {
+      const text = document.createElement('p');
+      text.className = 'jp-OciFixResult-message';
+      text.textContent = view.message;
+      card.appendChild(text);
+    }
+    this.node.appendChild(card);
+    _cell.model.outputs.changed.connect(this._onOutputs, this);
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    if (!this._cell.isDisposed) {
+      this._cell.model.outputs.changed.disconnect(this._onOutputs, this);
+    }
+    this._renderer?.dispose();
+    super.dispose();
+  }
+
+  private _onOutputs(): void {
+    this.dispose();
+  }
+
+  private _renderer: Widget | null = null;
+}
+
+/** Show how a fix ended under its cell (replacing an earlier note). */
+export function showFixResult(
+  cell: CodeCell,
+  view: IFixResultView,
+  rendermime: IRenderMimeRegistry
+): void {
+  disposeOwn(cell, FIX_RESULT_CLASS);
+  (cell.layout as PanelLayout).addWidget(new FixResult(cell, view, rendermime));
+}
+
+export function hideFixResult(cell: Cell): void {
+  disposeOwn(cell, FIX_RESULT_CLASS);
 }
 
 /** Remove this module's widgets of one kind from a cell. */

@@ -3,11 +3,11 @@
  * around the active one, the kernel's language and the user's variables.
  */
 import { ICellModel, ICodeCellModel } from '@jupyterlab/cells';
-import * as nbformat from '@jupyterlab/nbformat';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 
 import { ICellContext, INotebookContext, IVariableInfo } from './chat/protocol';
+import { outputText } from './outputs';
 
 export interface IContextOptions {
   /** At most this many cells, around the anchor. */
@@ -50,43 +50,11 @@ export function cellLabel(cell: ICellModel): string {
   return cell.type === 'markdown' ? 'Markdown' : 'Raw';
 }
 
-function multiline(value: nbformat.MultilineString | undefined): string {
-  if (value === undefined) {
-    return '';
-  }
-  return Array.isArray(value) ? value.join('') : value;
-}
-
 /**
- * The text a person would read in a cell's outputs: text/plain of results and
- * displays, streams, and errors as `ename: evalue`. Rich outputs (images,
- * HTML) are named, not sent.
+ * The text a person would read in a cell's outputs (see ./outputs): figures
+ * are named with their size, HTML becomes text, nothing is sent as base64.
  */
-export function outputText(
-  outputs: readonly nbformat.IOutput[],
-  options: { errors?: boolean } = {}
-): string {
-  const parts: string[] = [];
-  for (const output of outputs) {
-    if (nbformat.isStream(output)) {
-      parts.push(multiline(output.text));
-    } else if (
-      nbformat.isExecuteResult(output) ||
-      nbformat.isDisplayData(output)
-    ) {
-      const text = output.data['text/plain'] as nbformat.MultilineString;
-      if (text !== undefined) {
-        parts.push(multiline(text) + '\n');
-      } else {
-        const kinds = Object.keys(output.data).join(', ');
-        parts.push(`<${kinds}>\n`);
-      }
-    } else if (nbformat.isError(output) && options.errors !== false) {
-      parts.push(`${output.ename}: ${output.evalue}\n`);
-    }
-  }
-  return parts.join('');
-}
+export { outputText };
 
 /**
  * Which cells to send: the active one and up to `limit - 1` others, mostly

@@ -28,11 +28,19 @@ import {
   cellError,
   confirmFix,
   hideFixButton,
+  hideFixResult,
+  IFixResultView,
   originalSource,
   showFixButton,
-  showFixing
+  showFixing,
+  showFixResult
 } from './autofix';
-import { ChatModel, DEFAULT_CHAT_SETTINGS, IChatSettings } from './chat/model';
+import {
+  ChatModel,
+  DEFAULT_CHAT_SETTINGS,
+  IChatSettings,
+  IRequestResult
+} from './chat/model';
 import { METADATA_KEY } from './notebook';
 import { ociIcon } from './icon';
 import { SETTLED_POLL_INTERVAL } from './model';
@@ -56,6 +64,9 @@ function chatSettings(settings: ISettingRegistry.ISettings): IChatSettings {
     DEFAULT_CHAT_SETTINGS[key];
   return {
     maxTurns: get('maxTurns'),
+    maxSteps: get('maxSteps'),
+    maxReplies: get('maxReplies'),
+    readResults: get('readResults'),
     autoExecute: get('autoExecute'),
     executionTimeLimit: get('executionTimeLimit'),
     sendVariables: get('sendVariables'),
@@ -187,6 +198,40 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       });
     };
+    /** What the cell shows once its fix ended; null: nothing (a stop). */
+    const fixResultView = (result: IRequestResult): IFixResultView | null => {
+      const budget =
+        result.budget === 'attempts'
+          ? trans.__('stopped at the attempt budget')
+          : result.budget === 'replies'
+            ? trans.__('stopped at the reply budget')
+            : '';
+      const withBudget = (title: string) =>
+        budget ? `${title} · ${budget}` : title;
+      const common = {
+        explanation: result.answer.trim(),
+        message: result.message,
+        dismiss: trans.__('Dismiss')
+      };
+      switch (result.status) {
+        case 'success':
+          return {
+            ...common,
+            kind: 'fixed',
+            title: withBudget(trans.__('Fixed by OpenCodeInterpreter'))
+          };
+        case 'failed':
+        case 'no_code':
+        case 'error':
+          return {
+            ...common,
+            kind: 'failed',
+            title: withBudget(trans.__('Not fixed'))
+          };
+        default:
+          return null;
+      }
+    };
     /** Start a fix of a failing cell; false when it cannot start now. */
     const startFix = (notebook: NotebookPanel, cell: Cell): boolean => {
       const error = cellError(cell.model);
@@ -227,8 +272,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
         () => chat.stopCell(cell.model.id)
       );
       panel.reveal(app.shell);
-      void finished.then(() => {
+      void finished.then(result => {
         unmark();
+        // Where the progress was: how it ended, in the model's words.
+        const view = fixResultView(result);
+        if (view && cell instanceof CodeCell && !cell.isDisposed) {
+          showFixResult(cell, view, rendermime);
+        }
         // Still failing (the attempts ran out, or the diff was rejected):
         // another try stays one click away.
         if (
@@ -245,6 +295,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     NotebookActions.executionScheduled.connect((_, { cell }) => {
       hideFixButton(cell);
+      hideFixResult(cell);
     });
     NotebookActions.executed.connect(
       (_, { notebook, cell, success, error }) => {

@@ -8,8 +8,9 @@ import { NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { PromiseDelegate } from '@lumino/coreutils';
 
-import { cut, outputText } from './context';
+import { cut } from './context';
 import { IExecutionError, OutcomeStatus } from './chat/protocol';
+import { outputText } from './outputs';
 
 /** The cell metadata key for what oci_jupyter knows about a cell. */
 export const METADATA_KEY = 'oci';
@@ -18,6 +19,8 @@ export interface IOciCellMetadata {
   /** The request that last wrote the cell. */
   request: string;
   turn: number;
+  /** The request's step this cell is (1, 2, ...); older cells lack it: 1. */
+  step?: number;
   generated: true;
   /** Every source this cell had before oci_jupyter replaced it, oldest first. */
   previous_sources?: string[];
@@ -32,6 +35,17 @@ export interface IOciCellMetadata {
 const PREVIOUS_SOURCES_KEPT = 20;
 /** The output sent back to the model: its head and tail. */
 const OUTPUT_LIMIT = 4000;
+
+/**
+ * What the model reads of a run: the cell's outputs as text (figures named
+ * with their size, HTML as text, never base64), the error apart.
+ */
+export function runOutput(cell: ICodeCellModel): string {
+  return cut(
+    outputText(cell.outputs.toJSON(), { errors: false }),
+    OUTPUT_LIMIT
+  );
+}
 /** After an interrupt, wait this long for the kernel's reply. */
 const INTERRUPT_GRACE_MS = 5000;
 /** A kernel still starting gets this long before the run is given up. */
@@ -95,19 +109,26 @@ export function findCell(
 }
 
 /**
- * The cell each request last wrote, read from cell metadata: the notebook
- * itself remembers, so this survives page reloads and reopening.
+ * The cells of each request, by step, read from cell metadata: the notebook
+ * itself remembers, so this survives page reloads and reopening (cells
+ * without a step are step 1, as before steps existed).
  */
-export function requestCells(panel: NotebookPanel): Map<string, ICellModel> {
-  const found = new Map<string, ICellModel>();
-  const cells = panel.model?.cells;
-  if (cells) {
-    for (const cell of cells) {
-      const meta = ociMetadata(cell);
-      if (meta) {
-        found.set(meta.request, cell);
-      }
+export function requestStepCells(
+  panel: NotebookPanel
+): Map<string, Map<number, ICellModel>> {
+  const found = new Map<string, Map<number, ICellModel>>();
+  for (const cell of panel.model?.cells ?? []) {
+    const meta = ociMetadata(cell);
+    if (!meta) {
+      continue;
     }
+    const step = typeof meta.step === 'number' && meta.step > 0 ? meta.step : 1;
+    let steps = found.get(meta.request);
+    if (!steps) {
+      steps = new Map();
+      found.set(meta.request, steps);
+    }
+    steps.set(step, cell);
   }
   return found;
 }
@@ -115,10 +136,16 @@ export function requestCells(panel: NotebookPanel): Map<string, ICellModel> {
 export interface IPlaceOptions {
   requestId: string;
   turn: number;
+  /** The request's step the code is for. */
+  step: number;
   code: string;
   /** The cell to rewrite; when null or gone, a new cell is inserted. */
   replaceCellId: string | null;
-  /** Insert below this cell (the one active when the user asked). */
+  /**
+   * Insert below this cell: the one active when the user asked (step 1), or
+   * the previous step's cell (the next step). When gone: below the active
+   * cell.
+   */
   anchorCellId: string | null;
   /** A fix: remember the cell's source before its first rewrite. */
   keepOriginal?: boolean;
@@ -140,6 +167,7 @@ export function placeCode(
   const stamp = {
     request: options.requestId,
     turn: options.turn,
+    step: options.step,
     generated: true as const
   };
   const target = options.replaceCellId
@@ -253,10 +281,7 @@ function outcomeOf(
 ): Omit<IRunResult, 'seconds' | 'runMs'> {
   // The error travels in its own field: the server shows the model the
   // output before the error, then the traceback.
-  const output = cut(
-    outputText(cell.outputs.toJSON(), { errors: false }),
-    OUTPUT_LIMIT
-  );
+  const output = runOutput(cell);
   if (reply.status === 'ok') {
     return { status: 'ok', output };
   }
@@ -395,10 +420,7 @@ export async function runCell(
       // The kernel never answered the interrupt.
       return {
         status: interruptedFor ?? 'timeout',
-        output: cut(
-          outputText(cell.outputs.toJSON(), { errors: false }),
-          OUTPUT_LIMIT
-        ),
+        output: runOutput(cell),
         seconds,
         runMs
       };
@@ -456,10 +478,7 @@ export function waitForUserRun(
     }
     const cell = args.cell.model as ICodeCellModel;
     const seconds = (performance.now() - scheduled) / 1000;
-    const output = cut(
-      outputText(cell.outputs.toJSON(), { errors: false }),
-      OUTPUT_LIMIT
-    );
+    const output = runOutput(cell);
     if (args.success) {
       done.resolve({ status: 'ok', output, seconds, runMs: 0 });
     } else if (args.error) {

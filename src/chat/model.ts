@@ -20,13 +20,16 @@ import {
   IRunResult,
   KernelUnavailable,
   placeCode,
-  requestCells,
+  requestStepCells,
   runCell,
   waitForUserRun
 } from '../notebook';
 import { ChatConnection } from './connection';
 import {
+  BudgetName,
   DoneStatus,
+  IBudgets,
+  IDoneMessage,
   IExecuteMessage,
   IFixCell,
   IHistoryRequest,
@@ -38,7 +41,17 @@ import {
 
 /** The user's settings that shape a request (schema/plugin.json). */
 export interface IChatSettings {
+  /** Attempts per cell: the first try and its refinements. */
   maxTurns: number;
+  /** Cells one request may add. */
+  maxSteps: number;
+  /** Model replies one request may take. */
+  maxReplies: number;
+  /**
+   * The model reads each successful result, then answers or takes another
+   * step; off, the request stops at the first run without errors.
+   */
+  readResults: boolean;
   autoExecute: boolean;
   /** Seconds. */
   executionTimeLimit: number;
@@ -55,6 +68,9 @@ const FIX_CONTEXT_CELLS = 100;
 
 export const DEFAULT_CHAT_SETTINGS: IChatSettings = {
   maxTurns: 3,
+  maxSteps: 4,
+  maxReplies: 8,
+  readResults: true,
   autoExecute: true,
   executionTimeLimit: 60,
   sendVariables: true,
@@ -81,12 +97,17 @@ export interface ITurnView {
   evalue: string;
   /** Seconds the code ran, once known. */
   seconds: number | null;
+  /** The request's cell this turn's code was for (0: no code, or not yet known). */
+  step: number;
+  /** The try in that cell (0: no code). */
+  attempt: number;
 }
 
 export type RequestStatus = 'running' | DoneStatus;
 
 export interface IRequestView {
   id: string;
+  mode: 'chat' | 'fix';
   prompt: string;
   /** ms since epoch. */
   started: number;
@@ -94,6 +115,20 @@ export interface IRequestView {
   status: RequestStatus;
   /** The server's closing words (or why the browser ended it). */
   message: string;
+  /**
+   * The model's final words (markdown): its answer after a success, its
+   * explanation after a failure or a fix; "" if none.
+   */
+  answer: string;
+  /** Cells the request ran code in, once it ended. */
+  steps: number;
+  /** The budget that ended the request, if one did. */
+  budget: BudgetName | null;
+  /** The request's budgets (the server's, else what was asked for). */
+  budgets: IBudgets;
+  /** While it runs: the current step (0 before any code) and its attempt. */
+  step: number;
+  attempt: number;
   /** The label of the cell this request refines, when it does. */
   refines: string | null;
   autoExecute: boolean;
@@ -123,15 +158,38 @@ export interface IRefineTarget {
   requestId: string;
 }
 
+/** A request's cell for one step, as the chat names it. */
+export interface IStepCell {
+  cellId: string;
+  /** `In [4]` or `cell 5`. */
+  label: string;
+}
+
+/** How a request ended (what a fix's caller shows under the cell). */
+export interface IRequestResult {
+  status: RequestStatus;
+  /** The model's final words: an answer, or the fix's explanation. */
+  answer: string;
+  message: string;
+  budget: BudgetName | null;
+}
+
 /** A request in flight: what the executor needs beyond the view. */
 interface IRunning {
   view: IRequestView;
   thread: IThread;
   panel: NotebookPanel;
-  /** The cell the user was in when asking: new cells go below it. */
+  /** The cell the user was in when asking: step 1's new cell goes below it. */
   anchorCellId: string | null;
-  /** The cell this request writes (after turn 1, or the refined cell). */
+  /**
+   * The cell this request last wrote; before it wrote any, the cell it
+   * refines or fixes (which step 1 rewrites), or null.
+   */
   cellId: string | null;
+  /** The cell it refines or fixes: step 1's own cell before it is written. */
+  targetCellId: string | null;
+  /** The cell of each step, as written: the next step goes below the last. */
+  stepCells: Map<number, string>;
   /** Aborts the run (or the wait for the user's run) of the current turn. */
   abort: AbortController | null;
   /** Set when the browser itself had to give up (no kernel, notebook closed). */
@@ -140,8 +198,8 @@ interface IRunning {
   fix: IFixCell | null;
   /** Asked before each rewrite of the cell; false cancels the request. */
   confirm: FixConfirm | null;
-  /** Resolved with the request's final status. */
-  finished: PromiseDelegate<RequestStatus>;
+  /** Resolved with how the request ended. */
+  finished: PromiseDelegate<IRequestResult>;
 }
 
 /**
@@ -334,7 +392,7 @@ export class ChatModel implements IDisposable {
    * status, or null when it cannot start now (a request is running, not
    * connected, the cell is gone).
    */
-  fix(options: IFixOptions): Promise<RequestStatus> | null {
+  fix(options: IFixOptions): Promise<IRequestResult> | null {
     const { panel, cellId } = options;
     if (panel !== this._notebook) {
       this.notebook = panel;
@@ -383,23 +441,39 @@ export class ChatModel implements IDisposable {
     const id = UUID.uuid4();
     performance.mark('oci:ask', { detail: { id } });
     const { prompt, refines, ...rest } = request;
+    const settings = this._settings;
+    const fix = request.fix !== null;
     const view: IRequestView = {
       id,
+      mode: fix ? 'fix' : 'chat',
       prompt,
       started: Date.now(),
       turns: [],
       status: 'running',
       message: '',
+      answer: '',
+      steps: 0,
+      budget: null,
+      // Until the server says its own (it may cap them).
+      budgets: {
+        attempts: settings.maxTurns,
+        steps: fix || !settings.readResults ? 1 : settings.maxSteps,
+        replies: settings.maxReplies
+      },
+      step: 0,
+      attempt: 0,
       refines,
-      autoExecute: this._settings.autoExecute,
+      autoExecute: settings.autoExecute,
       stopping: false
     };
     const running: IRunning = {
       ...rest,
+      targetCellId: request.cellId,
+      stepCells: new Map(),
       view,
       abort: null,
       failure: null,
-      finished: new PromiseDelegate<RequestStatus>()
+      finished: new PromiseDelegate<IRequestResult>()
     };
     request.thread.requests.push(view);
     this._notice = '';
@@ -412,7 +486,7 @@ export class ChatModel implements IDisposable {
   /** Whether a request in flight is writing, running or fixing this cell. */
   isBusy(cellId: string): boolean {
     for (const running of this._running.values()) {
-      if (running.cellId === cellId) {
+      if (ownsCell(running, cellId)) {
         return true;
       }
     }
@@ -455,6 +529,9 @@ export class ChatModel implements IDisposable {
       mode: running.fix ? 'fix' : 'chat',
       context,
       max_turns: settings.maxTurns,
+      max_steps: settings.maxSteps,
+      max_replies: settings.maxReplies,
+      read_results: settings.readResults,
       time_limit: settings.executionTimeLimit,
       auto_execute: settings.autoExecute,
       refine_cell: refine,
@@ -481,7 +558,7 @@ export class ChatModel implements IDisposable {
   /** Stop the request working on this cell (a fix), wherever it runs. */
   stopCell(cellId: string): void {
     for (const running of this._running.values()) {
-      if (running.cellId === cellId) {
+      if (ownsCell(running, cellId)) {
         this._stop(running);
       }
     }
@@ -513,13 +590,19 @@ export class ChatModel implements IDisposable {
     this._changed();
   }
 
-  /** Show a cell the chat talks about. */
-  async revealCell(requestId: string): Promise<void> {
+  /**
+   * Show a cell the chat talks about: a step's cell, or the request's last
+   * cell without a step.
+   */
+  async revealCell(requestId: string, step?: number): Promise<void> {
     const panel = this._notebook;
     if (!panel) {
       return;
     }
-    const cellId = this._cellOf(requestId);
+    const cellId =
+      step === undefined
+        ? this._cellOf(requestId)
+        : (this._stepCellsOf(requestId).get(step) ?? null);
     const found = cellId ? findCell(panel, cellId) : null;
     if (!found) {
       return;
@@ -538,34 +621,75 @@ export class ChatModel implements IDisposable {
     return this._cellOf(requestId) !== null;
   }
 
+  /** A request's cell for one step, if it is still in the current notebook. */
+  stepCell(requestId: string, step: number): IStepCell | null {
+    const panel = this._notebook;
+    const cellId = this._stepCellsOf(requestId).get(step);
+    const found = panel && cellId ? findCell(panel, cellId) : null;
+    if (!found) {
+      return null;
+    }
+    const label = cellLabel(found.cell);
+    return {
+      cellId: found.cell.id,
+      label: label === 'In [ ]' ? `cell ${found.index + 1}` : label
+    };
+  }
+
   /**
-   * The id of the cell a request wrote, if it is still in the current
-   * notebook: what this session placed, else what the cells' metadata says
-   * (after a reload). Called on every render, so the metadata is read once
-   * per change of the cells, not once per call.
+   * The id of the cell a request wrote last (its last step's), if it is
+   * still in the current notebook.
    */
   private _cellOf(requestId: string): string | null {
+    const steps = this._stepCellsOf(requestId);
+    let last: string | null = null;
+    let lastStep = -Infinity;
+    for (const [step, cellId] of steps) {
+      if (step > lastStep) {
+        lastStep = step;
+        last = cellId;
+      }
+    }
+    return last;
+  }
+
+  /**
+   * The cells of a request still in the current notebook, by step: what
+   * this session placed, else what the cells' metadata says (after a
+   * reload). Called on every render, so the metadata is read once per
+   * change of the cells, not once per call.
+   */
+  private _stepCellsOf(requestId: string): Map<number, string> {
+    const result = new Map<number, string>();
     const panel = this._notebook;
     if (!panel) {
-      return null;
+      return result;
     }
     if (!this._requestCells) {
       const ids = new Set<string>();
       for (const cell of panel.model?.cells ?? []) {
         ids.add(cell.id);
       }
-      const byMetadata = new Map<string, string>();
-      for (const [request, cell] of requestCells(panel)) {
-        byMetadata.set(request, cell.id);
+      const byMetadata = new Map<string, Map<number, string>>();
+      for (const [request, steps] of requestStepCells(panel)) {
+        const cells = new Map<number, string>();
+        for (const [step, cell] of steps) {
+          cells.set(step, cell.id);
+        }
+        byMetadata.set(request, cells);
       }
       this._requestCells = { ids, byMetadata };
     }
     const { ids, byMetadata } = this._requestCells;
-    const placed = this._cells.get(requestId);
-    if (placed && ids.has(placed)) {
-      return placed;
+    for (const [step, cellId] of byMetadata.get(requestId) ?? []) {
+      result.set(step, cellId);
     }
-    return byMetadata.get(requestId) ?? null;
+    for (const [step, cellId] of this._cells.get(requestId) ?? []) {
+      if (ids.has(cellId)) {
+        result.set(step, cellId);
+      }
+    }
+    return result;
   }
 
   private _onPathChanged(_: unknown, path: string): void {
@@ -658,9 +782,23 @@ export class ChatModel implements IDisposable {
       }
       case 'turn': {
         const turn = this._turn(view, message.turn);
+        if (message.budgets) {
+          view.budgets = { ...message.budgets };
+        }
         if (message.state === 'generating') {
           turn.state = 'generating';
+          // Where the request stands: the step so far, before this reply.
+          if (typeof message.step === 'number') {
+            view.step = message.step;
+          }
+          if (typeof message.attempt === 'number') {
+            view.attempt = message.attempt;
+          }
         } else {
+          if (typeof message.step === 'number' && message.step > 0) {
+            turn.step = message.step;
+            turn.attempt = message.attempt ?? turn.attempt;
+          }
           turn.complete = true;
           if (message.state !== 'executing') {
             turn.state = message.state;
@@ -679,7 +817,8 @@ export class ChatModel implements IDisposable {
           running,
           message.status,
           running.failure ?? message.message,
-          running.failure !== null
+          running.failure !== null,
+          message
         );
         break;
       case 'error':
@@ -723,14 +862,23 @@ export class ChatModel implements IDisposable {
     const turn = this._turn(view, message.turn);
     turn.complete = true;
     turn.state = message.auto_execute ? 'executing' : 'waiting';
+    // An older server sends no steps: one cell, its attempts counted here.
+    const step = message.step ?? 1;
+    turn.step = step;
+    turn.attempt =
+      message.attempt ??
+      view.turns.filter(t => t.step === step && t.turn <= turn.turn).length;
+    view.step = step;
+    view.attempt = turn.attempt;
+    const { replaceCellId, anchorCellId } = placement(running, message, step);
     const abort = new AbortController();
     running.abort = abort;
 
     let result: IRunResult;
     try {
-      if (running.confirm && message.target === 'replace' && running.cellId) {
+      if (running.confirm && replaceCellId) {
         // Suggest mode: the user sees the rewrite before it happens.
-        const found = findCell(running.panel, running.cellId);
+        const found = findCell(running.panel, replaceCellId);
         const current = found?.cell.sharedModel.getSource();
         if (current !== undefined && current !== message.code) {
           turn.state = 'reviewing';
@@ -753,15 +901,22 @@ export class ChatModel implements IDisposable {
       const cell = placeCode(running.panel, {
         requestId: view.id,
         turn: message.turn,
+        step,
         code: message.code,
-        // `replace` rewrites this request's cell (or the refined one); when
-        // that cell is gone, placeCode inserts a new one instead.
-        replaceCellId: message.target === 'replace' ? running.cellId : null,
-        anchorCellId: running.anchorCellId,
+        // When the cell to rewrite is gone, placeCode inserts a new one
+        // below the anchor instead.
+        replaceCellId,
+        anchorCellId,
         keepOriginal: running.fix !== null
       });
       running.cellId = cell.id;
-      this._cells.set(view.id, cell.id);
+      running.stepCells.set(step, cell.id);
+      let placed = this._cells.get(view.id);
+      if (!placed) {
+        placed = new Map();
+        this._cells.set(view.id, placed);
+      }
+      placed.set(step, cell.id);
       this._requestCells = null;
       this._changed();
       result = message.auto_execute
@@ -840,12 +995,18 @@ export class ChatModel implements IDisposable {
     running: IRunning,
     status: DoneStatus,
     message: string,
-    failed = false
+    failed = false,
+    done?: IDoneMessage
   ): void {
     const view = running.view;
     if (!this._running.delete(view.id)) {
       return;
     }
+    view.answer = done?.answer ?? '';
+    view.budget = done?.budget ?? null;
+    view.steps =
+      done?.steps ??
+      new Set(view.turns.filter(t => t.seconds !== null).map(t => t.step)).size;
     // Stop waiting for a run the user never made. A cell already running is
     // left alone: its output is the user's now (Stop interrupts it instead).
     if (
@@ -858,7 +1019,6 @@ export class ChatModel implements IDisposable {
     view.status = failed ? 'error' : status;
     view.message = message;
     view.stopping = false;
-    running.finished.resolve(view.status);
     for (const turn of view.turns) {
       turn.complete = true;
       if (
@@ -867,14 +1027,23 @@ export class ChatModel implements IDisposable {
         turn.state === 'waiting' ||
         turn.state === 'reviewing'
       ) {
-        turn.state =
-          status === 'cancelled' || status === 'error'
-            ? 'cancelled'
-            : turn.state === 'generating'
-              ? 'reply'
-              : 'skipped';
+        if (status === 'cancelled' || status === 'error') {
+          turn.state = 'cancelled';
+        } else if (turn.state === 'generating' && !hasCode(turn.reply)) {
+          turn.state = 'reply';
+        } else {
+          // Code a budget kept from running (the step budget, say).
+          turn.state = 'skipped';
+          turn.evalue = turn.evalue || budgetNote(view.budget);
+        }
       }
     }
+    running.finished.resolve({
+      status: view.status,
+      answer: view.answer,
+      message: view.message,
+      budget: view.budget
+    });
     this._changed();
   }
 
@@ -896,7 +1065,9 @@ export class ChatModel implements IDisposable {
         state: 'generating',
         ename: '',
         evalue: '',
-        seconds: null
+        seconds: null,
+        step: 0,
+        attempt: 0
       };
       view.turns.push(turn);
     }
@@ -931,11 +1102,11 @@ export class ChatModel implements IDisposable {
     }
   }
 
-  /** The cell each request of this session last wrote. */
-  private _cells = new Map<string, string>();
+  /** The cells each request of this session wrote, by step. */
+  private _cells = new Map<string, Map<number, string>>();
   private _requestCells: {
     ids: Set<string>;
-    byMetadata: Map<string, string>;
+    byMetadata: Map<string, Map<number, string>>;
   } | null = null;
   private _connection: ChatConnection;
   private _frame = 0;
@@ -958,19 +1129,95 @@ export namespace ChatModel {
   }
 }
 
+/** Whether a reply holds a code block (its code was meant to run). */
+function hasCode(reply: string): boolean {
+  return /```/.test(reply);
+}
+
+/** Why code was not run when a budget ended the request first. */
+function budgetNote(budget: BudgetName | null): string {
+  switch (budget) {
+    case 'steps':
+      return 'not run: over the step budget';
+    case 'attempts':
+      return 'not run: over the attempt budget';
+    case 'replies':
+      return 'not run: over the reply budget';
+    default:
+      return 'not run';
+  }
+}
+
+/** Whether a request in flight works on this cell (writes, runs or fixes it). */
+function ownsCell(running: IRunning, cellId: string): boolean {
+  if (running.cellId === cellId || running.targetCellId === cellId) {
+    return true;
+  }
+  for (const id of running.stepCells.values()) {
+    if (id === cellId) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Where an `execute`'s code goes: the cell it rewrites (`replace`: the
+ * step's own cell, or for step 1 the cell refined or fixed), else the cell
+ * a new one goes below (`next`: the previous step's cell; `new`: the cell
+ * the user was in).
+ */
+function placement(
+  running: IRunning,
+  message: IExecuteMessage,
+  step: number
+): { replaceCellId: string | null; anchorCellId: string | null } {
+  const previous = (): string | null => {
+    let best = -Infinity;
+    let found: string | null = null;
+    for (const [s, id] of running.stepCells) {
+      if (s < step && s > best) {
+        best = s;
+        found = id;
+      }
+    }
+    return found ?? running.targetCellId ?? running.cellId;
+  };
+  switch (message.target) {
+    case 'replace': {
+      const own =
+        running.stepCells.get(step) ??
+        (step <= 1 ? running.targetCellId : null);
+      return {
+        replaceCellId: own,
+        // The step's cell is gone: a new one where the step would go.
+        anchorCellId:
+          step > 1 ? (previous() ?? running.anchorCellId) : running.anchorCellId
+      };
+    }
+    case 'next':
+      return {
+        replaceCellId: null,
+        anchorCellId: previous() ?? running.anchorCellId
+      };
+    default:
+      return { replaceCellId: null, anchorCellId: running.anchorCellId };
+  }
+}
+
 /** A past request as the server kept it. */
 export function fromHistory(request: IHistoryRequest): IRequestView {
   const stopped = request.status === 'cancelled' || request.status === 'error';
-  return {
-    id: request.id,
-    prompt: request.prompt,
-    started: request.started * 1000,
-    status: request.status === 'running' ? 'cancelled' : request.status,
-    message: request.message,
-    refines: null,
-    autoExecute: true,
-    stopping: false,
-    turns: request.turns.map(turn => ({
+  // Older records have no steps: their code was all for one cell.
+  const attempts = new Map<number, number>();
+  const turns: ITurnView[] = request.turns.map(turn => {
+    const ran = turn.code !== null;
+    const step = turn.step ?? (ran ? 1 : 0);
+    const attempt = turn.attempt ?? (ran ? (attempts.get(step) ?? 0) + 1 : 0);
+    if (ran) {
+      attempts.set(step, attempt);
+    }
+    return {
       turn: turn.turn,
       reply: turn.reply,
       complete: true,
@@ -983,7 +1230,32 @@ export function fromHistory(request: IHistoryRequest): IRequestView {
             : 'skipped',
       ename: turn.outcome?.ename ?? '',
       evalue: turn.outcome?.evalue ?? turn.skipped ?? '',
-      seconds: turn.outcome ? turn.outcome.seconds : null
-    }))
+      seconds: turn.outcome ? turn.outcome.seconds : null,
+      step,
+      attempt
+    };
+  });
+  const steps = new Set(turns.filter(t => t.seconds !== null).map(t => t.step))
+    .size;
+  const last = turns[turns.length - 1];
+  return {
+    id: request.id,
+    mode: request.mode === 'fix' ? 'fix' : 'chat',
+    prompt: request.prompt,
+    started: request.started * 1000,
+    status: request.status === 'running' ? 'cancelled' : request.status,
+    message: request.message,
+    answer:
+      request.answer ??
+      (last && last.state === 'reply' && !stopped ? last.reply : ''),
+    steps: request.steps ?? steps,
+    budget: request.budget ?? null,
+    budgets: { attempts: 0, steps: 0, replies: 0 },
+    step: 0,
+    attempt: 0,
+    refines: null,
+    autoExecute: true,
+    stopping: false,
+    turns
   };
 }

@@ -1,12 +1,14 @@
 /**
- * The chat protocol spoken over the websocket `/oci/chat` (see
- * oci_jupyter/chat.py, which validates every field strictly), and the shape of
- * `GET /oci/chat/history`.
+ * The chat protocol spoken over the websocket `/oci/chat` (its Python twin is
+ * oci_jupyter/chat/protocol.py, which validates every field strictly), and the
+ * shape of `GET /oci/chat/history`.
  *
- * The browser is an executor and a view: the server drives the refinement
+ * The browser is an executor and a view: the server drives the interpreter
  * loop and tells the browser what to show (`token`, `turn`, `done`) and which
- * code to run (`execute`); the browser answers each `execute` with an
- * `outcome`.
+ * code to run, in which cell (`execute`); the browser answers each `execute`
+ * with an `outcome`. After every run the model reads the outcome, then
+ * answers in words (`done.answer`), takes the next step (a new cell below the
+ * previous step's) or refines the cell.
  */
 
 // ---- the notebook context sent with each request
@@ -45,7 +47,18 @@ export interface IAskMessage {
   notebook: string;
   mode: 'chat' | 'fix';
   context: INotebookContext;
+  /** Attempts per cell: the first try and its refinements (1..10). */
   max_turns: number;
+  /** Cells one request may add (1..20); omitted: the server's default. */
+  max_steps?: number;
+  /** Model replies one request may take (1..40); omitted: the server's default. */
+  max_replies?: number;
+  /**
+   * The model reads each successful result and answers (or takes another
+   * step); false stops at the first run without errors. Omitted: the
+   * server's default.
+   */
+  read_results?: boolean;
   /** Seconds a run may take before the browser interrupts it. */
   time_limit: number;
   auto_execute: boolean;
@@ -102,6 +115,18 @@ export interface ITokenMessage {
 /** `skipped`: the reply's code was not run; `evalue` says why. */
 export type TurnState = 'generating' | 'executing' | 'skipped' | OutcomeStatus;
 
+/** How far one request may go: the limits, not what is used. */
+export interface IBudgets {
+  /** Attempts per cell. */
+  attempts: number;
+  /** Cells per request. */
+  steps: number;
+  /** Model replies per request. */
+  replies: number;
+}
+
+export type BudgetName = keyof IBudgets;
+
 export interface ITurnMessage {
   type: 'turn';
   id: string;
@@ -109,15 +134,35 @@ export interface ITurnMessage {
   state: TurnState;
   ename?: string;
   evalue?: string;
+  /**
+   * With `generating`: the request's current step (0 before any code ran);
+   * with other states: the step this turn's code was for.
+   */
+  step?: number;
+  /** The attempt in that step. */
+  attempt?: number;
+  /** With `generating`: the request's budgets. */
+  budgets?: IBudgets;
 }
+
+/**
+ * Where the code goes: `new`, a new cell below the active one (step 1);
+ * `next`, a new cell directly below the previous step's cell (steps 2, 3,
+ * ...); `replace`, this step's own cell rewritten (a refinement, a
+ * `refine_cell` request, a fix).
+ */
+export type ExecuteTarget = 'new' | 'next' | 'replace';
 
 export interface IExecuteMessage {
   type: 'execute';
   id: string;
   turn: number;
   code: string;
-  /** `new`: a cell below the active one; `replace`: the request's own cell. */
-  target: 'new' | 'replace';
+  target: ExecuteTarget;
+  /** The request's cell this code is for: 1, 2, ... (older servers: absent). */
+  step?: number;
+  /** The try in that cell: 1, then each refinement. */
+  attempt?: number;
   auto_execute: boolean;
   time_limit: number;
 }
@@ -132,6 +177,15 @@ export interface IDoneMessage {
   turns: number;
   message: string;
   final_code: string | null;
+  /**
+   * The model's last words without code (markdown): the answer after a
+   * success, the explanation after a failure or a fix; "" if none.
+   */
+  answer?: string;
+  /** Cells the request ran code in. */
+  steps?: number;
+  /** The budget that ended the request, if one did. */
+  budget?: BudgetName | null;
 }
 
 export interface IErrorMessage {
@@ -187,6 +241,10 @@ export interface IHistoryTurn {
   feedback: string | null;
   /** Why the code was not run ("not run: same as before"); older records lack it. */
   skipped?: string | null;
+  /** The cell the code was for (0: no code); older records lack it. */
+  step?: number;
+  /** The try in that cell; older records lack it. */
+  attempt?: number;
 }
 
 export interface IHistoryRequest {
@@ -198,6 +256,10 @@ export interface IHistoryRequest {
   turns: IHistoryTurn[];
   status: DoneStatus | 'running';
   message: string;
+  /** As in `done` (older records lack them). */
+  answer?: string;
+  steps?: number;
+  budget?: BudgetName | null;
 }
 
 export interface IChatHistory {

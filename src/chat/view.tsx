@@ -69,7 +69,16 @@ function EmptyState(props: {
 
 function settingsHint(settings: IChatSettings, trans: TranslationBundle) {
   const parts = [
-    trans._n('up to %1 attempt', 'up to %1 attempts', settings.maxTurns),
+    settings.readResults
+      ? trans.__(
+          'up to %1, %2 each',
+          trans._n('%1 step', '%1 steps', settings.maxSteps),
+          trans._n('%1 attempt', '%1 attempts', settings.maxTurns)
+        )
+      : trans.__(
+          '%1, stops at the first success',
+          trans._n('up to %1 attempt', 'up to %1 attempts', settings.maxTurns)
+        ),
     settings.autoExecute
       ? trans.__('runs automatically')
       : trans.__('you run the cells'),
@@ -239,8 +248,8 @@ export function ChatView(props: IChatViewProps): JSX.Element {
           <RequestItem
             key={request.id}
             request={request}
-            hasCell={request.status !== 'running' && model.hasCell(request.id)}
-            onRevealCell={id => void model.revealCell(id)}
+            stepCell={step => model.stepCell(request.id, step)}
+            onRevealCell={(id, step) => void model.revealCell(id, step)}
             rendermime={rendermime}
             trans={trans}
           />

@@ -23,7 +23,14 @@ import {
 } from './helpers';
 
 const MODEL_READY_TIMEOUT = 5 * 60 * 1000;
-const ANSWER_TIMEOUT = 2 * 60 * 1000;
+/**
+ * One request: the model reads every result, so even a one-cell answer takes
+ * two replies, each re-reading a longer prompt (~30 s per 1,700 tokens on a
+ * quiet 2-core CPU, several times that on a busy one).
+ */
+const ANSWER_TIMEOUT = 5 * 60 * 1000;
+/** A test with one request, plus loading the model and starting a kernel. */
+const TEST_TIMEOUT = ANSWER_TIMEOUT + 4 * 60 * 1000;
 
 async function modelReady(page: IJupyterLabPageFixture) {
   const panel = await openPanel(page);
@@ -63,6 +70,7 @@ async function firstTokenMs(page: IJupyterLabPageFixture, id: string) {
 }
 
 test.describe('chat with the real model', () => {
+  test.describe.configure({ timeout: TEST_TIMEOUT });
   test('writes a cell below the active one and runs it', async ({ page }) => {
     // A fresh notebook: the kernel may still be starting when the code comes.
     await page.notebook.createNew();
@@ -79,18 +87,91 @@ test.describe('chat with the real model', () => {
     ).toContainText('ok');
 
     const cells = await notebookCells(page);
-    console.log(`generated cell:\n${cells[cells.length - 1].source}`);
-    expect(cells).toHaveLength(2);
+    console.log(`generated cell:\n${cells[1].source}`);
+    console.log(
+      `answer: ${await request.locator('[data-oci-answer]').textContent()}`
+    );
+    // The model may take a second step once it read the result; the first
+    // cell is the one below the active cell.
+    expect(cells.length).toBeGreaterThanOrEqual(2);
     const cell = cells[1];
-    expect(cell.metadata.oci).toMatchObject({ generated: true });
+    expect(cell.metadata.oci).toMatchObject({ generated: true, step: 1 });
     expect(cell.execution_count).toEqual(expect.any(Number));
     expect(outputText(cell)).toContain('55');
     await firstTokenMs(page, (await request.getAttribute('data-oci-request'))!);
   });
 
+  test('answers a question about the kernel\'s data in words, after reading the result', async ({
+    page
+  }, testInfo) => {
+    await newNotebook(page, 'values = [3, 18, 7, 25, 12, 30]');
+    const panel = await modelReady(page);
+    await ask(
+      page,
+      'How many items in values are greater than 10? Answer with the number.'
+    );
+    const request = requests(page).last();
+    await expect(request).not.toHaveAttribute('data-oci-status', 'running', {
+      timeout: ANSWER_TIMEOUT
+    });
+    const cells = await notebookCells(page);
+    const answer = request.locator('[data-oci-answer]');
+    console.log(
+      `${await request.getAttribute('data-oci-status')}: ` +
+        `${await request.locator('.jp-OciChat-step').count()} step(s), ` +
+        `cells:\n${cells
+          .slice(1)
+          .map(c => `${c.source}\n-> ${outputText(c).trim()}`)
+          .join('\n')}\nanswer: ${await answer.textContent()}`
+    );
+    await expect(request).toHaveAttribute('data-oci-status', 'success');
+    // The count came from running code in the kernel, and the model said it.
+    expect(cells.length).toBeGreaterThanOrEqual(2);
+    expect(cells.slice(1).map(outputText).join('\n')).toContain('4');
+    await expect(answer).toContainText('4');
+    await panel.screenshot({ path: testInfo.outputPath('answer.png') });
+  });
+
+  test('a request in two steps: each step a cell below the previous one', async ({
+    page
+  }, testInfo) => {
+    await newNotebook(page, 'prices = [12.5, 13.0, 12.8, 14.2, 15.1]');
+    await modelReady(page);
+    await ask(
+      page,
+      'Do this in two separate steps, one code cell each. Step 1: define a list `doubled` with every price times 2 and print it. Step 2, after you see the result: print the sum of `doubled`.'
+    );
+    const request = requests(page).last();
+    await expect(request).not.toHaveAttribute('data-oci-status', 'running', {
+      timeout: ANSWER_TIMEOUT
+    });
+    const cells = await notebookCells(page);
+    const steps = await request.locator('.jp-OciChat-step').count();
+    console.log(
+      `${await request.getAttribute('data-oci-status')}: ${steps} step(s); cells:\n` +
+        cells
+          .slice(1)
+          .map(c => `[step ${c.metadata.oci?.step}] ${c.source}\n-> ${outputText(c).trim()}`)
+          .join('\n') +
+        `\nanswer: ${await request.locator('[data-oci-answer]').textContent()}`
+    );
+    await request.screenshot({ path: testInfo.outputPath('two-steps.png') });
+    await expect(request).toHaveAttribute('data-oci-status', 'success');
+    // Every step's cell is below the previous step's, in order.
+    const generated = cells.slice(1);
+    expect(generated.length).toBe(steps);
+    expect(generated.map(c => c.metadata.oci.step)).toEqual(
+      generated.map((_, i) => i + 1)
+    );
+    // 2 × (12.5 + 13.0 + 12.8 + 14.2 + 15.1) = 135.2
+    expect(generated.map(outputText).join('\n')).toContain('135.2');
+  });
+
   test('time to the first token with a ~500-token notebook', async ({
     page
   }) => {
+    // Two requests.
+    test.setTimeout(2 * ANSWER_TIMEOUT + 4 * 60 * 1000);
     // A notebook a user might have: data prepared over a few cells.
     const sources = [
       'import math\nimport statistics\n\nprices = [12.5, 13.0, 12.8, 14.2, 15.1, 14.9, 16.3, 15.8, 17.0, 16.4]\nvolumes = [120, 98, 143, 165, 190, 172, 201, 188, 230, 215]',
@@ -197,7 +278,7 @@ test.describe('chat with the real model', () => {
 test.describe('auto-fix with the real model', () => {
   // The model samples (temperature 0.2): a retry is a new sample, while a
   // broken fix path fails both times.
-  test.describe.configure({ retries: 1 });
+  test.describe.configure({ retries: 1, timeout: TEST_TIMEOUT });
   /** A notebook whose second cell, run by the user, fails. */
   async function failing(
     page: IJupyterLabPageFixture,

@@ -50,7 +50,9 @@ test.describe('chat with a scripted model', () => {
   }) => {
     script([
       reply('I sum the range and print it.', BROKEN),
-      reply('The name was misspelled: `totl` should be `total`.', FIXED)
+      reply('The name was misspelled: `totl` should be `total`.', FIXED),
+      // The model reads the result, then answers in words.
+      'The sum of 1..10 is **55**.'
     ]);
     await newNotebook(page);
     const panel = await openPanel(page);
@@ -60,8 +62,10 @@ test.describe('chat with a scripted model', () => {
     await expect(request).toHaveAttribute('data-oci-status', 'success', {
       timeout: 30 * 1000
     });
-    // Both attempts, as chips: the error with its exception's name, then ok.
-    const turns = request.locator('.jp-OciChat-turn');
+    // One step, its two attempts as chips: the error with its exception's
+    // name, then ok.
+    await expect(request.locator('.jp-OciChat-step')).toHaveCount(1);
+    const turns = request.locator('.jp-OciChat-step .jp-OciChat-turn');
     await expect(turns).toHaveCount(2);
     await expect(turns.nth(0)).toHaveAttribute('data-oci-turn-state', 'error');
     await expect(turns.nth(0).locator('.jp-OciChat-chip')).toContainText(
@@ -74,6 +78,21 @@ test.describe('chat with a scripted model', () => {
     await expect(request.locator('[data-oci-end]')).toContainText(
       'Worked · 2 attempts'
     );
+    // The answer, as markdown, at the end: after the attempts, with how the
+    // request ended.
+    const answer = request.locator('[data-oci-answer]');
+    await expect(answer.locator('strong')).toHaveText('55');
+    expect(
+      await answer.evaluate(node => {
+        const step = node
+          .closest('.jp-OciChat-request')!
+          .querySelector('.jp-OciChat-step')!;
+        return Boolean(
+          step.compareDocumentPosition(node) & Node.DOCUMENT_POSITION_FOLLOWING
+        );
+      })
+    ).toBe(true);
+    await expect(request.locator('[data-oci-budgets]')).toHaveCount(0);
     // The reply is rendered markdown, its code highlighted by JupyterLab.
     const block = turns.nth(1).locator('.jp-RenderedMarkdown pre');
     await expect(block).toContainText('print(total)');
@@ -91,14 +110,15 @@ test.describe('chat with a scripted model', () => {
     expect(cell.metadata.oci).toEqual({
       request: await request.getAttribute('data-oci-request'),
       turn: 2,
+      step: 1,
       generated: true,
       previous_sources: [BROKEN + '\n']
     });
 
     // The model saw the notebook (the variable, the cell) and, at turn 2,
-    // the error of turn 1.
+    // the error of turn 1; at turn 3, the fixed cell's output.
     const prompts = scriptedPrompts();
-    expect(prompts).toHaveLength(2);
+    expect(prompts).toHaveLength(3);
     const first = prompts[0].map(m => m.content).join('\n');
     expect(first).toContain('- x: int, value 41');
     expect(first).toContain('print(x + 1)');
@@ -106,6 +126,9 @@ test.describe('chat with a scripted model', () => {
     const feedback = prompts[1][prompts[1].length - 1].content;
     expect(feedback).toContain('Execution result:');
     expect(feedback).toContain('NameError');
+    const result = prompts[2][prompts[2].length - 1].content;
+    expect(result).toContain('Execution result:');
+    expect(result).toContain('55');
 
     // Undo in the cell brings the first source back.
     await page.notebook.enterCellEditingMode(1);
@@ -143,13 +166,214 @@ test.describe('chat with a scripted model', () => {
     );
   });
 
+  test('two steps: a new cell for each, the second below the first, then the answer', async ({
+    page
+  }, testInfo) => {
+    const STEP1 = 'values = [3, 18, 7, 25, 12, 30]\nprint(len(values))';
+    const STEP2 = 'print(sum(v > 10 for v in values))';
+    // Long enough words before the code to still stream while the user
+    // clicks elsewhere.
+    const musing = Array.from({ length: 150 }, (_, i) => `w${i}`).join(' ');
+    script([
+      reply('First the values.', STEP1),
+      reply(`Six values. Now I count those above 10. ${musing}`, STEP2),
+      'There are **4** values greater than 10: 18, 25, 12 and 30.'
+    ]);
+    await newNotebook(page);
+    await page.notebook.addCell('code', 'below = "the user\'s cell"');
+    // Asked from the first cell: step 1 goes below it.
+    await page.notebook.selectCells(0);
+    const panel = await openPanel(page);
+    await ask(page, 'how many values are above 10?');
+
+    const request = requests(page).last();
+    const steps = request.locator('.jp-OciChat-step');
+    await expect(steps.nth(0).locator('.jp-OciChat-chip')).toContainText(
+      'ok',
+      { timeout: 30 * 1000 }
+    );
+    // While the model writes step 2: where the request stands.
+    await expect(request.locator('[data-oci-budgets]')).toHaveText(
+      'step 1/4 · attempt 1/3 · reply 2/8'
+    );
+    // The user moves to another cell meanwhile: step 2 still goes below
+    // step 1, not below the active cell.
+    await page.notebook.selectCells(0);
+    await expect(request).toHaveAttribute('data-oci-status', 'success', {
+      timeout: 30 * 1000
+    });
+
+    const cells = await notebookCells(page);
+    expect(cells.map(c => c.source.trim())).toEqual([
+      'x = 41\nprint(x + 1)',
+      STEP1,
+      STEP2,
+      'below = "the user\'s cell"'
+    ]);
+    const id = await request.getAttribute('data-oci-request');
+    expect(cells[1].metadata.oci).toMatchObject({ request: id, step: 1 });
+    expect(cells[2].metadata.oci).toMatchObject({ request: id, step: 2 });
+    expect(outputText(cells[1])).toContain('6');
+    expect(outputText(cells[2])).toContain('4');
+
+    // Two steps in the chat, each with its cell; the answer at the end.
+    await expect(steps).toHaveCount(2);
+    await expect(steps.nth(0).locator('.jp-OciChat-stepName')).toHaveText(
+      'Step 1'
+    );
+    await expect(steps.nth(1).locator('.jp-OciChat-stepName')).toHaveText(
+      'Step 2'
+    );
+    await expect(steps.nth(0).locator('.jp-OciChat-stepCell')).toHaveText(
+      /In \[\d+\]/
+    );
+    await expect(request.locator('[data-oci-answer] strong')).toHaveText('4');
+    await expect(request.locator('[data-oci-end]')).toContainText(
+      'Worked · 2 steps · 2 attempts'
+    );
+    await expect(request.locator('[data-oci-budgets]')).toHaveCount(0);
+    const order = await request.evaluate(node =>
+      Array.from(
+        node.querySelectorAll('[data-oci-step], [data-oci-answer], [data-oci-end]')
+      ).map(
+        el =>
+          el.getAttribute('data-oci-step') ??
+          (el.hasAttribute('data-oci-answer') ? 'answer' : 'end')
+      )
+    );
+    expect(order).toEqual(['1', '2', 'answer', 'end']);
+    await request.screenshot({ path: testInfo.outputPath('two-steps.png') });
+
+    // "Show cell" of step 1 selects step 1's cell.
+    await steps
+      .nth(0)
+      .getByRole('button', { name: 'Show cell' })
+      .click();
+    await expect
+      .poll(() =>
+        page.evaluate(
+          () =>
+            (window.jupyterapp.shell.currentWidget as any).content
+              .activeCellIndex
+        )
+      )
+      .toBe(1);
+
+    // The model read each result before going on.
+    const prompts = scriptedPrompts();
+    expect(prompts).toHaveLength(3);
+    expect(prompts[1][prompts[1].length - 1].content).toContain('6');
+    expect(prompts[2][prompts[2].length - 1].content).toContain('4');
+    // The next message refines the last step's cell.
+    await expect(panel.locator('.jp-OciChat-refine')).toContainText(
+      'Your next message refines In ['
+    );
+    expect(await panel.locator('.jp-OciChat-refine').getAttribute('data-oci-refine')).toBe(
+      await page.evaluate(
+        () =>
+          (window.jupyterapp.shell.currentWidget as any).content.model.cells.get(2)
+            .id
+      )
+    );
+  });
+
+  test('what the model reads of figures and HTML: their size and text, no base64', async ({
+    page
+  }) => {
+    // A 3×2 PNG and a 64×48 JPEG header, built in the kernel; an HTML table
+    // (with a style to leave out) without a useful text/plain.
+    const code = [
+      'import struct, zlib',
+      'from IPython.display import HTML, Image, display',
+      'def chunk(kind, data):',
+      '    body = kind + data',
+      "    return struct.pack('>I', len(data)) + body + struct.pack('>I', zlib.crc32(body))",
+      "rows = b''.join(b'\\x00' + b'\\xff\\x00\\x00' * 3 for _ in range(2))",
+      "png = (b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 3, 2, 8, 2, 0, 0, 0))",
+      "       + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))",
+      'display(Image(data=png, format="png"))',
+      "jfif = b'\\xff\\xe0' + struct.pack('>H', 16) + b'JFIF\\x00\\x01\\x01\\x00\\x00\\x01\\x00\\x01\\x00\\x00'",
+      "sof = b'\\xff\\xc0' + struct.pack('>HBHHB', 11, 8, 48, 64, 1) + b'\\x01\\x11\\x00'",
+      "display(Image(data=b'\\xff\\xd8' + jfif + sof + b'\\xff\\xd9', format='jpeg'))",
+      "display(HTML('<table><tr><th>name</th><th>score</th></tr><tr><td>Ada</td><td>&lt;9&gt;</td></tr></table><style>td { color: red }</style>'))",
+      "print('done')"
+    ].join('\n');
+    script([reply('Showing them.', code), 'Shown.']);
+    await newNotebook(page);
+    await openPanel(page);
+    await ask(page, 'show a picture and a table');
+    await expect(requests(page).last()).toHaveAttribute(
+      'data-oci-status',
+      'success',
+      { timeout: 30 * 1000 }
+    );
+    const cells = await notebookCells(page);
+    expect(outputText(cells[1])).toContain('done');
+    const result = scriptedPrompts()[1].slice(-1)[0].content;
+    console.log(`what the model read:\n${result}`);
+    expect(result).toContain('figures were displayed: 2 images, 3×2, 64×48');
+    expect(result).toContain('name score\nAda <9>');
+    expect(result).toContain('done');
+    expect(result).not.toContain('iVBOR'); // a PNG's base64
+    expect(result).not.toContain('/9j/'); // a JPEG's base64
+    expect(result).not.toContain('color: red');
+    expect(result).not.toContain('<table');
+  });
+
+  test.describe('with a step budget of 1', () => {
+    test.use({
+      mockSettings: {
+        ...galata.DEFAULT_SETTINGS,
+        'oci-jupyter:plugin': { maxSteps: 1 }
+      }
+    });
+
+    test('a second step is not run; the request says which budget ended it', async ({
+      page
+    }) => {
+      script([
+        reply('Step one.', 'print("one")'),
+        reply('And a second step.', 'print("two")')
+      ]);
+      await newNotebook(page);
+      await openPanel(page);
+      await ask(page, 'print one, then two');
+      const request = requests(page).last();
+      await expect(request).not.toHaveAttribute('data-oci-status', 'running', {
+        timeout: 30 * 1000
+      });
+      await expect(request).toHaveAttribute('data-oci-status', 'success');
+      await expect(request.locator('[data-oci-budget]')).toHaveText(
+        'stopped at the step budget'
+      );
+      await expect(request.locator('[data-oci-end]')).toHaveAttribute(
+        'data-oci-end',
+        'success'
+      );
+      // The second step's code was not run: no cell for it.
+      const chips = request.locator('.jp-OciChat-chip');
+      await expect(chips.first()).toContainText('ok');
+      await expect(chips.last()).toHaveText('not run: over the step budget');
+      const cells = await notebookCells(page);
+      expect(cells).toHaveLength(2);
+      expect(cells[1].source.trim()).toBe('print("one")');
+      // The hint says the budget.
+      await expect(page.locator('.jp-OciChat-hint')).toContainText(
+        'up to 1 step, 3 attempts each'
+      );
+    });
+  });
+
   test('the next message refines the same cell; "New cell instead" does not', async ({
     page
   }) => {
     script([
       reply('Here it is.', 'print("v1")'),
+      'It printed v1.',
       reply('Now louder.', 'print("V2!")'),
-      reply('A separate cell.', 'print("other")')
+      'It printed V2!.',
+      reply('A separate cell.', 'print("other")'),
+      'It printed other.'
     ]);
     await newNotebook(page);
     const panel = await openPanel(page);
@@ -243,7 +467,7 @@ test.describe('chat with a scripted model', () => {
   });
 
   test('the history survives a page reload', async ({ page, tmpPath }) => {
-    script([reply('Printing it.', 'print("kept")')]);
+    script([reply('Printing it.', 'print("kept")'), 'It printed `kept`.']);
     const name = await newNotebook(page);
     await openPanel(page);
     await ask(page, 'print kept');
@@ -262,9 +486,22 @@ test.describe('chat with a scripted model', () => {
       'print kept'
     );
     await expect(request.locator('.jp-OciChat-chip')).toHaveText(/ok/);
-    await expect(request.locator('.jp-RenderedMarkdown')).toContainText(
-      'Printing it.'
+    await expect(
+      request.locator('.jp-OciChat-turn .jp-RenderedMarkdown')
+    ).toContainText('Printing it.');
+    // The answer and the step are where they were.
+    await expect(request.locator('[data-oci-answer]')).toContainText(
+      'It printed kept.'
     );
+    await expect(request.locator('.jp-OciChat-step')).toHaveAttribute(
+      'data-oci-step',
+      '1'
+    );
+    await expect(
+      request.locator('.jp-OciChat-step').getByRole('button', {
+        name: 'Show cell'
+      })
+    ).toBeVisible();
     // The notebook remembers which cell the request wrote.
     await expect(panel.locator('.jp-OciChat-refine')).toContainText(
       'Your next message refines'
@@ -288,7 +525,7 @@ test.describe('chat with a scripted model', () => {
     page,
     tmpPath
   }) => {
-    script([reply('Printing it.', 'print("renamed")')]);
+    script([reply('Printing it.', 'print("renamed")'), 'Done.']);
     const name = await newNotebook(page);
     await openPanel(page);
     await ask(page, 'print renamed');
@@ -323,7 +560,7 @@ test.describe('chat with a scripted model', () => {
   test('each notebook has its own chat; the chat follows the notebook', async ({
     page
   }) => {
-    script([reply('One.', 'print(1)')]);
+    script([reply('One.', 'print(1)'), 'It printed 1.']);
     const first = await newNotebook(page);
     const panel = await openPanel(page);
     await ask(page, 'print one');
@@ -344,9 +581,9 @@ test.describe('chat with a scripted model', () => {
     await expect(requests(page).locator('.jp-OciChat-prompt')).toHaveText(
       'print one'
     );
-    await expect(requests(page).locator('.jp-RenderedMarkdown')).toContainText(
-      'One.'
-    );
+    await expect(
+      requests(page).locator('.jp-OciChat-turn .jp-RenderedMarkdown')
+    ).toContainText('One.');
   });
 
   test('a notebook without a kernel: a clear message, the request ends', async ({
@@ -459,7 +696,8 @@ test.describe('chat with a scripted model', () => {
             'Counting slowly.',
             'import time\ntime.sleep(30)\nprint("late")'
           ),
-          reply('Faster now.', 'print("quick")')
+          reply('Faster now.', 'print("quick")'),
+          'It printed quick.'
         ]);
         await newNotebook(page);
         await openPanel(page);
@@ -497,7 +735,8 @@ test.describe('chat with a scripted model', () => {
     }, testInfo) => {
       script([
         reply('Printing the total.', BROKEN),
-        reply('Fixed the name.', FIXED)
+        reply('Fixed the name.', FIXED),
+        'The total is 55.'
       ]);
       await newNotebook(page);
       await openPanel(page);
@@ -546,7 +785,7 @@ test.describe('chat with a scripted model', () => {
 });
 
 test.describe('chat screenshots', () => {
-  test.use({ viewport: { width: 1280, height: 1160 }, deviceScaleFactor: 2 });
+  test.use({ viewport: { width: 1280, height: 1320 }, deviceScaleFactor: 2 });
 
   for (const theme of ['light', 'dark']) {
     test(`mid-conversation, ${theme} theme`, async ({ page }) => {
@@ -560,22 +799,30 @@ test.describe('chat screenshots', () => {
       }
       script([
         reply(
-          'I load the CSV with **pandas**, then sum the `amount` column by month.',
+          'I load the CSV with **pandas** and sum `amount` by month.',
           "df = pd.read_csv('data.csv', parse_dates=['date'])\nmonthly = df.resample('M', on='date')['amount'].sum()\nprint(monthly)"
         ),
         reply(
           '`pd` is not defined: pandas was never imported. Importing it first:',
           "import pandas as pd\n\ndf = pd.DataFrame({'date': pd.date_range('2024-01-01', periods=90), 'amount': range(90)})\nmonthly = df.resample('MS', on='date')['amount'].sum()\nprint(monthly)"
         ),
-        // Long enough to still be streaming when the screenshot is taken.
-        'A bar per month reads best here; I label the bars with short month names.\n\n' +
+        // Step 2, after reading step 1's result.
+        reply(
+          'The totals rise every month. Which month is the largest:',
+          "print(monthly.idxmax().strftime('%B'))"
+        ),
+        'The totals grow each month, from **465** in January to **2,235** in **March**, the largest.',
+        // Long enough to still be streaming when the screenshot is taken:
+        // the code block stays open (the code runs once it closes).
+        'A bar per month, labelled with short month names:\n\n' +
           '```python\nimport matplotlib.pyplot as plt\n\nfig, ax = plt.subplots(figsize=(6, 3))\n' +
           "ax.bar(monthly.index.strftime('%b'), monthly.values, color='tab:blue')\n" +
-          "ax.set_title('Monthly totals')\nax.set_ylabel('amount')\nplt.show()\n```\n\n" +
+          "ax.set_title('Monthly totals')\nax.set_ylabel('amount')\n" +
           Array.from(
-            { length: 60 },
-            () => 'The bars share one axis so the months compare at a glance.'
-          ).join(' ')
+            { length: 80 },
+            (_, i) => `# bar ${i + 1}: the months share one axis to compare at a glance`
+          ).join('\n') +
+          '\nplt.show()\n```'
       ]);
       await newNotebook(page, "print('monthly report')");
       const panel = await openPanel(page);
@@ -605,6 +852,8 @@ test.describe('chat screenshots', () => {
 test.describe('auto-fix of failing cells', () => {
   const FAILING = 'doubled = x * 2\nprint(y)';
   const REPAIRED = 'doubled = x * 2\nprint(doubled)';
+  /** The model's words once it has read the fixed cell's result. */
+  const EXPLAINED = '`y` was never defined: the cell now prints `doubled`, 82.';
 
   /** A notebook whose second cell, run by the user, fails with a NameError. */
   async function failingCell(page: IJupyterLabPageFixture): Promise<string> {
@@ -620,7 +869,7 @@ test.describe('auto-fix of failing cells', () => {
   test('suggest: the Fix button, a diff to accept, the fixed cell runs; the original comes back', async ({
     page
   }, testInfo) => {
-    script([reply('`y` is not defined; `x` is.', REPAIRED)]);
+    script([reply('`y` is not defined; `x` is.', REPAIRED), EXPLAINED]);
     await failingCell(page);
 
     const cell = page.locator('.jp-Notebook .jp-Cell').nth(1);
@@ -671,12 +920,31 @@ test.describe('auto-fix of failing cells', () => {
     expect(outputText(cells[1])).toContain('82');
     expect(cells[1].metadata.oci.original_source).toBe(FAILING);
 
-    // The model was asked to fix that cell, with its error.
+    // The model was asked to fix that cell, with its error; then it read
+    // the fixed cell's output and explained.
     const prompts = scriptedPrompts();
-    expect(prompts).toHaveLength(1);
+    expect(prompts).toHaveLength(2);
     const asked = prompts[0].map(m => m.content).join('\n');
     expect(asked).toContain(FAILING);
     expect(asked).toContain("name 'y' is not defined");
+    expect(prompts[1][prompts[1].length - 1].content).toContain('82');
+
+    // The explanation, under the fixed cell where the fix's progress was,
+    // and in the chat.
+    const note = cell.locator('.jp-OciFixResult');
+    await expect(note).toHaveAttribute('data-oci-fix-result', 'fixed');
+    await expect(note.locator('.jp-OciFixResult-title')).toHaveText(
+      'Fixed by OpenCodeInterpreter'
+    );
+    await expect(note.locator('code').first()).toHaveText('y');
+    await expect(note).toContainText('the cell now prints doubled, 82.');
+    await expect(request.locator('[data-oci-answer]')).toContainText(
+      'the cell now prints doubled, 82.'
+    );
+    await cell.screenshot({ path: testInfo.outputPath('fix-result.png') });
+    // Dismissed, it goes.
+    await note.getByRole('button', { name: 'Dismiss' }).click();
+    await expect(cell.locator('.jp-OciFixResult')).toHaveCount(0);
 
     // One undo in the cell brings the original back; redo, the fix.
     await page.notebook.enterCellEditingMode(1);
@@ -806,7 +1074,7 @@ test.describe('auto-fix of failing cells', () => {
     await expect(page.locator('.jp-OciFixButton')).toHaveCount(1);
     await page.notebook.selectCells(3);
 
-    script([reply('`y` is not defined; `x` is.', REPAIRED)]);
+    script([reply('`y` is not defined; `x` is.', REPAIRED), EXPLAINED]);
     await button.click();
     const dialog = page.locator('.jp-Dialog.jp-OciDiffDialog');
     await expect(dialog).toBeVisible({ timeout: 30 * 1000 });
@@ -847,7 +1115,7 @@ test.describe('auto-fix of failing cells', () => {
     });
 
     test('a failing cell is fixed without a click', async ({ page }) => {
-      script([reply('`y` is not defined; `x` is.', REPAIRED)]);
+      script([reply('`y` is not defined; `x` is.', REPAIRED), EXPLAINED]);
       await failingCell(page);
       const request = requests(page).last();
       await expect(request).toHaveAttribute('data-oci-status', 'success', {
@@ -861,6 +1129,13 @@ test.describe('auto-fix of failing cells', () => {
       expect(cells[1].source.trim()).toBe(REPAIRED);
       expect(outputText(cells[1])).toContain('82');
       expect(cells[1].metadata.oci.original_source).toBe(FAILING);
+      // The model's explanation stays under the cell until it runs again.
+      const cell = page.locator('.jp-Notebook .jp-Cell').nth(1);
+      await expect(cell.locator('.jp-OciFixResult')).toContainText(
+        'the cell now prints doubled, 82.'
+      );
+      await runCellByHand(page, 1);
+      await expect(cell.locator('.jp-OciFixResult')).toHaveCount(0);
     });
 
     test('the failing code handed back is not run again; the model is told', async ({
@@ -869,7 +1144,8 @@ test.describe('auto-fix of failing cells', () => {
     }, testInfo) => {
       script([
         reply('This should work.', FAILING),
-        reply('`y` is not defined; `x` is.', REPAIRED)
+        reply('`y` is not defined; `x` is.', REPAIRED),
+        EXPLAINED
       ]);
       const name = await failingCell(page);
       const request = requests(page).last();
@@ -881,7 +1157,7 @@ test.describe('auto-fix of failing cells', () => {
       await expect(chips.last()).toContainText('ok');
       await request.screenshot({ path: testInfo.outputPath('repeat.png') });
       const prompts = scriptedPrompts();
-      expect(prompts).toHaveLength(2);
+      expect(prompts).toHaveLength(3);
       expect(prompts[1][prompts[1].length - 1].content).toContain(
         'not run: this is the same code as the cell'
       );
