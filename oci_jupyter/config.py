@@ -65,15 +65,17 @@ class OCI(Configurable):
     n_threads = Int(
         0,
         config=True,
-        help="""llama.cpp: CPU threads for decoding (0: all cores but one, so that Jupyter and
-        the kernel keep a core; all cores is faster on an idle machine but stalls everything
-        else, see benchmarks/README.md, "CPU").""",
+        help="""llama.cpp: CPU threads for decoding. 0: follow the load: every core while
+        nothing else computes, one fewer per core that other processes (a kernel) keep busy,
+        checked every second. llama.cpp's threads spin-wait for each other, so a thread that
+        shares its core stalls all of them (measured on 2 cores: 2 threads 12.8 tok/s idle
+        but 1.2 next to a busy kernel, 1 thread 6.8 and 4.7; benchmarks/README.md, "CPU").""",
     )
     n_threads_batch = Int(
         0,
         config=True,
-        help="""llama.cpp: CPU threads for reading the prompt (0: all cores; reading is short,
-        decides the time to the first token, and Stop interrupts it).""",
+        help="""llama.cpp: CPU threads for reading the prompt (0: follow the load, like
+        n_threads).""",
     )
     kv_cache_bytes = Int(
         512 * 1024 * 1024,

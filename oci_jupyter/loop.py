@@ -52,6 +52,8 @@ from .prompts import (
     repeat_feedback,
     repeat_success_feedback,
     same_code,
+    unchecked_feedback,
+    ungrounded_numbers,
 )
 from .types import ExecutionOutcome, GenerationParams, Message, OutcomeStatus
 
@@ -74,11 +76,12 @@ __all__ = [
     "bounded",
 ]
 
-SkipReason = Literal["input", "repeat", "repeat_ok"]
+SkipReason = Literal["input", "repeat", "repeat_ok", "unchecked"]
 SKIP_NOTES: dict[SkipReason, str] = {
     "input": "not run: asks for input()",
     "repeat": "not run: same as before",
     "repeat_ok": "not run: already ran",
+    "unchecked": "not final: states a number no run printed",
 }
 LoopStatus = Literal["success", "failed", "no_code", "cancelled", "error"]
 LoopMode = Literal["chat", "fix"]
@@ -263,6 +266,7 @@ class RefinementLoop:
     """The current step's last try: None before it ran, True if it ran without errors."""
     _ran: list[_Ran] = field(default_factory=list)
     _first_length: int = 0
+    _checked_answer: bool = False
 
     def __post_init__(self) -> None:
         self.messages = list(self.messages)
@@ -429,9 +433,18 @@ class RefinementLoop:
             )
         return self._next_reply()
 
-    def _answer(self, reply: str) -> Finished:
+    def _answer(self, reply: str) -> Finished | Generate:
         """A reply without code: what it means depends on what came before it."""
         if self._step_ok is True:
+            unchecked = self._unchecked_numbers(reply)
+            if unchecked:
+                # Small models work the last step out in their head ("the sum is 157.8")
+                # instead of running it: an answer must come from what the runs printed.
+                self._checked_answer = True
+                turn = self.turns[-1]
+                turn.skipped = "unchecked"
+                turn.feedback = unchecked_feedback(unchecked)
+                return self._feed_back(turn.feedback)
             done = "Answered." if self.mode == "chat" else "Fixed."
             return self._finish("success", done, answer=reply)
         if self._step_ok is False:
@@ -439,6 +452,15 @@ class RefinementLoop:
         if self.mode == "fix":
             return self._finish("failed", "The model's reply has no code.", answer=reply)
         return self._finish("no_code", "The model's reply has no code.", answer=reply)
+
+    def _unchecked_numbers(self, answer: str) -> list[str]:
+        """The numbers an answer states that neither a run of this request printed nor the
+        request itself contains (checked once per request, in ``chat``)."""
+        if self.mode != "chat" or self._checked_answer:
+            return []
+        request = self.messages[self._first_length - 1]["content"] if self._first_length else ""
+        shown = [request, *(r.outcome.output for r in self._ran)]
+        return ungrounded_numbers(answer, shown)
 
     def _failed_before(self, code: str) -> tuple[str, ExecutionOutcome] | None:
         """Where this code already ran and failed ("attempt 2", "attempt 1 of step 2", "the

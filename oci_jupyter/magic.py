@@ -282,6 +282,7 @@ class OCIMagics(Magics):
                 history=self.history,
                 limits=limits,
                 needs=needs,
+                **({"hint": ""} if mode == "fix" else {}),  # a fix asks for code already
             )
         except PromptTooLong as exc:
             raise UsageError(f"the request is too long: {exc}") from exc

@@ -16,6 +16,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from oci_jupyter.chat import ChatSession, ChatStore, RequestRecord
+from oci_jupyter.prompts import REQUEST_HINT
 
 from .doubles import ScriptedTestEngine
 from .helpers import oci_app, wait_for_state
@@ -173,7 +174,7 @@ async def test_history_feeds_the_next_request(tmp_path: Path) -> None:
     assert ANSWER in contents
     # The second request's prompt begins with everything the first one sent.
     assert second[: len(first)] == first
-    assert second[-1]["content"].endswith("why?")
+    assert second[-1]["content"].endswith(f"why?\n\n{REQUEST_HINT}")
     assert browser.of("done")[-1]["status"] == "no_code"
 
 
@@ -193,7 +194,7 @@ async def test_context_reaches_the_prompt(tmp_path: Path) -> None:
     prompt = engine.prompts[0][-1]["content"]
     assert "- df: DataFrame, shape (3, 2)" in prompt
     assert "# In [2]  <- active cell\ndf = pd.read_csv('x.csv')" in prompt
-    assert prompt.endswith("Request:\nprint a total")
+    assert prompt.endswith(f"Request:\nprint a total\n\n{REQUEST_HINT}")
 
 
 async def test_fix_mode_replaces_the_failing_cell(tmp_path: Path) -> None:

@@ -414,7 +414,7 @@ async def test_a_model_failure_fails_the_problem_and_unavailable_stops(tmp_path:
     kernel = KernelSession(workdir=tmp_path / "kernel")
     await kernel.start()
     model = FailingModel([STRLEN_TYPO, ModelFailure("the prompt outgrew the context")])
-    records = await solve(STRLEN, model, kernel, EvalSettings(success="read"))  # type: ignore[arg-type]
+    records = await solve(STRLEN, model, kernel, EvalSettings(success="read"))
     await kernel.shutdown()
     first, second = records
     assert first["outcome"]["status"] == "error"
@@ -426,7 +426,7 @@ async def test_a_model_failure_fails_the_problem_and_unavailable_stops(tmp_path:
     gone = FailingModel([ModelUnavailable("the server is gone")])
     unused = KernelSession(workdir=tmp_path / "unused")  # never started: nothing runs
     with pytest.raises(ModelUnavailable, match="the server is gone"):
-        await solve(STRLEN, gone, unused, EvalSettings())  # type: ignore[arg-type]
+        await solve(STRLEN, gone, unused, EvalSettings())
 
 
 async def test_the_rule_is_recorded_and_resume_refuses_another(tmp_path: Path) -> None:

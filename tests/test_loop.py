@@ -1286,3 +1286,47 @@ def test_bounded_alternates_what_it_keeps() -> None:
         {"role": "user", "content": "result\n\nnext"},
     ]
     assert bounded(messages, 10) == [{"role": "user", "content": "result\n\nnext"}]
+
+
+# ---- answers are checked against what the runs printed -------------------------------------
+def test_an_answer_with_a_number_no_run_printed_gets_one_more_look() -> None:
+    loop = RefinementLoop([SYSTEM, {"role": "user", "content": "Double the prices, then sum."}])
+    loop.start()
+    loop.on_reply("```python\ndoubled = [25.0, 26.0]\nprint(doubled)\n```")
+    loop.on_outcome(ExecutionOutcome("ok", output="[25.0, 26.0]\n"))
+    again = loop.on_reply("The sum of doubled is 157.8.")  # worked out in its head: wrong
+    assert isinstance(again, Generate)
+    assert loop.turns[-2].skipped == "unchecked"
+    assert "157.8" in again.messages[-1]["content"]
+    assert (
+        "never" not in again.messages[-1]["content"].lower()
+        or "head" in again.messages[-1]["content"]
+    )
+    run = loop.on_reply("```python\nprint(sum(doubled))\n```")
+    assert isinstance(run, Execute)
+    assert (run.step, run.attempt) == (2, 1)
+    loop.on_outcome(ExecutionOutcome("ok", output="51.0\n"))
+    done = loop.on_reply("The sum is 51.0.")
+    assert isinstance(done, Finished)
+    assert (done.status, done.answer) == ("success", "The sum is 51.0.")
+
+
+def test_an_answer_from_the_printed_result_or_the_request_ends_the_loop() -> None:
+    loop = RefinementLoop([SYSTEM, {"role": "user", "content": "How many above 50 of 40?"}])
+    loop.start()
+    loop.on_reply("```python\nprint(17)\n```")
+    loop.on_outcome(ExecutionOutcome("ok", output="17\n"))
+    done = loop.on_reply("17 of the 40 values are above 50 (a rounded 17.0).")
+    assert isinstance(done, Finished)
+    assert done.status == "success"
+
+
+def test_the_number_check_happens_once_per_request() -> None:
+    loop = RefinementLoop([SYSTEM, REQUEST])
+    loop.start()
+    loop.on_reply(code_reply("print(2 + 2)"))
+    loop.on_outcome(OK)
+    assert isinstance(loop.on_reply("It is 123.4."), Generate)
+    done = loop.on_reply("It is still 123.4.")
+    assert isinstance(done, Finished)
+    assert done.status == "success"

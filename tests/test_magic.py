@@ -15,6 +15,7 @@ import pytest
 from oci_jupyter.execution import TIMES
 from oci_jupyter.loop import Budgets, Finished, Turn
 from oci_jupyter.magic import budgets_for, heading, inserted_cell, parse_options, summary_line
+from oci_jupyter.prompts import REQUEST_HINT
 from oci_jupyter.types import ExecutionOutcome
 
 from .kernels import CellRun, Kernel, ipykernel
@@ -179,7 +180,7 @@ def test_a_failed_attempt_is_refined_in_the_same_step(kernel: Kernel, script: Sc
 
     first, second, _ = script.prompts
     assert first[0]["role"] == "system"
-    assert first[-1]["content"].endswith("sum the squares of 1..5")
+    assert first[-1]["content"].endswith(f"sum the squares of 1..5\n\n{REQUEST_HINT}")
     feedback = second[-1]["content"]
     assert second[-2] == {"role": "assistant", "content": BROKEN}
     assert feedback.startswith("Execution result: the code raised an error.")

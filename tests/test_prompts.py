@@ -15,6 +15,7 @@ from oci_jupyter.prompts import (
     CLIP_KEEP,
     CLIP_OVER,
     READ_HINT,
+    REQUEST_HINT,
     SYSTEM_PROMPT,
     CellContext,
     Counter,
@@ -442,7 +443,12 @@ def test_build_messages_without_context_is_system_history_request() -> None:
     assert messages[0]["content"].startswith(SYSTEM_PROMPT)
     assert "julia" in messages[0]["content"]
     assert messages[1:3] == history
-    assert messages[3] == {"role": "user", "content": "plot it"}
+    assert messages[3] == {"role": "user", "content": f"plot it\n\n{REQUEST_HINT}"}
+    # A fix (or any caller) can leave the hint out.
+    plain = build_messages(
+        "plot it", NotebookContext(), window=8192, count=estimate_counter, hint=""
+    )
+    assert plain[-1] == {"role": "user", "content": "plot it"}
 
 
 def test_build_messages_puts_variables_and_cells_before_the_request() -> None:
@@ -455,7 +461,7 @@ def test_build_messages_puts_variables_and_cells_before_the_request() -> None:
     assert prompt.startswith("Variables in the kernel:\n- df: DataFrame, shape (3, 2)\n\n")
     assert "Notebook cells, top to bottom:\n# In [1]  <- active cell\nimport pandas as pd" in prompt
     assert "not shown" not in prompt
-    assert prompt.endswith("\n\nRequest:\ndescribe df")
+    assert prompt.endswith(f"\n\nRequest:\ndescribe df\n\n{REQUEST_HINT}")
 
 
 def test_build_messages_always_keeps_the_request() -> None:
@@ -469,7 +475,7 @@ def test_build_messages_always_keeps_the_request() -> None:
         count=word_counter,
         limits=PromptLimits(reply_tokens=256),
     )
-    assert messages[-1]["content"].endswith(request)
+    assert messages[-1]["content"].endswith(f"{request}\n\n{REQUEST_HINT}")
     assert prompt_tokens(messages, word_counter, PromptLimits()) <= window - 256
 
 
@@ -642,7 +648,7 @@ def check_random_notebooks(count: Counter, cases: int = 200, seed: int = 1234) -
         )
         assert messages[0]["role"] == "system"
         assert messages[-1]["role"] == "user"
-        assert messages[-1]["content"].endswith(request.strip())
+        assert messages[-1]["content"].endswith(f"{request.strip()}\n\n{REQUEST_HINT}")
         assert len(messages) == 2 or messages[1]["role"] == "user"
         shown = shown_cells(messages)
         assert shown == sorted(shown)

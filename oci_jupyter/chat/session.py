@@ -16,6 +16,7 @@ from ..driver import KernelGone, ModelFailed, ReplyCutter, Stopped, TurnEnded, d
 from ..engine import Delta, Engine, EngineError, Finish, GenerationParams
 from ..loop import SKIP_NOTES, Execute, Finished, Generate, RefinementLoop, alternate
 from ..prompts import (
+    REQUEST_HINT,
     CellContext,
     NotebookContext,
     PromptLimits,
@@ -238,6 +239,7 @@ class ChatSession:
             history=conversation,
             limits=PromptLimits(reply_tokens=reply_tokens),
             needs=needs,
+            hint="" if fix is not None else REQUEST_HINT,  # a fix asks for code already
             **({"system": self.system_prompt} if self.system_prompt is not None else {}),
         )
         return messages, reply_tokens

@@ -62,6 +62,11 @@ DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024
 PromptLookup = Literal["auto", "on", "off"]
 ExtraBuffers = Literal["auto", "on", "off"]
 
+_LOOKUP_TRIAL = 40
+_LOOKUP_MIN_RATE = 0.25
+"""prompt_lookup "auto" stops drafting for a reply once 40 drafted tokens were confirmed at
+under this rate (a checked batch of 11 tokens costs ~3 single steps on the CPU)."""
+
 _MIN_SAVED_TOKENS = 16
 """Shorter states are not worth a cache entry (reading them again costs a fraction of a second)."""
 
@@ -112,16 +117,13 @@ _SHUTDOWN = object()
 
 
 def default_threads() -> int:
-    """Decoding threads: all usable cores but one. llama.cpp's threads spin on every core they
-    get, so with all of them Jupyter's own requests wait for a core and generation collapses
-    as soon as the kernel (or anything else) computes; one core left free costs speed on an
-    idle 2-core machine and much less on more (benchmarks/README.md, P2 and "CPU")."""
+    """Decoding threads before the first load reading: all usable cores but one (the engine
+    then follows the load, see LlamaCppEngine._choose_threads; a fixed n_threads is kept)."""
     return max(1, usable_cores() - 1)
 
 
 def default_batch_threads() -> int:
-    """Prompt-reading threads: every core. Reading is short and decides the time to the
-    first token; it is cancellable and yields to nothing else of the server's."""
+    """Prompt-reading threads before the first load reading: every core."""
     return usable_cores()
 
 
@@ -153,6 +155,40 @@ def cpu_has_amx() -> bool:
 _PARAMS_LOCK = threading.Lock()
 
 
+class CpuMeter:
+    """How many cores other processes kept busy since the previous reading (from /proc)."""
+
+    def __init__(self, min_window: float = 0.25) -> None:
+        self.min_window = min_window
+        self._last = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(x) for x in stat.readline().split()[1:9]]
+            with open("/proc/self/stat") as own:
+                mine = own.read().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields) - fields[3] - fields[4]) / tick  # all but idle and iowait
+        return time.monotonic(), busy, (int(mine[11]) + int(mine[12])) / tick
+
+    def others(self) -> float | None:
+        """Cores used by other processes since the last reading; None if under min_window
+        has passed (or there is no /proc)."""
+        now = self._read()
+        if now is None or self._last is None:
+            return None
+        wall = now[0] - self._last[0]
+        if wall < self.min_window:
+            return None
+        used = (now[1] - self._last[1]) - (now[2] - self._last[2])
+        self._last = now
+        return max(0.0, used / wall)
+
+
 class LlamaCppEngine(Engine):
     name = "llamacpp"
 
@@ -182,8 +218,11 @@ class LlamaCppEngine(Engine):
         self._try_hub = try_hub
         self._hub_timeout = hub_timeout
         self._n_ctx = n_ctx
+        self._fixed_threads = n_threads or None
+        self._fixed_batch_threads = n_threads_batch or None
         self._n_threads = n_threads or default_threads()
         self._n_threads_batch = n_threads_batch or default_batch_threads()
+        self._meter = CpuMeter()
         self._n_batch = n_batch
         self.prompt_lookup: PromptLookup = prompt_lookup
         """Prompt-lookup decoding: "on", "off" or "auto" (may change between requests)."""
@@ -195,8 +234,12 @@ class LlamaCppEngine(Engine):
             model_name = self._model_path.stem
         else:
             model_name = spec.served_name or spec.filename.removesuffix(".gguf")
-        plural = "s" if self._n_threads != 1 else ""
-        super().__init__(model=model_name, device=f"cpu ({self._n_threads} thread{plural})")
+        if self._fixed_threads:
+            plural = "s" if self._n_threads != 1 else ""
+            device = f"cpu ({self._n_threads} thread{plural})"
+        else:
+            device = f"cpu (1-{usable_cores()} threads, by load)"
+        super().__init__(model=model_name, device=device)
         self._llm: Any = None
         self._formatter: Any = None
         self._prefix_formatter: Any = None
@@ -212,6 +255,7 @@ class LlamaCppEngine(Engine):
         self._abort_armed = False
         self._abort_callback: Any = None
         self._abort_null: Any = None
+        self._threads_set: tuple[int, int] | None = None
         self.cache = PrefixCache(kv_cache_bytes)
         self.last_stats: RequestStats | None = None
         """How the latest request read its prompt and decoded (set by the worker)."""
@@ -339,6 +383,31 @@ class LlamaCppEngine(Engine):
         callback = self._abort_callback if armed else self._abort_null
         llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, callback, None)
 
+    def _choose_threads(self) -> None:
+        """Threads not fixed by the configuration follow the load of the rest of the machine:
+        every core while nothing else computes, one fewer per core something else keeps busy.
+        llama.cpp's threads wait for each other spinning, so one that has to share its core
+        stalls them all: measured on 2 cores, 2 threads decode 12.8 tok/s on an idle machine
+        (1 thread: 6.8) but 1.2 while another process spins on one core (1 thread: 4.7), and
+        read a prompt at 20 tok/s instead of 67 (benchmarks/README.md, "CPU")."""
+        if self._fixed_threads and self._fixed_batch_threads:
+            return
+        others = self._meter.others()
+        if others is None:
+            return  # too short a window to tell: keep the last choice
+        threads = max(1, min(usable_cores(), int(usable_cores() - others + 0.3)))
+        if not self._fixed_threads:
+            self._n_threads = threads
+        if not self._fixed_batch_threads:
+            self._n_threads_batch = threads
+
+    def _use_threads(self, decode: int, batch: int) -> None:
+        if self._threads_set != (decode, batch):
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, decode, batch)
+            self._threads_set = (decode, batch)
+
     def _should_stop(self) -> bool:
         job = self._current
         if job is None:
@@ -453,6 +522,8 @@ class LlamaCppEngine(Engine):
             self.cache.stats.hits += 1
         else:
             self.cache.stats.misses += 1
+        self._choose_threads()
+        self._use_threads(self._n_threads, self._n_threads_batch)
         self._arm_abort(True)
         try:
             for start in range(keep, end, self._n_batch):
@@ -493,6 +564,11 @@ class LlamaCppEngine(Engine):
         llm = self._llm
         p = job.params
         started = time.perf_counter()
+        # Drafts are checked in batches of up to lookup_tokens + 1: with the prompt threads
+        # (all cores) those batches collapse as soon as anything else computes (2.5 s instead
+        # of 0.4 s for 11 tokens, measured); the decoding threads leave that core free.
+        self._choose_threads()
+        self._use_threads(self._n_threads, self._n_threads)
         llm.set_seed(p.seed if p.seed is not None else random.randint(0, 2**31 - 1))
         sampler = llm._init_sampler(
             top_k=40,
@@ -515,13 +591,21 @@ class LlamaCppEngine(Engine):
         generated = 0
         reason: FinishReason = "length"
         try:
+            checked = time.monotonic()
             while generated < limit:
                 if job.stop.is_set():
                     reason = "cancelled"
                     break
+                if time.monotonic() - checked >= 1.0:  # a kernel may have started computing
+                    checked = time.monotonic()
+                    self._choose_threads()
+                    self._use_threads(self._n_threads, self._n_threads)
                 base = int(llm.n_tokens)
                 room = min(self._n_ctx - base - 1, limit - generated - 1)
-                draft = drafter(llm.input_ids[:base], pending, room) if drafter else []
+                # No draft for the first token: a batch would delay the first text (TTFT).
+                draft: list[int] = []
+                if drafter is not None and generated:
+                    draft = drafter(llm.input_ids[:base], pending, room)
                 self._eval([pending, *draft], all_logits=bool(draft))
                 stats.drafted_tokens += len(draft)
                 done = False
@@ -552,6 +636,12 @@ class LlamaCppEngine(Engine):
                     llm.n_tokens = valid
                 if done:
                     break
+                if (
+                    self.prompt_lookup == "auto"
+                    and stats.drafted_tokens >= _LOOKUP_TRIAL
+                    and stats.accepted_tokens < _LOOKUP_MIN_RATE * stats.drafted_tokens
+                ):
+                    drafter = None  # this reply does not copy its prompt: plain decoding
             if reason != "cancelled" and not out.stopped:
                 out.finish()
         finally:
@@ -677,8 +767,9 @@ class LlamaCppEngine(Engine):
         """What this engine runs with (for status pages and benchmarks)."""
         return {
             "n_ctx": self._n_ctx,
-            "n_threads": self._n_threads,
-            "n_threads_batch": self._n_threads_batch,
+            "n_threads": self._fixed_threads or "auto",
+            "n_threads_batch": self._fixed_batch_threads or "auto",
+            "threads_now": [self._n_threads, self._n_threads_batch],
             "n_batch": self._n_batch,
             "prompt_lookup": self.prompt_lookup,
             "extra_buffers": self.use_extra_buffers(),

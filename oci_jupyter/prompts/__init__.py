@@ -37,14 +37,16 @@ from .feedback import (
     repeat_feedback,
     repeat_success_feedback,
     strip_ansi,
+    unchecked_feedback,
 )
-from .replies import calls_input, code_block_end, extract_code, same_code
-from .system import SYSTEM_PROMPT
+from .replies import calls_input, code_block_end, extract_code, same_code, ungrounded_numbers
+from .system import REQUEST_HINT, SYSTEM_PROMPT
 
 __all__ = [
     "CLIP_KEEP",
     "CLIP_OVER",
     "READ_HINT",
+    "REQUEST_HINT",
     "SEARCH_CELLS",
     "SYSTEM_PROMPT",
     "CellContext",
@@ -71,5 +73,7 @@ __all__ = [
     "repeat_success_feedback",
     "same_code",
     "strip_ansi",
+    "unchecked_feedback",
+    "ungrounded_numbers",
     "used_names",
 ]

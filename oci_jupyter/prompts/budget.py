@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..types import Message
 from .context import CellContext, NotebookContext, rank_cells
 from .feedback import strip_ansi
-from .system import SYSTEM_PROMPT
+from .system import REQUEST_HINT, SYSTEM_PROMPT
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ def build_messages(
     limits: PromptLimits | None = None,
     system: str = SYSTEM_PROMPT,
     needs: Collection[str] = (),
+    hint: str = REQUEST_HINT,
 ) -> list[Message]:
     """The first turn's messages: system, earlier conversation, then context + request.
 
@@ -66,7 +67,7 @@ def build_messages(
     limits = limits or PromptLimits()
     language = context.language or "python"
     system_text = f"{system}\nThe kernel's language: {language}."
-    request_text = request.strip()
+    request_text = request.strip() + (f"\n\n{hint}" if hint else "")
     cell_order = rank_cells(context.cells, limits.max_cells, needs)
     cell_texts = [cell_text(context.cells[i], limits) for i in cell_order]
     variable_lines = [v.line() for v in context.variables[: limits.max_variables]]

@@ -9,8 +9,9 @@ from ..types import ExecutionOutcome
 
 FeedbackMarker = "Execution result:"
 READ_HINT = (
-    "If this answers the request, answer in words from it (no code). If the result is wrong "
-    "or more is needed, give the code for that."
+    "If this shows the answer, answer in words from it, without code. If a step of the "
+    "request remains, or the value asked for is not printed yet, give the code that computes "
+    "and prints it: never work a number out in your head."
 )
 CLIP_OVER = 1000
 CLIP_KEEP = 200
@@ -98,4 +99,14 @@ def input_feedback() -> str:
     return (
         f"{FeedbackMarker} the code was not run because it calls input(), and nobody can "
         "answer it here. Assign the values directly instead, and give the full code."
+    )
+
+
+def unchecked_feedback(numbers: list[str]) -> str:
+    """The user turn for an answer that states numbers no run printed."""
+    listed = ", ".join(numbers[:5])
+    return (
+        f"{FeedbackMarker} not checked: your answer states {listed}, which no run printed. "
+        "Do not work numbers out in your head: give the code that computes and prints it, "
+        "then answer from the printed result."
     )

@@ -83,3 +83,36 @@ def same_code(a: str, b: str) -> bool:
         return [line.rstrip() for line in code.strip("\n").splitlines() if line.strip()]
 
     return lines(a) == lines(b)
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w]|\.\d)")
+_CODE_SPANS = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
+
+
+def _numbers(text: str) -> list[tuple[str, float]]:
+    found = []
+    for match in _NUMBER.finditer(text):
+        literal = match.group().rstrip(",")
+        try:
+            found.append((literal, float(literal.replace(",", ""))))
+        except ValueError:
+            continue
+    return found
+
+
+def ungrounded_numbers(answer: str, shown: list[str]) -> list[str]:
+    """The numbers in an answer's words (code left out) that appear in none of ``shown``
+    (what the runs printed, the request), allowing for rounding ("12.58" for 12.5833).
+    Integers up to 10 are left alone: prose is full of them ("2 steps", "the 3 largest")."""
+    known = [value for text in shown for _, value in _numbers(text)]
+    missing: list[str] = []
+    for literal, value in _numbers(_CODE_SPANS.sub(" ", answer)):
+        if value == int(value) and abs(value) <= 10:
+            continue
+        decimals = len(literal.partition(".")[2])
+        tolerance = 0.5 * 10**-decimals + 1e-9
+        if not any(
+            abs(value - k) <= tolerance or abs(abs(value) - abs(k)) <= tolerance for k in known
+        ):
+            missing.append(literal)
+    return missing

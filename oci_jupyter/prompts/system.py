@@ -16,3 +16,10 @@ a wrong result, explain the cause in a sentence and give the full corrected code
 - Never call input(): assign the values directly.
 - Only a question that needs no computation (about Python itself, an explanation) is \
 answered without code."""
+
+REQUEST_HINT = (
+    "(If this needs a value from the data or a computation, compute it in a ```python block "
+    "first: the kernel runs it and shows you the result.)"
+)
+"""Said after each chat request: the 1.5B model otherwise answers questions about the data
+from the prompt alone ("3" for a count of 4) even with the system prompt above."""
