@@ -117,10 +117,21 @@ def words_of(text: str) -> str:
 
 
 def correct(words: str, expected: tuple[str, ...]) -> bool:
+    """A word expected appears as a word; a number expected appears as a number (to the
+    precision written: "12.58" matches 12.583333)."""
     lowered = words.lower().replace(",", "")
-    return any(
-        re.search(rf"(?<![\w.]){re.escape(e.lower())}(?![\w]|\.\d)", lowered) for e in expected
-    )
+    numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", lowered)]
+    for wanted in expected:
+        try:
+            value = float(wanted)
+        except ValueError:
+            if re.search(rf"(?<!\w){re.escape(wanted.lower())}(?!\w)", lowered):
+                return True
+            continue
+        places = len(wanted.partition(".")[2])
+        if any(abs(round(n, places) - value) < 1e-9 for n in numbers):
+            return True
+    return False
 
 
 class KernelBrowser:
@@ -239,9 +250,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=int, default=len(QUESTIONS))
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--rescore", type=Path, help="score a saved --json run again")
     args = parser.parse_args()
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores)")
-    results = asyncio.run(run(args.questions))
+    if args.rescore:
+        record = json.loads(args.rescore.read_text())
+        print(f"CPU: {record['cpu']} (rescored from {args.rescore})")
+        wanted = {q.ask: q.expected for q in QUESTIONS}
+        results = record["results"]
+        for result in results:
+            result["correct"] = correct(result["words"], wanted[result["question"]])
+    else:
+        print(f"CPU: {cpu_model()} ({os.cpu_count()} cores)")
+        results = asyncio.run(run(args.questions))
     summary: dict[str, dict[str, float]] = {}
     for mode in ("before", "after"):
         rows = [r for r in results if r["mode"] == mode]

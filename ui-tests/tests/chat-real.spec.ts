@@ -132,6 +132,33 @@ test.describe('chat with the real model', () => {
     await panel.screenshot({ path: testInfo.outputPath('answer.png') });
   });
 
+  test('which list has the largest sum: cells, then an answer in words', async ({
+    page
+  }, testInfo) => {
+    // The question of the interpreter-loop issue's "done": lists in several cells.
+    await newNotebook(page, 'north = [12, 40, 7, 3]\nsouth = [30, 22, 9]');
+    await page.notebook.addCell('code', 'east = [5, 61, 2, 1]');
+    await page.notebook.runCell(1, { inplace: true });
+    const panel = await modelReady(page);
+    await ask(page, 'Which of the lists in my notebook has the largest sum?');
+    const request = requests(page).last();
+    await expect(request).not.toHaveAttribute('data-oci-status', 'running', {
+      timeout: ANSWER_TIMEOUT
+    });
+    const cells = await notebookCells(page);
+    const answer = request.locator('[data-oci-answer]');
+    console.log(
+      `${await request.getAttribute('data-oci-status')}: cells:\n${cells
+        .slice(2)
+        .map(c => `${c.source}\n-> ${outputText(c).trim()}`)
+        .join('\n')}\nanswer: ${await answer.textContent()}`
+    );
+    await expect(request).toHaveAttribute('data-oci-status', 'success');
+    expect(cells.length).toBeGreaterThanOrEqual(3); // the model's code ran in a cell
+    await expect(answer).toContainText('east'); // 69, against 62 and 61
+    await panel.screenshot({ path: testInfo.outputPath('largest-sum.png') });
+  });
+
   test('a request in two steps: each step a cell below the previous one', async ({
     page
   }, testInfo) => {
