@@ -454,12 +454,14 @@ class RefinementLoop:
         return self._finish("no_code", "The model's reply has no code.", answer=reply)
 
     def _unchecked_numbers(self, answer: str) -> list[str]:
-        """The numbers an answer states that neither a run of this request printed nor the
-        request itself contains (checked once per request, in ``chat``)."""
+        """The numbers an answer states that appear in none of the request, the code that ran
+        and what it printed (checked once per request, in ``chat``)."""
         if self.mode != "chat" or self._checked_answer:
             return []
         request = self.messages[self._first_length - 1]["content"] if self._first_length else ""
-        shown = [request, *(r.outcome.output for r in self._ran)]
+        # What the model could read: the request (with the notebook), and each run's code
+        # (data it typed in) and output.
+        shown = [request, *(text for r in self._ran for text in (r.code, r.outcome.output))]
         return ungrounded_numbers(answer, shown)
 
     def _failed_before(self, code: str) -> tuple[str, ExecutionOutcome] | None:

@@ -1330,3 +1330,13 @@ def test_the_number_check_happens_once_per_request() -> None:
     done = loop.on_reply("It is still 123.4.")
     assert isinstance(done, Finished)
     assert done.status == "success"
+
+
+def test_numbers_from_the_code_that_ran_count_as_shown() -> None:
+    loop = RefinementLoop([SYSTEM, {"role": "user", "content": "How many are above 10?"}])
+    loop.start()
+    loop.on_reply("```python\nvalues = [3, 18, 25]\nprint(sum(v > 10 for v in values))\n```")
+    loop.on_outcome(ExecutionOutcome("ok", output="2\n"))
+    done = loop.on_reply("2 of them: 18 and 25.")
+    assert isinstance(done, Finished)
+    assert done.status == "success"

@@ -6,7 +6,14 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 export const PANEL = '#oci-jupyter-panel';
-export const IMAGES = path.resolve(__dirname, '..', '..', 'docs', 'images');
+/**
+ * Where the screenshots for the docs go: the test output, unless
+ * `OCI_UPDATE_DOCS_IMAGES=1` asks to refresh docs/images (a test run leaves the
+ * tracked tree as it found it).
+ */
+export const IMAGES = process.env.OCI_UPDATE_DOCS_IMAGES
+  ? path.resolve(__dirname, '..', '..', 'docs', 'images')
+  : path.resolve(__dirname, '..', 'test-results', 'docs-images');
 
 export async function openPanel(page: IJupyterLabPageFixture) {
   await page.evaluate(async () => {

@@ -1,11 +1,11 @@
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import * as path from 'path';
+import { IMAGES } from './helpers';
 
 const PANEL = '#oci-jupyter-panel';
 const OPEN_PANEL = 'oci:open-panel';
 // The real model loads in ~1-30 s; a cold page cache on CI can take longer.
 const MODEL_READY_TIMEOUT = 5 * 60 * 1000;
-const IMAGES = path.resolve(__dirname, '..', '..', 'docs', 'images');
 
 /** A `GET /oci/status` body, as the server extension sends it. */
 function engineStatus(overrides: Record<string, unknown>) {
