@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -699,68 +698,3 @@ def test_a_corrupted_chat_file_is_set_aside_not_deleted(tmp_path: Path) -> None:
     assert aside.read_text() == "[1, 2, 3]"
     store.save_request("n.ipynb", RequestRecord(id="r2", mode="chat", prompt="again"), [])
     assert [r["id"] for r in store.load("n.ipynb")["requests"]] == ["r2"]
-
-
-# ---- with the real bundled model and a real kernel --------------------------------------------
-class KernelBrowser(Browser):
-    """A browser stand-in that runs each "execute" in a real ipykernel, as the notebook does."""
-
-    def __init__(self, kernel: Any) -> None:
-        super().__init__()
-        self.kernel = kernel
-
-    async def send(self, message: dict[str, Any]) -> None:
-        self.sent.append(message)
-        if message["type"] == "execute":
-            # The blocking client belongs to this thread; the run is short.
-            run = self.kernel.run(message["code"], 60)
-            outcome: dict[str, Any] = {
-                "type": "outcome",
-                "id": message["id"],
-                "turn": message["turn"],
-                "status": "ok" if run.status == "ok" else "error",
-                "output": run.text,
-            }
-            if run.status != "ok":
-                content = run.reply["content"]
-                outcome["error"] = {
-                    "ename": content.get("ename", ""),
-                    "evalue": content.get("evalue", ""),
-                    "traceback": content.get("traceback", []),
-                }
-            assert self.session is not None
-            self.tasks.append(
-                asyncio.get_running_loop().create_task(self.session.receive(json.dumps(outcome)))
-            )
-        if message["type"] == "done":
-            self.done.set()
-
-
-@pytest.mark.model
-async def test_real_model_answers_a_question_about_kernel_data_in_words(
-    llama_engine: Any, tmp_path: Path
-) -> None:
-    from .kernels import ipykernel
-
-    # The data is made by a formula: the answer cannot be read off the prompt, only computed.
-    source = "values = [(i * 37) % 101 for i in range(40)]"
-    expected = str(sum((i * 37) % 101 > 50 for i in range(40)))
-    with ipykernel({**os.environ}) as kernel:
-        kernel.run(source)
-        browser = KernelBrowser(kernel)
-        session = ChatSession(
-            llama_engine, ChatStore(tmp_path / "chats"), browser.send, temperature=0.0
-        )
-        browser.session = session
-        context = {
-            "cells": [{"source": source, "label": "In [1]"}],
-            "variables": [{"name": "values", "type": "list", "summary": "40 items"}],
-        }
-        question = "How many items in values are greater than 50?"
-        await session.receive(ask(prompt=question, context=context, max_steps=3))
-        await finish(browser, timeout=600)
-    (done,) = browser.of("done")
-    assert done["status"] == "success", (done, browser.text("r1"))
-    assert browser.of("execute"), "the model should compute the answer with code"
-    # The words come after the model read the result: the number it computed.
-    assert expected in done["answer"], done
