@@ -65,17 +65,19 @@ class OCI(Configurable):
     n_threads = Int(
         0,
         config=True,
-        help="""llama.cpp: CPU threads for decoding. 0: follow the load: every core while
-        nothing else computes, one fewer per core that other processes (a kernel) keep busy,
-        checked every second. llama.cpp's threads spin-wait for each other, so a thread that
-        shares its core stalls all of them (measured on 2 cores: 2 threads 12.8 tok/s idle
-        but 1.2 next to a busy kernel, 1 thread 6.8 and 4.7; benchmarks/README.md, "CPU").""",
+        help="""llama.cpp: CPU threads for decoding. 0: all cores but one (so that Jupyter
+        stays responsive, P2), and one fewer per core that other processes (a kernel) keep
+        busy, checked every second: llama.cpp's threads spin-wait for each other, so a thread
+        that shares its core stalls all of them (measured on 2 cores, benchmarks/README.md,
+        "CPU": 2 threads decode 12.6 tok/s idle but 2.0 next to a busy kernel; 1 thread 7.0
+        and 6.9). On a machine of its own, n_threads = all cores decodes fastest.""",
     )
     n_threads_batch = Int(
         0,
         config=True,
-        help="""llama.cpp: CPU threads for reading the prompt (0: follow the load, like
-        n_threads).""",
+        help="""llama.cpp: CPU threads for reading the prompt. 0: every core, one fewer per
+        core other processes keep busy (2 cores: 165 tok/s idle; next to a busy kernel 2
+        threads read 49 tok/s, 1 thread 90).""",
     )
     kv_cache_bytes = Int(
         512 * 1024 * 1024,

@@ -69,6 +69,7 @@ def llama_server(bundled_model: Path, tmp_path_factory: pytest.TempPathFactory) 
     command = [
         sys.executable,
         "-m",
+        "oci_jupyter.engine.cpu_quirks",  # llama.cpp's server, loaded AMX-safe
         "llama_cpp.server",
         "--model",
         str(bundled_model),

@@ -1,11 +1,13 @@
 """Work-arounds for CPU backends of llama.cpp that misbehave on some processors.
 
 On Intel Xeons with AMX (Sapphire Rapids and newer), llama.cpp repacks Q4_K weights into its
-AMX "extra" buffer type, and the first inferences then crash the process intermittently with a
-segmentation fault in ``ggml_backend_amx_mul_mat`` (llama.cpp issue #20824; seen here with
-llama-cpp-python 0.3.36 and the bundled Qwen2.5-Coder Q4_K_M in 2 of 3 runs). A crash would take
-the whole Jupyter server with it, so on such a CPU the model is loaded without extra buffer
-types (plain CPU buffers). Elsewhere nothing changes.
+AMX "extra" buffer type, and the first inferences then crash the process with a general
+protection fault (``ldtilecfg`` in ``ggml_backend_amx_mul_mat``; llama.cpp issue #20824; seen
+here with llama-cpp-python 0.3.36 and the bundled Qwen2.5-Coder Q4_K_M, in most runs). A crash
+would take the whole Jupyter server with it, so on such a CPU the model is loaded without
+extra buffer types (plain CPU buffers; ~170 prompt tokens/s on 2 cores). Elsewhere nothing
+changes. ``python -m oci_jupyter.engine.cpu_quirks llama_cpp.server ...`` runs another
+llama.cpp program the same way (the tests' OpenAI-compatible server).
 """
 
 from __future__ import annotations
@@ -57,3 +59,21 @@ def safe_model_params(disable_extra_buffers: bool | None = None) -> Iterator[boo
             yield True
         finally:
             native.llama_model_default_params = original
+
+
+def main(argv: list[str]) -> None:
+    """Run a llama.cpp module (``llama_cpp.server``) with AMX-safe model loading."""
+    import runpy
+    import sys
+
+    if not argv:
+        raise SystemExit("usage: python -m oci_jupyter.engine.cpu_quirks MODULE [ARGS...]")
+    with safe_model_params():
+        sys.argv = argv
+        runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -18,6 +18,11 @@ rather than through ``create_chat_completion``:
   previous code) is drafted from the prompt and checked by the model several tokens per step.
 - **Background prefill** (:meth:`LlamaCppEngine.prefill`): while idle, read what the next
   request will start with; it yields to any real request at once.
+- **Threads by load**: llama.cpp's threads spin-wait for each other, so the engine uses one
+  fewer per core that other processes keep busy (all cores for the prompt, all but one for
+  decoding at most); see :meth:`LlamaCppEngine._choose_threads`.
+
+Figures, and the CPU they were measured on: benchmarks/README.md, "CPU".
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from .base import (
     StreamEvent,
 )
 from .bundled import DEFAULT_MODEL, ModelFile, ModelUnavailable, resolve_model_file, verify
+from .cpu_quirks import cpu_has_amx, safe_model_params
 from .kv_cache import PrefixCache, as_tokens, common_prefix, restore_sequence, save_sequence
 
 log = logging.getLogger(__name__)
@@ -62,10 +68,10 @@ DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024
 PromptLookup = Literal["auto", "on", "off"]
 ExtraBuffers = Literal["auto", "on", "off"]
 
-_LOOKUP_TRIAL = 40
-_LOOKUP_MIN_RATE = 0.25
-"""prompt_lookup "auto" stops drafting for a reply once 40 drafted tokens were confirmed at
-under this rate (a checked batch of 11 tokens costs ~3 single steps on the CPU)."""
+_LOOKUP_MAX_PAUSE = 32
+"""prompt_lookup "auto": after a draft whose first token the model rejects, no drafts for 2,
+4, 8, ... up to this many tokens (a checked batch of 11 tokens costs ~3 single steps on the
+CPU); a draft with 2 or more confirmed tokens ends the pause."""
 
 _MIN_SAVED_TOKENS = 16
 """Shorter states are not worth a cache entry (reading them again costs a fraction of a second)."""
@@ -144,23 +150,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_has_amx() -> bool:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("flags"):
-                return "amx_tile" in line.split()
-    return False
-
-
-_PARAMS_LOCK = threading.Lock()
-
-
 class CpuMeter:
-    """How many cores other processes kept busy since the previous reading (from /proc)."""
+    """How many cores other processes keep busy, over the last ``interval`` seconds (from
+    /proc/stat minus this process's own time), sampled by a small thread while started."""
 
-    def __init__(self, min_window: float = 0.25) -> None:
-        self.min_window = min_window
-        self._last = self._read()
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self._value: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     @staticmethod
     def _read() -> tuple[float, float, float] | None:
@@ -175,18 +173,33 @@ class CpuMeter:
         busy = (sum(fields) - fields[3] - fields[4]) / tick  # all but idle and iowait
         return time.monotonic(), busy, (int(mine[11]) + int(mine[12])) / tick
 
+    def start(self) -> None:
+        if self._thread is None and self._read() is not None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._sample, name="oci-cpu-meter", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(2 * self.interval)
+
+    def _sample(self) -> None:
+        last = self._read()
+        while not self._stop.wait(self.interval):
+            now = self._read()
+            if now is None or last is None:
+                return
+            wall = now[0] - last[0]
+            if wall > 0:
+                used = (now[1] - last[1]) - (now[2] - last[2])
+                self._value = max(0.0, used / wall)
+            last = now
+
     def others(self) -> float | None:
-        """Cores used by other processes since the last reading; None if under min_window
-        has passed (or there is no /proc)."""
-        now = self._read()
-        if now is None or self._last is None:
-            return None
-        wall = now[0] - self._last[0]
-        if wall < self.min_window:
-            return None
-        used = (now[1] - self._last[1]) - (now[2] - self._last[2])
-        self._last = now
-        return max(0.0, used / wall)
+        """Cores other processes used in the last interval; None before the first sample."""
+        return self._value
 
 
 class LlamaCppEngine(Engine):
@@ -238,7 +251,7 @@ class LlamaCppEngine(Engine):
             plural = "s" if self._n_threads != 1 else ""
             device = f"cpu ({self._n_threads} thread{plural})"
         else:
-            device = f"cpu (1-{usable_cores()} threads, by load)"
+            device = f"cpu (1-{default_threads()} threads, by load)"
         super().__init__(model=model_name, device=device)
         self._llm: Any = None
         self._formatter: Any = None
@@ -276,6 +289,7 @@ class LlamaCppEngine(Engine):
             self._open_model, self.model_file
         )
         self._install_abort_callback()
+        self._meter.start()
         self._set_status(context_length=self._n_ctx)
         self._worker = threading.Thread(target=self._serve, name="oci-llamacpp", daemon=True)
         self._worker.start()
@@ -319,7 +333,6 @@ class LlamaCppEngine(Engine):
         return self._extra_buffers == "on"
 
     def _open_model(self, path: Path) -> tuple[Any, Any, Any]:
-        import llama_cpp.llama_cpp as llama_lib
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -331,25 +344,9 @@ class LlamaCppEngine(Engine):
             n_batch=self._n_batch,
             verbose=False,
         )
-        if self.use_extra_buffers():
+        # On AMX CPUs llama.cpp's AMX weight buffers crash the process: see cpu_quirks.
+        with safe_model_params(disable_extra_buffers=not self.use_extra_buffers()):
             llm = Llama(**kwargs)
-        else:
-            # Llama() has no argument for it: its model parameters start from
-            # llama_model_default_params(), so that is where the flag is turned off.
-            with _PARAMS_LOCK:
-                defaults = llama_lib.llama_model_default_params
-
-                def without_extra_buffers() -> Any:
-                    params = defaults()
-                    if hasattr(params, "use_extra_bufts"):
-                        params.use_extra_bufts = False
-                    return params
-
-                llama_lib.llama_model_default_params = without_extra_buffers
-                try:
-                    llm = Llama(**kwargs)
-                finally:
-                    llama_lib.llama_model_default_params = defaults
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
             llm.close()
@@ -385,21 +382,26 @@ class LlamaCppEngine(Engine):
 
     def _choose_threads(self) -> None:
         """Threads not fixed by the configuration follow the load of the rest of the machine:
-        every core while nothing else computes, one fewer per core something else keeps busy.
+        one fewer per core that other processes (a kernel) keep busy; prompt reading may use
+        every core, decoding all but one.
+
         llama.cpp's threads wait for each other spinning, so one that has to share its core
-        stalls them all: measured on 2 cores, 2 threads decode 12.8 tok/s on an idle machine
-        (1 thread: 6.8) but 1.2 while another process spins on one core (1 thread: 4.7), and
-        read a prompt at 20 tok/s instead of 67 (benchmarks/README.md, "CPU")."""
+        stalls them all. Measured on 2 cores (benchmarks/README.md, "CPU"): 2 threads read
+        165 prompt tokens/s on an idle machine (1 thread: 92) but 49 next to a busy kernel (1
+        thread: 90), and decode 12.6 tok/s idle (1 thread: 7.0) but 2.0 next to a busy kernel
+        (1 thread: 6.9). Decoding keeps a core free even when idle: with 2 decoding threads
+        Jupyter's p99 latency while 4 replies stream rose from 2.4 to 9.7-13.6 ms (P2 4.3-6.9
+        against its goal of 3; 1 thread: 1.16)."""
         if self._fixed_threads and self._fixed_batch_threads:
             return
         others = self._meter.others()
         if others is None:
-            return  # too short a window to tell: keep the last choice
-        threads = max(1, min(usable_cores(), int(usable_cores() - others + 0.3)))
+            return  # not measured (yet): keep the last choice
+        free = max(1, int(usable_cores() - others + 0.3))
         if not self._fixed_threads:
-            self._n_threads = threads
+            self._n_threads = min(free, default_threads())
         if not self._fixed_batch_threads:
-            self._n_threads_batch = threads
+            self._n_threads_batch = min(free, default_batch_threads())
 
     def _use_threads(self, decode: int, batch: int) -> None:
         if self._threads_set != (decode, batch):
@@ -539,6 +541,8 @@ class LlamaCppEngine(Engine):
                     llm._ctx.kv_cache_seq_rm(0, llm.n_tokens, -1)
                     return False
                 stats.evaluated_tokens += len(chunk)
+                self._choose_threads()  # something may have started computing meanwhile
+                self._use_threads(self._n_threads, self._n_threads_batch)
             return not self._should_stop()
         finally:
             self._arm_abort(False)
@@ -586,9 +590,10 @@ class LlamaCppEngine(Engine):
         room_left = self._n_ctx - len(job.tokens)
         limit = min(p.max_tokens, room_left) if p.max_tokens > 0 else room_left
         is_eog = self._eog_check()
-        drafter = self._drafter()
+        drafter = self._drafter() if self.wants_lookup(job.messages) else None
         pending = job.tokens[-1]
         generated = 0
+        pause = resume_at = 0  # "auto": no drafts before token resume_at
         reason: FinishReason = "length"
         try:
             checked = time.monotonic()
@@ -604,7 +609,7 @@ class LlamaCppEngine(Engine):
                 room = min(self._n_ctx - base - 1, limit - generated - 1)
                 # No draft for the first token: a batch would delay the first text (TTFT).
                 draft: list[int] = []
-                if drafter is not None and generated:
+                if drafter is not None and generated and generated >= resume_at:
                     draft = drafter(llm.input_ids[:base], pending, room)
                 self._eval([pending, *draft], all_logits=bool(draft))
                 stats.drafted_tokens += len(draft)
@@ -636,12 +641,14 @@ class LlamaCppEngine(Engine):
                     llm.n_tokens = valid
                 if done:
                     break
-                if (
-                    self.prompt_lookup == "auto"
-                    and stats.drafted_tokens >= _LOOKUP_TRIAL
-                    and stats.accepted_tokens < _LOOKUP_MIN_RATE * stats.drafted_tokens
-                ):
-                    drafter = None  # this reply does not copy its prompt: plain decoding
+                if draft and self.prompt_lookup == "auto":
+                    # A draft the model rejected at once: the reply is not copying right now;
+                    # pause drafting, twice as long after each miss in a row.
+                    if i == 0:
+                        pause = min(_LOOKUP_MAX_PAUSE, max(2, pause * 2))
+                        resume_at = generated + pause
+                    elif i >= 2:
+                        pause = 0
             if reason != "cancelled" and not out.stopped:
                 out.finish()
         finally:
@@ -669,9 +676,16 @@ class LlamaCppEngine(Engine):
         llm.n_tokens = base + len(tokens)
 
     def _drafter(self) -> Callable[[Any, int, int], list[int]] | None:
-        if self.prompt_lookup == "off":
-            return None
         return _PromptLookup(self._lookup_tokens)
+
+    def wants_lookup(self, messages: Sequence[Message]) -> bool:
+        """Whether a reply to these messages is drafted from its prompt. "auto": when the
+        prompt holds code outside the system prompt (a refinement or a next step copies the
+        previous reply's code, a fix rewrites the failed cell); measured, first replies lose
+        (0.86x) and those win (3.05x refinements, 1.13x fixes; benchmarks/README.md)."""
+        if self.prompt_lookup != "auto":
+            return self.prompt_lookup == "on"
+        return any("```" in m.get("content", "") for m in messages if m.get("role") != "system")
 
     # ---- generation --------------------------------------------------------------------------
     def _enqueue(self, job: _Job) -> None:
@@ -778,6 +792,7 @@ class LlamaCppEngine(Engine):
         }
 
     async def _close(self) -> None:
+        self._meter.stop()
         with self._enqueue_lock:
             self._closing = True
             self._jobs.put(_SHUTDOWN)
@@ -796,8 +811,10 @@ class LlamaCppEngine(Engine):
 
 
 class _PromptLookup:
-    """Drafts for prompt-lookup decoding: the continuation of the latest earlier occurrence
-    of the text's last n-gram (llama-cpp-python's LlamaPromptLookupDecoding search)."""
+    """Drafts for prompt-lookup decoding: what followed the first earlier occurrence of the
+    text's last 3 tokens, else of its last 2 (llama-cpp-python's LlamaPromptLookupDecoding
+    search, without its fallback to a single token: measured, single-token matches draft
+    mostly wrong tokens, 27 of 751 confirmed on first replies, and cost more than they save)."""
 
     def __init__(self, tokens: int, max_ngram: int = 3, min_ngram: int = 2) -> None:
         self.tokens = tokens
@@ -812,7 +829,7 @@ class _PromptLookup:
         for size in range(min(self.max_ngram, n - 1), self.min_ngram - 1, -1):
             windows = np.lib.stride_tricks.sliding_window_view(ids[:-1], size)
             matches = np.flatnonzero(np.all(windows == ids[-size:], axis=1))
-            for start in matches[::-1]:
+            for start in matches:
                 follow = start + size
                 draft = ids[follow : min(follow + min(self.tokens, room), n)]
                 if len(draft):
