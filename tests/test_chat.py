@@ -698,3 +698,55 @@ def test_a_corrupted_chat_file_is_set_aside_not_deleted(tmp_path: Path) -> None:
     assert aside.read_text() == "[1, 2, 3]"
     store.save_request("n.ipynb", RequestRecord(id="r2", mode="chat", prompt="again"), [])
     assert [r["id"] for r in store.load("n.ipynb")["requests"]] == ["r2"]
+
+
+# ---- reading the notebook before the user asks --------------------------------------------
+class PrefillRecordingTestEngine(ScriptedTestEngine):
+    """A scripted engine with the llama.cpp engine's ``prefill``, recording what it is given."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prefilled: list[list[dict[str, str]]] = []
+
+    def prefill(self, messages: list[dict[str, str]]) -> bool:
+        self.prefilled.append([dict(m) for m in messages])
+        return True
+
+
+async def test_a_prefill_reads_what_the_next_request_begins_with(tmp_path: Path) -> None:
+    engine = PrefillRecordingTestEngine([FIXED, ANSWER])
+    browser = Browser([OK_OUTCOME])
+    session = ChatSession(engine, ChatStore(tmp_path / "chats"), browser.send, outcome_grace=0.5)
+    browser.session = session
+    await started(engine)
+    context = {"cells": [{"source": "data = [1, 2, 3]", "label": "In [1]", "active": True}]}
+    prefill = json.dumps({"type": "prefill", "notebook": "work.ipynb", "context": context})
+    await session.receive(prefill)
+    await session.receive(prefill)  # unchanged: read once
+    assert len(engine.prefilled) == 1
+    (prefilled,) = engine.prefilled
+    assert prefilled[-1]["content"].endswith("Request:\n")
+    assert "data = [1, 2, 3]" in prefilled[-1]["content"]
+    assert browser.sent == []  # a prefill is never answered
+
+    await session.receive(ask(context=context))
+    await finish(browser)
+    asked = engine.prompts[0]
+    # The request's prompt begins with exactly what was read: only its own words are new.
+    assert asked[:-1] == prefilled[:-1]
+    assert asked[-1]["content"].startswith(prefilled[-1]["content"])
+
+
+async def test_no_prefill_while_a_request_runs(tmp_path: Path) -> None:
+    engine = PrefillRecordingTestEngine(["word " * 300], token_delay=0.01)
+    browser = Browser([])
+    session = ChatSession(engine, ChatStore(tmp_path / "chats"), browser.send, outcome_grace=0.5)
+    browser.session = session
+    await started(engine)
+    await session.receive(ask())
+    while not browser.of("token"):
+        await asyncio.sleep(0.01)
+    await session.receive(json.dumps({"type": "prefill", "notebook": "work.ipynb"}))
+    assert engine.prefilled == []
+    session.cancel("r1")
+    await finish(browser)

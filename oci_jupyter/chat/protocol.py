@@ -3,7 +3,7 @@ place: what the browser may send (strictly validated pydantic models, one discri
 union) and what the server sends (built by the functions below, never by hand elsewhere).
 docs/design.md describes the exchange; src/chat/protocol.ts is its TypeScript twin.
 
-- browser -> server: ``ask``, ``outcome``, ``cancel``
+- browser -> server: ``ask``, ``outcome``, ``cancel``, ``prefill`` (never answered)
 - server -> browser: ``token``, ``turn``, ``execute``, ``done`` (exactly one per request id),
   ``error``
 """
@@ -129,7 +129,16 @@ class Cancel(_Strict):
     id: str = Field(max_length=200)
 
 
-ClientMessage = Annotated[Ask | Outcome | Cancel, Field(discriminator="type")]
+class Prefill(_Strict):
+    """The notebook the user is about to ask about: the server reads the prompt the next
+    ``ask`` would begin with while the engine is idle. Never answered."""
+
+    type: Literal["prefill"]
+    notebook: str = Field(default="", max_length=4096)
+    context: ContextIn = Field(default_factory=ContextIn)
+
+
+ClientMessage = Annotated[Ask | Outcome | Cancel | Prefill, Field(discriminator="type")]
 _CLIENT = TypeAdapter(ClientMessage)
 
 
@@ -151,7 +160,7 @@ class InvalidMessage(ValueError):
         self.kind = kind
 
 
-def parse_client_message(raw: str | bytes) -> Ask | Outcome | Cancel:
+def parse_client_message(raw: str | bytes) -> Ask | Outcome | Cancel | Prefill:
     """The browser's message, validated; :class:`InvalidMessage` says what is wrong."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidMessage(
@@ -165,7 +174,7 @@ def parse_client_message(raw: str | bytes) -> Ask | Outcome | Cancel:
         raise InvalidMessage("messages must be JSON objects", None, None)
     kind = data.get("type")
     request_id = data.get("id") if isinstance(data.get("id"), str) else None
-    if kind not in ("ask", "outcome", "cancel"):
+    if kind not in ("ask", "outcome", "cancel", "prefill"):
         raise InvalidMessage(f"unknown message type {kind!r}", request_id, None)
     try:
         return _CLIENT.validate_python(data)

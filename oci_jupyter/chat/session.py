@@ -28,11 +28,13 @@ from ..prompts import (
 )
 from ..types import ExecutionOutcome, Message
 from . import protocol
-from .protocol import Ask, Cancel, InvalidMessage, LoopDefaults, Outcome
+from .protocol import Ask, Cancel, InvalidMessage, LoopDefaults, Outcome, Prefill
 from .store import ChatStore, RequestRecord
 
 log = logging.getLogger(__name__)
 FAILING_CELL_PLACEHOLDER = "(the failing cell, shown below)"
+PREFILL_PROBE = "\x00request\x00"
+"""Stands for the user's words while the prompt a request will begin with is built."""
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -74,6 +76,7 @@ class ChatSession:
         self.cut_replies = cut_replies
         """Stop reading a reply where its code block closes (the code runs at once)."""
         self.running: dict[str, _Running] = {}
+        self._last_prefill: int | None = None
         self.timings: list[dict[str, float]] = []
         """Per executed turn: seconds generating (and to the first token) and waiting for
         the browser's run."""
@@ -94,6 +97,36 @@ class ChatSession:
             self._deliver(message)
         elif isinstance(message, Cancel):
             self.cancel(message.id)
+        elif isinstance(message, Prefill):
+            await self._prefill(message)
+
+    async def _prefill(self, message: Prefill) -> None:
+        """Read, while the engine is idle, what the next request of this notebook will begin
+        with: the system prompt, the remembered conversation and the notebook's context, up
+        to where the user's words go. The request then reads only its own words."""
+        prefill = getattr(self.engine, "prefill", None)
+        if prefill is None or not self.engine.ready or self.running:
+            return  # an engine without a prefix cache, or busy with a real request
+        stored = (
+            await asyncio.to_thread(self.store.load, message.notebook)
+            if message.notebook
+            else {"conversation": []}
+        )
+        probe = Ask(type="ask", id="prefill", prompt=PREFILL_PROBE, context=message.context)
+        try:
+            messages, _ = await self._prompt(
+                PREFILL_PROBE, probe, alternate(stored["conversation"]), None
+            )
+        except (PromptTooLong, EngineError):
+            return
+        last = messages[-1]["content"]
+        cut = last.rfind(PREFILL_PROBE)
+        messages[-1] = {"role": "user", "content": last[:cut] if cut >= 0 else last}
+        key = hash(tuple((m["role"], m["content"]) for m in messages))
+        if key == self._last_prefill:
+            return
+        self._last_prefill = key
+        prefill(messages)
 
     def cancel(self, request_id: str) -> None:
         running = self.running.get(request_id)
