@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._harness import bundled_model_path  # noqa: E402
-from benchmarks.interpreter_answers import cpu_model  # noqa: E402
+from benchmarks._harness import bundled_model_path
+from benchmarks.interpreter_answers import cpu_model
 
 HELPER = (
     "def f{i}(x):\n"
@@ -34,8 +34,7 @@ HELPER = (
 
 def notebook(tag: str) -> dict[str, Any]:
     cells = [
-        {"source": HELPER.format(i=i, j=7 * i, k=i + 2), "label": f"In [{i}]"}
-        for i in range(1, 25)
+        {"source": HELPER.format(i=i, j=7 * i, k=i + 2), "label": f"In [{i}]"} for i in range(1, 25)
     ]
     cells[0]["source"] += f"\n# {tag}"  # a notebook of its own: no reuse across runs
     return {"cells": cells}
