@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._harness import bundled_model_path
-from tests.kernels import ipykernel
+from tests.kernels import ipykernel, outcome_of
 
 # The landed main's system prompt before the interpreter loop (commit 89776b6).
 BEFORE_PROMPT = """\
@@ -147,21 +147,7 @@ class KernelBrowser:
     async def send(self, message: dict[str, Any]) -> None:
         self.sent.append(message)
         if message["type"] == "execute":
-            run = self.kernel.run(message["code"], 60)
-            outcome: dict[str, Any] = {
-                "type": "outcome",
-                "id": message["id"],
-                "turn": message["turn"],
-                "status": "ok" if run.status == "ok" else "error",
-                "output": run.text,
-            }
-            if run.status != "ok":
-                content = run.reply["content"]
-                outcome["error"] = {
-                    "ename": content.get("ename", ""),
-                    "evalue": content.get("evalue", ""),
-                    "traceback": content.get("traceback", []),
-                }
+            outcome = outcome_of(self.kernel, message)
             self.tasks.append(asyncio.create_task(self.session.receive(json.dumps(outcome))))
         if message["type"] == "done":
             self.done.set()

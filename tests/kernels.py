@@ -102,3 +102,24 @@ def ipykernel(env: dict[str, str]) -> Iterator[Kernel]:
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def outcome_of(kernel: Kernel, execute: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    """Run a chat ``execute`` message's code in the kernel and give the ``outcome`` message
+    the notebook would send back."""
+    run = kernel.run(execute["code"], timeout)
+    outcome: dict[str, Any] = {
+        "type": "outcome",
+        "id": execute["id"],
+        "turn": execute["turn"],
+        "status": "ok" if run.status == "ok" else "error",
+        "output": run.text,
+    }
+    if run.status != "ok":
+        content = run.reply["content"]
+        outcome["error"] = {
+            "ename": content.get("ename", ""),
+            "evalue": content.get("evalue", ""),
+            "traceback": content.get("traceback", []),
+        }
+    return outcome

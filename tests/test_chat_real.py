@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from .helpers import wait_for_state
-from .kernels import Kernel, ipykernel
+from .kernels import ipykernel, outcome_of
 
 pytestmark = pytest.mark.model
 
@@ -29,25 +29,6 @@ def jp_server_config(tmp_path: Path, bundled_model: Path) -> dict[str, Any]:
             "default_temperature": 0.0,
         },
     }
-
-
-def outcome_of(kernel: Kernel, message: dict[str, Any]) -> dict[str, Any]:
-    run = kernel.run(message["code"], 60)
-    outcome: dict[str, Any] = {
-        "type": "outcome",
-        "id": message["id"],
-        "turn": message["turn"],
-        "status": "ok" if run.status == "ok" else "error",
-        "output": run.text,
-    }
-    if run.status != "ok":
-        content = run.reply["content"]
-        outcome["error"] = {
-            "ename": content.get("ename", ""),
-            "evalue": content.get("evalue", ""),
-            "traceback": content.get("traceback", []),
-        }
-    return outcome
 
 
 async def test_real_model_answers_a_question_about_kernel_data_in_words(
