@@ -166,6 +166,21 @@ export class OciPanel extends ReactWidget {
     super.onAfterShow(msg);
     // The poll stood by while hidden: show fresh state at once.
     void this.statusModel.refresh();
+    // The user may ask soon: let the server read the notebook now.
+    this.chatModel.visible = true;
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    // Restored open with the workspace: shown without a show message.
+    if (this.isVisible) {
+      this.chatModel.visible = true;
+    }
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.chatModel.visible = false;
   }
 
   protected onActivateRequest(msg: Message): void {

@@ -7,13 +7,13 @@
  * reports (`token`, `turn`, `done`) and runs what it asks (`execute`).
  */
 import { NotebookPanel } from '@jupyterlab/notebook';
-import { ServerConnection } from '@jupyterlab/services';
+import { Kernel, ServerConnection } from '@jupyterlab/services';
 import { PromiseDelegate, UUID } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { clearChatHistory, fetchChatHistory } from '../api';
-import { cellLabel, notebookContext } from '../context';
+import { cellLabel, notebookContext, notebookLanguage } from '../context';
 import {
   CellDeleted,
   findCell,
@@ -65,6 +65,13 @@ export interface IChatSettings {
  * the failing cell reads first, and fits what it can into the model's window.
  */
 const FIX_CONTEXT_CELLS = 100;
+
+/** A prefill waits this long after the last keystroke in the composer. */
+const PREFILL_DEBOUNCE_MS = 800;
+/** At most one prefill per this interval. */
+const PREFILL_INTERVAL_MS = 2000;
+/** How long a new notebook's kernel is waited for before its first prefill. */
+const PREFILL_KERNEL_WAIT_MS = 15000;
 
 export const DEFAULT_CHAT_SETTINGS: IChatSettings = {
   maxTurns: 3,
@@ -261,6 +268,33 @@ export class ChatModel implements IDisposable {
     this._changed();
   }
 
+  /**
+   * The chat is on screen (set by the panel): showing it prefills the
+   * current notebook, so the server reads it before the user asks.
+   */
+  get visible(): boolean {
+    return this._visible;
+  }
+  set visible(value: boolean) {
+    if (value === this._visible) {
+      return;
+    }
+    this._visible = value;
+    if (value) {
+      this._prefillWhenReady(this._notebook);
+    } else {
+      window.clearTimeout(this._prefillTimer);
+    }
+  }
+
+  /**
+   * The user is typing in the composer: prefill once they pause, so the
+   * server has read the notebook by the time they press Enter.
+   */
+  draftChanged(): void {
+    this._schedulePrefill(PREFILL_DEBOUNCE_MS);
+  }
+
   /** The notebook the chat is about: the last one the user was in. */
   get notebook(): NotebookPanel | null {
     return this._notebook;
@@ -280,6 +314,9 @@ export class ChatModel implements IDisposable {
     panel?.context.pathChanged.connect(this._onPathChanged, this);
     if (panel) {
       void this.loadHistory(panel.context.path);
+    }
+    if (this._visible) {
+      this._prefillWhenReady(panel);
     }
     this._changed();
   }
@@ -370,6 +407,8 @@ export class ChatModel implements IDisposable {
     }
     const refine = this.refineTarget();
     thread.newThread = false;
+    // The ask reads the notebook itself now.
+    window.clearTimeout(this._prefillTimer);
     this._start(
       {
         thread,
@@ -544,6 +583,140 @@ export class ChatModel implements IDisposable {
       return;
     }
     performance.mark('oci:ask-sent', { detail: { id: view.id } });
+  }
+
+  // ---- prefill -------------------------------------------------------------
+
+  /** Prefill a notebook once its kernel is up (idle), if it is still current. */
+  private _prefillWhenReady(panel: NotebookPanel | null): void {
+    if (!panel) {
+      return;
+    }
+    const stillCurrent = () =>
+      this._notebook === panel && this._visible && !this._isDisposed;
+    void panel.sessionContext.ready
+      .then(async () => {
+        const kernel = panel.sessionContext.session?.kernel;
+        if (kernel && kernel.status !== 'idle' && stillCurrent()) {
+          await untilIdle(kernel, PREFILL_KERNEL_WAIT_MS);
+        }
+        if (stillCurrent()) {
+          this._schedulePrefill(0);
+        }
+      })
+      .catch(reason => console.debug('oci: no prefill:', reason));
+  }
+
+  /** Prefill after `delay` ms, replacing a prefill already scheduled. */
+  private _schedulePrefill(delay: number): void {
+    if (this._isDisposed) {
+      return;
+    }
+    window.clearTimeout(this._prefillTimer);
+    this._prefillTimer = window.setTimeout(() => {
+      this._prefillTimer = 0;
+      void this._prefill();
+    }, delay);
+  }
+
+  /** Whether a request of this notebook is in flight. */
+  private _busyWith(thread: IThread): boolean {
+    for (const running of this._running.values()) {
+      if (running.thread === thread) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Send the current notebook's context as the next ask would gather it, so
+   * the server reads the prompt's start ahead of the ask. Best effort and
+   * silent: nothing while a request of this notebook runs or the kernel is
+   * busy, at most once per interval, nothing if the context is unchanged.
+   */
+  private async _prefill(): Promise<void> {
+    const panel = this._notebook;
+    const thread = this.thread;
+    if (
+      !panel ||
+      !thread ||
+      this._isDisposed ||
+      this._busyWith(thread) ||
+      this._connection.state !== 'open'
+    ) {
+      return;
+    }
+    if (this._prefilling) {
+      this._prefillAgain = true;
+      return;
+    }
+    const wait = this._lastPrefillAt + PREFILL_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      this._schedulePrefill(wait);
+      return;
+    }
+    const settings = this._settings;
+    const kernel = panel.sessionContext.session?.kernel;
+    if (
+      settings.sendVariables &&
+      kernel &&
+      notebookLanguage(panel) === 'python' &&
+      kernel.status !== 'idle'
+    ) {
+      // Asking it for the variables would queue behind the user's work.
+      console.debug('oci: no prefill: the kernel is busy');
+      return;
+    }
+    this._prefilling = true;
+    this._lastPrefillAt = Date.now();
+    try {
+      // Exactly as an ask gathers it (see _send), so the prompts match.
+      const context = await notebookContext(panel, {
+        anchorCellId: panel.content.activeCell?.model.id ?? null,
+        contextCells: settings.contextCells,
+        sendOutputs: settings.sendOutputs,
+        sendVariables: settings.sendVariables
+      });
+      if (
+        panel !== this._notebook ||
+        this._isDisposed ||
+        this._busyWith(thread)
+      ) {
+        return;
+      }
+      // What the server would read: the context, and the chat before it.
+      const last = thread.requests[thread.requests.length - 1];
+      const key = JSON.stringify([
+        thread.path,
+        thread.requests.length,
+        last?.id ?? '',
+        last?.status ?? '',
+        context
+      ]);
+      if (key === this._lastPrefillKey) {
+        return;
+      }
+      const sent = this._connection.send({
+        type: 'prefill',
+        notebook: thread.path,
+        context
+      });
+      if (sent) {
+        this._lastPrefillKey = key;
+        performance.mark('oci:prefill', { detail: { notebook: thread.path } });
+      } else {
+        console.debug('oci: no prefill: not connected');
+      }
+    } catch (reason) {
+      console.debug('oci: no prefill:', reason);
+    } finally {
+      this._prefilling = false;
+      if (this._prefillAgain) {
+        this._prefillAgain = false;
+        this._schedulePrefill(PREFILL_DEBOUNCE_MS);
+      }
+    }
   }
 
   /** Stop the current notebook's request: generation, run or wait. */
@@ -747,6 +920,7 @@ export class ChatModel implements IDisposable {
       running.abort?.abort();
     }
     this._running.clear();
+    window.clearTimeout(this._prefillTimer);
     this._connection.dispose();
     window.cancelAnimationFrame(this._frame);
     Signal.clearData(this);
@@ -756,6 +930,11 @@ export class ChatModel implements IDisposable {
 
   private _onMessage(_: ChatConnection, message: ServerMessage): void {
     if (message.type === 'error' && !message.id) {
+      if (/\bprefill\b/.test(message.message)) {
+        // A prefill is a hint the server may refuse: not the user's concern.
+        console.debug('oci: prefill refused:', message.message);
+        return;
+      }
       this._notice = `The server reported: ${message.message}`;
       this._changed();
       return;
@@ -1120,6 +1299,13 @@ export class ChatModel implements IDisposable {
   private _threads = new Map<string, IThread>();
   /** The current notebook's path, as of its last rename. */
   private _notebookPath: string | null = null;
+  private _visible = false;
+  private _prefillTimer = 0;
+  private _prefilling = false;
+  private _prefillAgain = false;
+  private _lastPrefillAt = -Infinity;
+  /** What the last prefill sent (its notebook, chat and context). */
+  private _lastPrefillKey = '';
 }
 
 export namespace ChatModel {
@@ -1127,6 +1313,27 @@ export namespace ChatModel {
     serverSettings?: ServerConnection.ISettings;
     connection?: ChatConnection;
   }
+}
+
+/** Resolves when the kernel is idle, or after `ms` (whichever is first). */
+function untilIdle(
+  kernel: Kernel.IKernelConnection,
+  ms: number
+): Promise<void> {
+  return new Promise(resolve => {
+    const done = () => {
+      window.clearTimeout(timer);
+      kernel.statusChanged.disconnect(onStatus);
+      resolve();
+    };
+    const onStatus = (_: unknown, status: Kernel.Status) => {
+      if (status === 'idle') {
+        done();
+      }
+    };
+    const timer = window.setTimeout(done, ms);
+    kernel.statusChanged.connect(onStatus);
+  });
 }
 
 /** Whether a reply holds a code block (its code was meant to run). */

@@ -101,7 +101,22 @@ export interface ICancelMessage {
   id: string;
 }
 
-export type ClientMessage = IAskMessage | IOutcomeMessage | ICancelMessage;
+/**
+ * Read the notebook ahead of the next ask, while the user is still typing:
+ * the server builds the prompt an ask with this context would start with and
+ * reads it in the background, so the ask's first token comes sooner. Never
+ * answered (an invalid one gets an `error` without id).
+ */
+export interface IPrefillMessage {
+  type: 'prefill';
+  /** The notebook's path, as an ask would send it. */
+  notebook: string;
+  /** Gathered exactly as the next ask would gather it. */
+  context: INotebookContext;
+}
+
+export type ClientMessage =
+  IAskMessage | IOutcomeMessage | ICancelMessage | IPrefillMessage;
 
 // ---- server -> browser
 

@@ -263,7 +263,11 @@ export function ChatView(props: IChatViewProps): JSX.Element {
         refineCandidate={running ? null : model.refineCandidate()}
         hint={settingsHint(model.settings, trans)}
         draft={draft}
-        onDraftChange={setDraft}
+        onDraftChange={value => {
+          setDraft(value);
+          // The server reads the notebook while the user is still typing.
+          model.draftChanged();
+        }}
         onSend={send}
         onStop={() => model.stop()}
         onNewThread={value => model.setNewThread(value)}

@@ -586,6 +586,78 @@ test.describe('chat with a scripted model', () => {
     ).toContainText('One.');
   });
 
+  test('prefill: the notebook is sent ahead while the user types; nothing is asked', async ({
+    page,
+    tmpPath
+  }) => {
+    // Watch what the browser sends on the chat's socket (opened at load).
+    const sent: any[] = [];
+    page.on('websocket', socket => {
+      if (!/\/oci\/chat/.test(socket.url())) {
+        return;
+      }
+      socket.on('framesent', frame => {
+        if (typeof frame.payload === 'string') {
+          sent.push(JSON.parse(frame.payload));
+        }
+      });
+    });
+    await page.reload({ waitForIsReady: false });
+    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+    // The reload left the test's folder: the notebook goes there again.
+    await page.evaluate(async dir => {
+      await window.jupyterapp.commands.execute('filebrowser:go-to-path', {
+        path: `/${dir}`,
+        dontShowBrowser: true
+      });
+    }, tmpPath);
+    script([]);
+    const first = 'prefill_marker = 7\nprint(prefill_marker)';
+    const name = await newNotebook(page, first);
+    const notebook = `${tmpPath}/${name}`;
+    const prefills = (source: string) =>
+      sent.filter(
+        m =>
+          m.type === 'prefill' &&
+          m.notebook === notebook &&
+          m.context.cells.some((c: any) => c.source === source)
+      );
+
+    // Showing the panel reads the notebook: its cell and its variables.
+    const panel = await openPanel(page);
+    await expect
+      .poll(() => prefills(first).length, { timeout: 15 * 1000 })
+      .toBe(1);
+    const shown = prefills(first)[0];
+    expect(shown.context.language).toBe('python');
+    expect(shown.context.variables.map((v: any) => v.name)).toContain(
+      'prefill_marker'
+    );
+
+    // An edit alone sends nothing; typing in the composer does, once the
+    // user pauses, with the cell as it is now.
+    const edited = 'prefill_marker = 8\nprint(prefill_marker * 2)';
+    await page.notebook.setCell(0, 'code', edited);
+    await page.waitForTimeout(2500);
+    expect(prefills(edited)).toHaveLength(0);
+    const input = chatInput(page);
+    await input.pressSequentially('what is prefill_marker', { delay: 40 });
+    await expect
+      .poll(() => prefills(edited).length, { timeout: 15 * 1000 })
+      .toBe(1);
+    // One prefill after the pause, not one per keystroke.
+    await page.waitForTimeout(2500);
+    expect(sent.filter(m => m.type === 'prefill')).toHaveLength(2);
+
+    // Nothing was asked: no ask sent, no request shown, no generation, no
+    // notice, the draft still there.
+    expect(sent.filter(m => m.type === 'ask')).toHaveLength(0);
+    await expect(requests(page)).toHaveCount(0);
+    expect(scriptedPrompts()).toEqual([]);
+    await expect(panel.locator('.jp-OciChat-banner')).toHaveCount(0);
+    await expect(input).toHaveValue('what is prefill_marker');
+  });
+
   test('a notebook without a kernel: a clear message, the request ends', async ({
     page
   }) => {
