@@ -52,8 +52,10 @@ from .prompts import (
     repeat_feedback,
     repeat_success_feedback,
     same_code,
+    states_a_value,
     unchecked_feedback,
     ungrounded_numbers,
+    unread_feedback,
 )
 from .types import ExecutionOutcome, GenerationParams, Message, OutcomeStatus
 
@@ -76,12 +78,13 @@ __all__ = [
     "bounded",
 ]
 
-SkipReason = Literal["input", "repeat", "repeat_ok", "unchecked"]
+SkipReason = Literal["input", "repeat", "repeat_ok", "unchecked", "unread"]
 SKIP_NOTES: dict[SkipReason, str] = {
     "input": "not run: asks for input()",
     "repeat": "not run: same as before",
     "repeat_ok": "not run: already ran",
     "unchecked": "not final: states a number no run printed",
+    "unread": "not final: the last run printed nothing",
 }
 LoopStatus = Literal["success", "failed", "no_code", "cancelled", "error"]
 LoopMode = Literal["chat", "fix"]
@@ -267,6 +270,7 @@ class RefinementLoop:
     _ran: list[_Ran] = field(default_factory=list)
     _first_length: int = 0
     _checked_answer: bool = False
+    _checked_empty: bool = False
 
     def __post_init__(self) -> None:
         self.messages = list(self.messages)
@@ -436,6 +440,14 @@ class RefinementLoop:
     def _answer(self, reply: str) -> Finished | Generate:
         """A reply without code: what it means depends on what came before it."""
         if self._step_ok is True:
+            if self._answer_without_result(reply):
+                # The last run printed nothing: whatever the words say, they were not read off
+                # a result ("The result is 'south'" after code that printed nothing).
+                self._checked_empty = True
+                turn = self.turns[-1]
+                turn.skipped = "unread"
+                turn.feedback = unread_feedback()
+                return self._feed_back(turn.feedback)
             unchecked = self._unchecked_numbers(reply)
             if unchecked:
                 # Small models work the last step out in their head ("the sum is 157.8")
@@ -452,6 +464,16 @@ class RefinementLoop:
         if self.mode == "fix":
             return self._finish("failed", "The model's reply has no code.", answer=reply)
         return self._finish("no_code", "The model's reply has no code.", answer=reply)
+
+    def _answer_without_result(self, answer: str) -> bool:
+        """Whether the answer states a value (a number, something quoted) although the
+        step's last run printed nothing, so that it was read off nothing. "Made the list."
+        after a silent definition is fine. Checked once per request, in ``chat``."""
+        if self.mode != "chat" or self._checked_empty or not self._ran:
+            return False
+        if self._ran[-1].outcome.output.strip():
+            return False
+        return states_a_value(answer)
 
     def _unchecked_numbers(self, answer: str) -> list[str]:
         """The numbers an answer states that appear in none of the request, the code that ran

@@ -417,10 +417,13 @@ def test_long_output_is_clipped_in_the_feedback() -> None:
 
 
 def test_empty_output_on_success_gets_a_hint_to_print_or_test() -> None:
-    model = ScriptedModel([code_reply("x = 4"), "x is now 4."])
+    # Words right after a run that printed nothing are not taken for the answer.
+    model = ScriptedModel([code_reply("x = 4"), "x is now 4.", code_reply("print(x)"), "It is 4."])
     loop = new_loop()
-    result = drive(loop, model, ScriptedRunner([ExecutionOutcome("ok", output="")]))
-    assert result.status == "success"
+    outcomes = [ExecutionOutcome("ok", output=""), ExecutionOutcome("ok", output="4\n")]
+    result = drive(loop, model, ScriptedRunner(outcomes))
+    assert (result.status, result.answer) == ("success", "It is 4.")
+    assert result.turns[1].skipped == "unread"
     feedback = result.turns[0].feedback
     assert feedback is not None
     assert feedback.startswith(FeedbackMarker)
@@ -1338,5 +1341,32 @@ def test_numbers_from_the_code_that_ran_count_as_shown() -> None:
     loop.on_reply("```python\nvalues = [3, 18, 25]\nprint(sum(v > 10 for v in values))\n```")
     loop.on_outcome(ExecutionOutcome("ok", output="2\n"))
     done = loop.on_reply("2 of them: 18 and 25.")
+    assert isinstance(done, Finished)
+    assert done.status == "success"
+
+
+def test_an_answer_after_a_run_that_printed_nothing_gets_one_more_look() -> None:
+    loop = RefinementLoop([SYSTEM, {"role": "user", "content": "Which list sums most?"}])
+    loop.start()
+    loop.on_reply("```python\nresult = max(['a', 'b'])\n```")
+    loop.on_outcome(ExecutionOutcome("ok", output=""))
+    again = loop.on_reply('The result is "south".')  # nothing was printed to read it from
+    assert isinstance(again, Generate)
+    assert loop.turns[-2].skipped == "unread"
+    assert "printed nothing" in again.messages[-1]["content"]
+    run = loop.on_reply("```python\nprint(result)\n```")
+    assert isinstance(run, Execute)
+    loop.on_outcome(ExecutionOutcome("ok", output="b\n"))
+    done = loop.on_reply("List b sums most.")
+    assert isinstance(done, Finished)
+    assert (done.status, done.answer) == ("success", "List b sums most.")
+
+
+def test_a_fix_that_printed_nothing_may_explain_at_once() -> None:
+    loop = RefinementLoop([SYSTEM, REQUEST], mode="fix")
+    loop.start()
+    loop.on_reply(code_reply("x = 1"))
+    loop.on_outcome(ExecutionOutcome("ok", output=""))
+    done = loop.on_reply("The name was misspelt.")
     assert isinstance(done, Finished)
     assert done.status == "success"

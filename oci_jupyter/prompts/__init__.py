@@ -38,8 +38,16 @@ from .feedback import (
     repeat_success_feedback,
     strip_ansi,
     unchecked_feedback,
+    unread_feedback,
 )
-from .replies import calls_input, code_block_end, extract_code, same_code, ungrounded_numbers
+from .replies import (
+    calls_input,
+    code_block_end,
+    extract_code,
+    same_code,
+    states_a_value,
+    ungrounded_numbers,
+)
 from .system import REQUEST_HINT, SYSTEM_PROMPT
 
 __all__ = [
@@ -72,8 +80,10 @@ __all__ = [
     "repeat_feedback",
     "repeat_success_feedback",
     "same_code",
+    "states_a_value",
     "strip_ansi",
     "unchecked_feedback",
     "ungrounded_numbers",
+    "unread_feedback",
     "used_names",
 ]

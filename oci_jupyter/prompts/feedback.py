@@ -110,3 +110,12 @@ def unchecked_feedback(numbers: list[str]) -> str:
         "Do not work numbers out in your head: give the code that computes and prints it, "
         "then answer from the printed result."
     )
+
+
+def unread_feedback() -> str:
+    """The user turn for an answer given after a run that printed nothing."""
+    return (
+        f"{FeedbackMarker} not checked: the last run printed nothing, so your answer was not "
+        "read off a result. Give the code that prints the value the request asks for; then "
+        "answer from what it printed."
+    )

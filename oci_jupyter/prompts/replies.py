@@ -116,3 +116,13 @@ def ungrounded_numbers(answer: str, shown: list[str]) -> list[str]:
         ):
             missing.append(literal)
     return missing
+
+
+_VALUE = re.compile(r"\d|\"[^\"\n]+\"|'[^'\n]+'|`[^`\n]+`|\*\*[^*\n]+\*\*")
+
+
+def states_a_value(answer: str) -> bool:
+    """Whether an answer's words (code left out) state a specific value: a number, or
+    something quoted, in backticks or in bold ("The result is 'south'")."""
+    words = re.sub(r"```.*?(?:```|\Z)", " ", answer, flags=re.DOTALL)
+    return _VALUE.search(words) is not None
