@@ -251,7 +251,8 @@ class LlamaCppEngine(Engine):
             plural = "s" if self._n_threads != 1 else ""
             device = f"cpu ({self._n_threads} thread{plural})"
         else:
-            device = f"cpu (1-{default_threads()} threads, by load)"
+            most = max(default_threads(), default_batch_threads())
+            device = f"cpu (1-{most} threads, by load)" if most > 1 else "cpu (1 thread)"
         super().__init__(model=model_name, device=device)
         self._llm: Any = None
         self._formatter: Any = None
