@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._harness import bundled_model_path
-from benchmarks.interpreter_answers import cpu_model
+from oci_jupyter.engine.llamacpp import cpu_model
 
 HELPER = (
     "def f{i}(x):\n"

@@ -35,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._harness import bundled_model_path
+from oci_jupyter.engine.llamacpp import cpu_model
 from tests.kernels import ipykernel, outcome_of
 
 # The landed main's system prompt before the interpreter loop (commit 89776b6).
@@ -223,13 +224,6 @@ async def run(count: int) -> list[dict[str, Any]]:
     finally:
         await engine.shutdown()
     return results
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def main() -> None:

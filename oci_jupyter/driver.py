@@ -62,9 +62,9 @@ class ReplyCutter:
             return ""
         before = len(self.text)
         self.text += piece
-        if self.enabled:
-            # Only a fence that closes in this piece can end the block: look from the
-            # start of the last open block, which is short.
+        # A block can only close on a piece that brings a fence or the newline after one:
+        # other pieces (most of them) skip the scan of the whole reply.
+        if self.enabled and ("`" in piece or "\n" in piece):
             end = code_block_end(self.text)
             if end is not None:
                 self.text = self.text[:end]

@@ -444,19 +444,13 @@ class RefinementLoop:
                 # The last run printed nothing: whatever the words say, they were not read off
                 # a result ("The result is 'south'" after code that printed nothing).
                 self._checked_empty = True
-                turn = self.turns[-1]
-                turn.skipped = "unread"
-                turn.feedback = unread_feedback()
-                return self._feed_back(turn.feedback)
+                return self._another_look("unread", unread_feedback())
             unchecked = self._unchecked_numbers(reply)
             if unchecked:
                 # Small models work the last step out in their head ("the sum is 157.8")
                 # instead of running it: an answer must come from what the runs printed.
                 self._checked_answer = True
-                turn = self.turns[-1]
-                turn.skipped = "unchecked"
-                turn.feedback = unchecked_feedback(unchecked)
-                return self._feed_back(turn.feedback)
+                return self._another_look("unchecked", unchecked_feedback(unchecked))
             done = "Answered." if self.mode == "chat" else "Fixed."
             return self._finish("success", done, answer=reply)
         if self._step_ok is False:
@@ -464,6 +458,12 @@ class RefinementLoop:
         if self.mode == "fix":
             return self._finish("failed", "The model's reply has no code.", answer=reply)
         return self._finish("no_code", "The model's reply has no code.", answer=reply)
+
+    def _another_look(self, why: SkipReason, feedback: str) -> Generate | Finished:
+        """The reply is not taken for the answer: the model is told why and asked again."""
+        turn = self.turns[-1]
+        turn.skipped, turn.feedback = why, feedback
+        return self._feed_back(feedback)
 
     def _answer_without_result(self, answer: str) -> bool:
         """Whether the answer states a value (a number, something quoted) although the
