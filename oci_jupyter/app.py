@@ -12,7 +12,7 @@ from jupyter_events import EventLogger
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.services.contents.manager import ContentsManager
 
-from .chat import ChatStore
+from .chat import ChatStore, NotebookRequests
 from .config import OCI
 from .engine import Engine
 
@@ -29,11 +29,14 @@ class OCIExtension(ExtensionApp):
     engine: Engine
     settings_: OCI
     chat_store: ChatStore
+    chat_notebooks: NotebookRequests
 
     def initialize_settings(self) -> None:
         self.settings_ = OCI(parent=self)
         chats = self.settings_.chat_dir or os.path.join(jupyter_data_dir(), "oci_jupyter", "chats")
         self.chat_store = ChatStore(Path(chats).expanduser())
+        # One request per notebook across every tab, window and user of this server.
+        self.chat_notebooks = NotebookRequests()
         # A chat belongs to its notebook: it follows renames (of the notebook or a folder
         # above it), from the file browser, the notebook's own rename, or the REST API.
         self.serverapp.event_logger.add_listener(

@@ -50,6 +50,7 @@ class ChatWebSocket(
             reply_tokens=app.settings_.default_max_tokens,  # type: ignore[attr-defined]
             temperature=app.settings_.default_temperature,  # type: ignore[attr-defined]
             defaults=LoopDefaults(**app.settings_.loop_defaults()),  # type: ignore[attr-defined]
+            notebooks=app.chat_notebooks,  # type: ignore[attr-defined]
         )
 
     async def _send(self, message: dict[str, Any]) -> None:

@@ -342,9 +342,14 @@ class RefinementLoop:
         """What happened when the current turn's code ran."""
         self._expect("executing")
         turn = self.turns[-1]
+        edited = _edited(turn.code, outcome.source)
+        if edited is not None:
+            # What ran is the turn's code from here on: repeats are told apart by it, and the
+            # history and the final code show it.
+            turn.code = edited
         turn.outcome = outcome
         turn.execute_seconds = outcome.seconds or (self.clock() - self._mark)
-        turn.feedback = execution_feedback(outcome)
+        turn.feedback = execution_feedback(outcome, edited)
         # Every result stays in the conversation: the next reply and a follow-up request see it.
         self.messages.append({"role": "user", "content": turn.feedback})
         where = f"step {turn.step}" if self.mode == "chat" else "the fixed cell"
@@ -520,6 +525,13 @@ class RefinementLoop:
     def _expect(self, state: State) -> None:
         if self.state != state:
             raise LoopError(f"the loop is {self.state}, not {state}")
+
+
+def _edited(asked: str | None, ran: str | None) -> str | None:
+    """The code that ran if it is not the code the loop asked to run (None: the same)."""
+    if ran is None or (asked is not None and same_code(asked, ran)):
+        return None
+    return ran
 
 
 def _count(number: int, noun: str, nouns: str = "") -> str:

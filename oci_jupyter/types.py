@@ -34,6 +34,9 @@ class ExecutionOutcome:
     traceback: str = ""
     seconds: float = 0.0
     time_limit: float | None = None
+    source: str | None = None
+    """The code that actually ran, when the surface knows it (the chat's browser reports it:
+    the user may edit the cell before running it); None: the code that was asked for."""
 
     @property
     def ok(self) -> bool:

@@ -10,11 +10,13 @@ import {
 import {
   Dialog,
   ICommandPalette,
+  ISessionContextDialogs,
   Notification,
   showDialog
 } from '@jupyterlab/apputils';
 import { Cell, CodeCell } from '@jupyterlab/cells';
 import {
+  INotebookCellExecutor,
   INotebookTracker,
   NotebookActions,
   NotebookPanel
@@ -81,7 +83,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     'OpenCodeInterpreter: a chat with the code model hosted by the Jupyter server, which writes, runs and fixes notebook cells.',
   autoStart: true,
   requires: [INotebookTracker, IRenderMimeRegistry],
-  optional: [ICommandPalette, ILayoutRestorer, ISettingRegistry, ITranslator],
+  optional: [
+    ICommandPalette,
+    ILayoutRestorer,
+    ISettingRegistry,
+    ITranslator,
+    INotebookCellExecutor,
+    ISessionContextDialogs
+  ],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
@@ -89,12 +98,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
     settingRegistry: ISettingRegistry | null,
-    translator: ITranslator | null
+    translator: ITranslator | null,
+    executor: INotebookCellExecutor | null,
+    sessionDialogs: ISessionContextDialogs | null
   ) => {
     const trans = (translator ?? nullTranslator).load('oci_jupyter');
     const { commands } = app;
     const serverSettings = app.serviceManager.serverSettings;
-    const chat = new ChatModel({ serverSettings });
+    // The loop's cells run through JupyterLab's own cell executor (and its
+    // session dialogs), as Shift+Enter does.
+    const chat = new ChatModel({
+      serverSettings,
+      executor: executor ?? undefined,
+      sessionDialogs: sessionDialogs ?? undefined,
+      translator: translator ?? undefined
+    });
     const panel = new OciPanel({
       chatModel: chat,
       rendermime,

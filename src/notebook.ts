@@ -3,9 +3,17 @@
  * and runs in the notebook's own kernel, through the same APIs a user's
  * Shift+Enter goes through.
  */
+import { ISessionContextDialogs } from '@jupyterlab/apputils';
 import { CodeCell, ICellModel, ICodeCellModel } from '@jupyterlab/cells';
-import { NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
+import {
+  INotebookCellExecutor,
+  KernelError,
+  NotebookActions,
+  NotebookPanel,
+  runCell as executeCell
+} from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
+import { ITranslator } from '@jupyterlab/translation';
 import { PromiseDelegate } from '@lumino/coreutils';
 
 import { cut } from './context';
@@ -50,12 +58,6 @@ export function runOutput(cell: ICodeCellModel): string {
 const INTERRUPT_GRACE_MS = 5000;
 /** A kernel still starting gets this long before the run is given up. */
 const KERNEL_START_MS = 30 * 1000;
-/**
- * A run queued behind a busy kernel is interrupted after its time limit plus
- * this, which stays under the server's own grace (30 s), so the browser's
- * report, not the server's guess, ends the turn.
- */
-const QUEUE_SLACK_MS = 20 * 1000;
 
 /**
  * The code cannot run: no kernel, a dead kernel, a closed notebook. Reported
@@ -84,6 +86,8 @@ export interface IRunResult {
   seconds: number;
   /** Milliseconds from the execute request to its reply, as the browser saw it. */
   runMs: number;
+  /** The source that ran (the user may have edited it before running). */
+  source?: string;
 }
 
 export function ociMetadata(cell: ICellModel): IOciCellMetadata | null {
@@ -275,40 +279,94 @@ async function usableKernel(
   return kernel;
 }
 
-function outcomeOf(
-  reply: KernelMessage.IExecuteReplyMsg['content'],
-  cell: ICodeCellModel
-): Omit<IRunResult, 'seconds' | 'runMs'> {
-  // The error travels in its own field: the server shows the model the
-  // output before the error, then the traceback.
-  const output = runOutput(cell);
-  if (reply.status === 'ok') {
-    return { status: 'ok', output };
-  }
-  if (reply.status === 'error') {
-    const error = {
-      ename: reply.ename,
-      evalue: reply.evalue,
-      traceback: reply.traceback
-    };
-    // Someone pressed the notebook's interrupt button.
-    const status = reply.ename === 'KeyboardInterrupt' ? 'cancelled' : 'error';
-    return { status, output, error };
-  }
-  return { status: 'cancelled', output };
+export interface IRunOptions {
+  /** Seconds the code may run, counted from when it starts. */
+  timeLimit: number;
+  /**
+   * Aborting stops the run: a cell still waiting is abandoned without
+   * touching the kernel; a cell of ours that runs is interrupted.
+   */
+  signal: AbortSignal;
+  /** JupyterLab's cell executor (the notebook's own path for Shift+Enter). */
+  executor?: INotebookCellExecutor;
+  sessionDialogs?: ISessionContextDialogs;
+  translator?: ITranslator;
+  /**
+   * The kernel is busy with someone else's work: the cell waits. Called
+   * with what it waits for (`In [7]`, `cell 5`, or null for the kernel).
+   */
+  onQueued?: (waitingFor: string | null) => void;
+  /** The cell started executing (its `execute_input`): the clock starts. */
+  onStarted?: () => void;
 }
 
-export interface IRunOptions {
-  /** Seconds the code may run before the kernel is interrupted. */
-  timeLimit: number;
-  /** Aborting interrupts the kernel: the user pressed Stop. */
-  signal: AbortSignal;
+/** How often a busy kernel is looked at again while the cell waits. */
+const BUSY_POLL_MS = 250;
+
+/**
+ * The first cell of this notebook, other than `cellId`, that is running or
+ * queued, as the chat names it; undefined when none is.
+ */
+function runningCell(panel: NotebookPanel, cellId: string): string | undefined {
+  const cells = panel.model?.cells;
+  for (let index = 0; cells && index < cells.length; index++) {
+    const cell = cells.get(index);
+    if (
+      cell.id !== cellId &&
+      cell.type === 'code' &&
+      (cell as ICodeCellModel).executionState === 'running'
+    ) {
+      const count = (cell as ICodeCellModel).executionCount;
+      return count ? `In [${count}]` : `cell ${index + 1}`;
+    }
+  }
+  return undefined;
 }
 
 /**
- * Run one cell in the notebook's kernel and report what happened. Never
- * hangs: a run over the time limit is interrupted, a kernel that dies or
- * restarts ends the wait, and Stop interrupts.
+ * Wait until the kernel has nothing else to do: no other cell of the
+ * notebook running or queued, the kernel idle. Resolves false when aborted
+ * first (nothing was sent, nothing is interrupted).
+ */
+async function untilKernelFree(
+  panel: NotebookPanel,
+  kernel: Kernel.IKernelConnection,
+  cellId: string,
+  options: IRunOptions,
+  gone: Promise<never>
+): Promise<boolean> {
+  let told: string | null | undefined = undefined;
+  for (;;) {
+    if (options.signal.aborted) {
+      return false;
+    }
+    const other = runningCell(panel, cellId);
+    const busy = other !== undefined || kernel.status === 'busy';
+    if (!busy) {
+      return true;
+    }
+    const waitingFor = other ?? null;
+    if (told !== waitingFor) {
+      told = waitingFor;
+      options.onQueued?.(waitingFor);
+    }
+    await Promise.race([
+      delay(BUSY_POLL_MS),
+      gone,
+      new Promise(resolve =>
+        options.signal.addEventListener('abort', resolve, { once: true })
+      )
+    ]);
+  }
+}
+
+/**
+ * Run one of the loop's cells in the notebook's kernel, through JupyterLab's
+ * cell executor, and report what happened. Never touches anyone else's run:
+ * while the kernel is busy with another cell the loop's cell waits (Stop
+ * then abandons it), the time limit counts from the moment the cell starts,
+ * and only the loop's own running cell is ever interrupted. Never hangs: a
+ * kernel that dies or restarts, or a closed notebook, ends the wait.
  */
 export async function runCell(
   panel: NotebookPanel,
@@ -321,6 +379,7 @@ export async function runCell(
   const session = panel.sessionContext;
 
   let started = performance.now();
+  let running = false;
   let interruptedFor: 'timeout' | 'cancelled' | null = null;
   const kernelGone = new PromiseDelegate<never>();
   // Rejected at most once, possibly after the race is over: never unhandled.
@@ -341,14 +400,6 @@ export async function runCell(
       INTERRUPT_GRACE_MS
     );
   };
-  const startLimit = () => {
-    window.clearTimeout(limitTimer);
-    started = performance.now();
-    limitTimer = window.setTimeout(
-      () => interrupt('timeout'),
-      options.timeLimit * 1000
-    );
-  };
   const onStatus = (_: unknown, status: Kernel.Status) => {
     if (
       status === 'dead' ||
@@ -364,34 +415,84 @@ export async function runCell(
       );
     }
   };
-  const onAbort = () => interrupt('cancelled');
+  // Stop before the cell started (it queued behind a cell that slipped in
+  // ahead of it) interrupts nothing now: the cell is interrupted the moment
+  // it starts, so the other cell finishes untouched.
+  const onAbort = () => {
+    if (running) {
+      interrupt('cancelled');
+    }
+  };
   const onClosed = () =>
     kernelGone.reject(new KernelUnavailable('The notebook was closed.'));
+  const onIopub = (_: unknown, message: KernelMessage.IIOPubMessage) => {
+    const future = widget.outputArea.future;
+    if (
+      running ||
+      message.header.msg_type !== 'execute_input' ||
+      !future ||
+      message.parent_header.msg_id !== future.msg.header.msg_id
+    ) {
+      return;
+    }
+    running = true;
+    started = performance.now();
+    options.onStarted?.();
+    if (options.signal.aborted) {
+      interrupt('cancelled');
+      return;
+    }
+    limitTimer = window.setTimeout(
+      () => interrupt('timeout'),
+      options.timeLimit * 1000
+    );
+  };
 
   session.statusChanged.connect(onStatus);
   panel.disposed.connect(onClosed);
   options.signal.addEventListener('abort', onAbort);
-  const requested = performance.now();
+  kernel.iopubMessage.connect(onIopub);
   try {
-    const execution = CodeCell.execute(widget, session);
-    // Set synchronously by CodeCell.execute. The clock starts when the kernel
-    // starts the code (execute_input), not while it waits behind another
-    // cell; until then a generous limit still bounds the wait.
-    const future = widget.outputArea.future;
-    limitTimer = window.setTimeout(
-      () => interrupt('timeout'),
-      options.timeLimit * 1000 + QUEUE_SLACK_MS
+    const free = await untilKernelFree(
+      panel,
+      kernel,
+      cellId,
+      options,
+      kernelGone.promise
     );
-    future?.registerMessageHook(message => {
-      if (message.header.msg_type === 'execute_input') {
-        startLimit();
-      }
-      return true;
-    });
-    if (options.signal.aborted) {
-      onAbort();
+    if (!free) {
+      return { status: 'cancelled', output: '', seconds: 0, runMs: 0 };
     }
-    let reply: KernelMessage.IExecuteReplyMsg | void | null;
+    if (widget.isDisposed) {
+      throw new CellDeleted();
+    }
+    const source = cell.sharedModel.getSource();
+    const requested = performance.now();
+    started = requested;
+    let executed: { success: boolean; error?: KernelError | null } | null =
+      null;
+    const notebook = panel.content;
+    const execution = (options.executor ?? defaultExecutor)
+      .runCell({
+        cell: widget,
+        notebook: panel.model!,
+        notebookConfig: notebook.notebookConfig,
+        sessionContext: session,
+        sessionDialogs: options.sessionDialogs,
+        translator: options.translator,
+        onCellExecutionScheduled: () => undefined,
+        onCellExecuted: args => {
+          executed = { success: args.success, error: args.error };
+        }
+      })
+      // The executor rethrows a failed run after reporting it.
+      .catch(reason => {
+        if (executed) {
+          return false;
+        }
+        throw reason;
+      });
+    let reply: boolean | null;
     try {
       reply = await Promise.race([
         execution,
@@ -402,48 +503,67 @@ export async function runCell(
       if (reason instanceof KernelUnavailable) {
         throw reason;
       }
-      // The future was disposed under us: a restart or a lost connection.
       throw new KernelUnavailable(
         `The run ended without a reply (${(reason as Error).message ?? reason}).`
       );
     }
     const runMs = performance.now() - requested;
     const seconds = (performance.now() - started) / 1000;
-    if (reply === undefined) {
-      // CodeCell.execute skips empty code and kernel-less sessions.
-      if (!session.session?.kernel) {
-        throw new KernelUnavailable('The notebook has no kernel.');
-      }
-      return { status: 'ok', output: '', seconds, runMs };
-    }
+    const output = runOutput(cell);
+    const result = executed as {
+      success: boolean;
+      error?: KernelError | null;
+    } | null;
     if (reply === null) {
       // The kernel never answered the interrupt.
       return {
         status: interruptedFor ?? 'timeout',
-        output: runOutput(cell),
+        output,
         seconds,
-        runMs
+        runMs,
+        source
       };
     }
-    const result = outcomeOf(reply.content, cell);
-    if (interruptedFor && result.status !== 'ok') {
+    if (!result) {
+      if (widget.isDisposed) {
+        throw new CellDeleted();
+      }
+      // Nothing ran: no kernel, or the run was cancelled under us (a
+      // restart, a lost connection).
+      throw new KernelUnavailable(
+        session.session?.kernel
+          ? 'The cell did not run: the kernel cancelled it.'
+          : 'The notebook has no kernel.'
+      );
+    }
+    if (result.success) {
+      return { status: 'ok', output, seconds, runMs, source };
+    }
+    if (interruptedFor) {
       // Our own interrupt: the KeyboardInterrupt is the symptom, not the news.
-      return {
-        status: interruptedFor,
-        output: result.output,
-        seconds,
-        runMs
-      };
+      return { status: interruptedFor, output, seconds, runMs, source };
     }
-    return { ...result, seconds, runMs };
+    const failure = result.error;
+    const error = {
+      ename: failure?.errorName ?? 'Error',
+      evalue: failure?.errorValue ?? failure?.message ?? '',
+      traceback: failure?.traceback ?? []
+    };
+    // Someone pressed the notebook's interrupt button.
+    const status = error.ename === 'KeyboardInterrupt' ? 'cancelled' : 'error';
+    return { status, output, error, seconds, runMs, source };
   } finally {
     window.clearTimeout(limitTimer);
     window.clearTimeout(graceTimer);
     session.statusChanged.disconnect(onStatus);
     panel.disposed.disconnect(onClosed);
     options.signal.removeEventListener('abort', onAbort);
+    kernel.iopubMessage.disconnect(onIopub);
   }
 }
+
+/** JupyterLab's default cell executor, when the application provides none. */
+const defaultExecutor: INotebookCellExecutor = { runCell: executeCell };
 
 /**
  * With auto-execute off: wait until the user runs the cell themselves
@@ -456,9 +576,12 @@ export function waitForUserRun(
 ): Promise<IRunResult> {
   const done = new PromiseDelegate<IRunResult>();
   let scheduled = performance.now();
+  // What the user ran: they may edit the cell before running it.
+  let source: string | undefined;
   const onScheduled = (_: unknown, args: { cell: { model: ICellModel } }) => {
     if (args.cell.model.id === cellId) {
       scheduled = performance.now();
+      source = args.cell.model.sharedModel.getSource();
     }
   };
   const onExecuted = (
@@ -479,8 +602,9 @@ export function waitForUserRun(
     const cell = args.cell.model as ICodeCellModel;
     const seconds = (performance.now() - scheduled) / 1000;
     const output = runOutput(cell);
+    source ??= cell.sharedModel.getSource();
     if (args.success) {
-      done.resolve({ status: 'ok', output, seconds, runMs: 0 });
+      done.resolve({ status: 'ok', output, seconds, runMs: 0, source });
     } else if (args.error) {
       const error = {
         ename: args.error.errorName,
@@ -489,7 +613,7 @@ export function waitForUserRun(
       };
       const status =
         error.ename === 'KeyboardInterrupt' ? 'cancelled' : 'error';
-      done.resolve({ status, output, error, seconds, runMs: 0 });
+      done.resolve({ status, output, error, seconds, runMs: 0, source });
     } else {
       done.reject(
         new KernelUnavailable(
@@ -505,12 +629,30 @@ export function waitForUserRun(
   };
   const onClosed = () =>
     done.reject(new KernelUnavailable('The notebook was closed.'));
+  // A restart or a dead kernel while the cell waits: nothing will report.
+  const onStatus = (_: unknown, status: Kernel.Status) => {
+    if (
+      status === 'dead' ||
+      status === 'restarting' ||
+      status === 'autorestarting'
+    ) {
+      done.reject(
+        new KernelUnavailable(
+          status === 'dead'
+            ? 'The kernel died before the cell was run.'
+            : 'The kernel restarted before the cell was run.'
+        )
+      );
+    }
+  };
+  const session = panel.sessionContext;
   const onAbort = () => done.reject(new DOMException('Stopped', 'AbortError'));
 
   NotebookActions.executionScheduled.connect(onScheduled);
   NotebookActions.executed.connect(onExecuted);
   panel.model?.cells.changed.connect(onCellsChanged);
   panel.disposed.connect(onClosed);
+  session.statusChanged.connect(onStatus);
   signal.addEventListener('abort', onAbort);
   if (signal.aborted) {
     onAbort();
@@ -520,6 +662,7 @@ export function waitForUserRun(
     NotebookActions.executed.disconnect(onExecuted);
     panel.model?.cells.changed.disconnect(onCellsChanged);
     panel.disposed.disconnect(onClosed);
+    session.statusChanged.disconnect(onStatus);
     signal.removeEventListener('abort', onAbort);
   });
 }

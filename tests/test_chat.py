@@ -334,8 +334,9 @@ async def test_a_browser_that_never_reports_times_out_into_feedback(tmp_path: Pa
 async def test_closing_the_connection_cancels_its_requests(tmp_path: Path) -> None:
     session, browser, engine, _ = make_session(tmp_path, ["word " * 500], [], token_delay=0.01)
     await started(engine)
-    await session.receive(ask("a"))
-    await session.receive(ask("b"))
+    # Two notebooks: one notebook runs one request at a time.
+    await session.receive(ask("a", notebook="a.ipynb"))
+    await session.receive(ask("b", notebook="b.ipynb"))
     while len(browser.of("token")) < 2:
         await asyncio.sleep(0.01)
     await asyncio.wait_for(session.close(), 3)
@@ -680,7 +681,7 @@ async def test_concurrent_requests_per_connection_are_capped(tmp_path: Path) -> 
     session.max_running = 2
     await started(engine)
     for name in ("a", "b", "c"):
-        await session.receive(ask(name))
+        await session.receive(ask(name, notebook=f"{name}.ipynb"))
     refused = [d for d in browser.of("done") if d["id"] == "c"]
     assert len(refused) == 1
     assert "at most 2" in refused[0]["message"]

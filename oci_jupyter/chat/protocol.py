@@ -3,9 +3,10 @@ place: what the browser may send (strictly validated pydantic models, one discri
 union) and what the server sends (built by the functions below, never by hand elsewhere).
 docs/design.md describes the exchange; src/chat/protocol.ts is its TypeScript twin.
 
-- browser -> server: ``ask``, ``outcome``, ``cancel``, ``prefill`` (never answered)
+- browser -> server: ``ask``, ``outcome``, ``cancel``, ``prefill`` (never answered),
+  ``progress`` (where the run of an ``execute`` stands: queued behind the user's cell, running)
 - server -> browser: ``token``, ``turn``, ``execute``, ``done`` (exactly one per request id),
-  ``error``
+  ``error``, ``notebook`` (a notebook's request started or ended on another connection)
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ class Outcome(_Strict):
     output: str = Field(default="", max_length=MAX_TEXT)
     error: ErrorIn | None = None
     seconds: float = 0.0
+    source: str | None = Field(default=None, max_length=MAX_TEXT)
+    """The source that ran, if the browser knows it (the user may edit the cell first)."""
 
     def to_outcome(self) -> ExecutionOutcome:
         error = self.error
@@ -121,6 +124,7 @@ class Outcome(_Strict):
             evalue=error.evalue if error else "",
             traceback=error.text() if error else "",
             seconds=self.seconds,
+            source=self.source,
         )
 
 
@@ -138,7 +142,19 @@ class Prefill(_Strict):
     context: ContextIn = Field(default_factory=ContextIn)
 
 
-ClientMessage = Annotated[Ask | Outcome | Cancel | Prefill, Field(discriminator="type")]
+class Progress(_Strict):
+    """Where the run of an ``execute`` stands: ``queued`` while the kernel finishes someone
+    else's cell (the wait has no deadline then), ``running`` once it starts (the time limit
+    counts from here)."""
+
+    type: Literal["progress"]
+    id: str = Field(max_length=200)
+    turn: int
+    state: Literal["queued", "running"]
+
+
+AnyClientMessage = Ask | Outcome | Cancel | Prefill | Progress
+ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
 _CLIENT = TypeAdapter(ClientMessage)
 
 
@@ -160,7 +176,7 @@ class InvalidMessage(ValueError):
         self.kind = kind
 
 
-def parse_client_message(raw: str | bytes) -> Ask | Outcome | Cancel | Prefill:
+def parse_client_message(raw: str | bytes) -> AnyClientMessage:
     """The browser's message, validated; :class:`InvalidMessage` says what is wrong."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidMessage(
@@ -174,7 +190,7 @@ def parse_client_message(raw: str | bytes) -> Ask | Outcome | Cancel | Prefill:
         raise InvalidMessage("messages must be JSON objects", None, None)
     kind = data.get("type")
     request_id = data.get("id") if isinstance(data.get("id"), str) else None
-    if kind not in ("ask", "outcome", "cancel", "prefill"):
+    if kind not in ("ask", "outcome", "cancel", "prefill", "progress"):
         raise InvalidMessage(f"unknown message type {kind!r}", request_id, None)
     try:
         return _CLIENT.validate_python(data)
@@ -189,7 +205,13 @@ def token(request_id: str, turn: int, text: str) -> dict[str, Any]:
     return {"type": "token", "id": request_id, "turn": turn, "text": text}
 
 
-def turn_state(request_id: str, turn: int, state: str, **fields: Any) -> dict[str, Any]:
+TurnState = Literal[
+    "generating", "executing", "queued", "skipped", "ok", "error", "timeout", "cancelled"
+]
+"""``queued``: the turn's cell waits for the kernel to finish another cell."""
+
+
+def turn_state(request_id: str, turn: int, state: TurnState, **fields: Any) -> dict[str, Any]:
     return {"type": "turn", "id": request_id, "turn": turn, "state": state, **fields}
 
 
@@ -232,6 +254,20 @@ def done(request_id: str, result: Finished | None = None, **early: Any) -> dict[
         "answer": result.answer,
         "steps": result.steps,
         "budget": result.budget,
+    }
+
+
+def notebook(path: str, running: Ask | None) -> dict[str, Any]:
+    """A notebook's request started (``running``) or ended (None), for the other connections:
+    their panel shows it and does not start another one there."""
+    return {
+        "type": "notebook",
+        "notebook": path,
+        "running": (
+            {"id": running.id, "mode": running.mode, "prompt": running.prompt.strip()[:200]}
+            if running is not None
+            else None
+        ),
     }
 
 

@@ -28,13 +28,19 @@ from ..prompts import (
 )
 from ..types import ExecutionOutcome, Message
 from . import protocol
-from .protocol import Ask, Cancel, InvalidMessage, LoopDefaults, Outcome, Prefill
+from .notebooks import NotebookRequests
+from .protocol import Ask, Cancel, InvalidMessage, LoopDefaults, Outcome, Prefill, Progress
 from .store import ChatStore, RequestRecord
 
 log = logging.getLogger(__name__)
 FAILING_CELL_PLACEHOLDER = "(the failing cell, shown below)"
 PREFILL_PROBE = "\x00request\x00"
 """Stands for the user's words while the prompt a request will begin with is built."""
+BUSY_ELSEWHERE = (
+    "A request is already running in this notebook (in another tab or window): "
+    "stop it there or wait for it to finish."
+)
+BUSY_HERE = "A request is already running in this notebook: stop it or wait for it to finish."
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -44,7 +50,17 @@ class _Running:
     task: asyncio.Task[None] | None = None
     outcome: asyncio.Future[Outcome] | None = None
     waiting_turn: int = 0
+    waiting: Execute | None = None
+    queued: bool = False
+    """The browser said the turn's cell waits behind another cell: no deadline meanwhile."""
+    deadline: asyncio.Timeout | None = None
+    """The wait for the outcome, rescheduled when the browser reports progress."""
     cancelled: bool = False
+    forced: bool = False
+    """Stop did not end the request in time: its task was cancelled."""
+    backstop: asyncio.TimerHandle | None = None
+    ended: bool = False
+    """Its done went out (or is going out): nothing may send another."""
     engine_request: str = ""
 
 
@@ -62,6 +78,8 @@ class ChatSession:
         max_running: int = 4,
         system_prompt: str | None = None,
         cut_replies: bool = True,
+        notebooks: NotebookRequests | None = None,
+        cancel_grace: float = 1.0,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -75,7 +93,14 @@ class ChatSession:
         """None: the product's (prompts.SYSTEM_PROMPT); benchmarks compare others."""
         self.cut_replies = cut_replies
         """Stop reading a reply where its code block closes (the code runs at once)."""
+        self.cancel_grace = cancel_grace
+        """Seconds a stopped request has to end by itself before its task is cancelled."""
         self.running: dict[str, _Running] = {}
+        self._posts: set[asyncio.Task[None]] = set()
+        # Shared by every connection of the server (app.chat_notebooks); one of its own
+        # when the session stands alone (tests, benchmarks).
+        self.notebooks = notebooks if notebooks is not None else NotebookRequests()
+        self.notebooks.subscribe(self, self._post)
         self._last_prefill: int | None = None
         self.timings: list[dict[str, float]] = []
         """Per executed turn: seconds generating (and to the first token) and waiting for
@@ -99,6 +124,8 @@ class ChatSession:
             self.cancel(message.id)
         elif isinstance(message, Prefill):
             await self._prefill(message)
+        elif isinstance(message, Progress):
+            await self._progress(message)
 
     async def _prefill(self, message: Prefill) -> None:
         """Read, while the engine is idle, what the next request of this notebook will begin
@@ -107,18 +134,12 @@ class ChatSession:
         prefill = getattr(self.engine, "prefill", None)
         if prefill is None or not self.engine.ready or self.running:
             return  # an engine without a prefix cache, or busy with a real request
-        stored = (
-            await asyncio.to_thread(self.store.load, message.notebook)
-            if message.notebook
-            else {"conversation": []}
-        )
         probe = Ask(type="ask", id="prefill", prompt=PREFILL_PROBE, context=message.context)
         try:
-            messages, _ = await self._prompt(
-                PREFILL_PROBE, probe, alternate(stored["conversation"]), None
-            )
-        except (PromptTooLong, EngineError):
-            return
+            conversation = await self._conversation(message.notebook)
+            messages, _ = await self._prompt(PREFILL_PROBE, probe, conversation, None)
+        except (PromptTooLong, EngineError, OSError):
+            return  # a hint only: the ask itself reports what is wrong
         last = messages[-1]["content"]
         cut = last.rfind(PREFILL_PROBE)
         messages[-1] = {"role": "user", "content": last[:cut] if cut >= 0 else last}
@@ -127,6 +148,28 @@ class ChatSession:
             return
         self._last_prefill = key
         prefill(messages)
+
+    async def _progress(self, message: Progress) -> None:
+        """The browser's word on the run it was asked for: ``queued`` lifts the deadline of
+        the wait (the user's own cell runs first, however long it takes), ``running`` sets it
+        again from now. Progress for a turn nobody waits for is ignored."""
+        running = self.running.get(message.id)
+        if (
+            running is None
+            or running.outcome is None
+            or running.outcome.done()
+            or running.waiting_turn != message.turn
+        ):
+            return
+        was_queued, running.queued = running.queued, message.state == "queued"
+        if running.deadline is not None:
+            running.deadline.reschedule(self._deadline(running))
+        action = running.waiting
+        where = {"step": action.step, "attempt": action.attempt} if action else {}
+        if running.queued and not was_queued:
+            await self._emit(protocol.turn_state(message.id, message.turn, "queued", **where))
+        elif was_queued and not running.queued:
+            await self._emit(protocol.turn_state(message.id, message.turn, "executing", **where))
 
     def cancel(self, request_id: str) -> None:
         running = self.running.get(request_id)
@@ -137,9 +180,25 @@ class ChatSession:
             self.engine.cancel(running.engine_request)
         if running.outcome is not None and not running.outcome.done():
             running.outcome.cancel()
+        task = running.task
+        if task is not None and not task.done() and running.backstop is None:
+            # The graceful path needs the task to reach a check of the flag: one blocked in a
+            # send (a stalled socket) never would. Stop must land anyway.
+            running.backstop = asyncio.get_running_loop().call_later(
+                self.cancel_grace, self._force_cancel, running
+            )
+
+    def _force_cancel(self, running: _Running) -> None:
+        task = running.task
+        if task is None or task.done() or running.ended:
+            return
+        log.info("oci chat: request %s did not stop in time; cancelling it", running.ask.id)
+        running.forced = True
+        task.cancel()
 
     async def close(self) -> None:
         """The browser went away: cancel everything it asked for."""
+        self.notebooks.unsubscribe(self)
         for request_id in list(self.running):
             self.cancel(request_id)
         tasks = [r.task for r in self.running.values() if r.task is not None]
@@ -159,32 +218,29 @@ class ChatSession:
             problem = "the request is empty"
         elif len(self.running) >= self.max_running:
             problem = f"at most {self.max_running} requests can run at once on one connection"
+        elif ask.notebook and not self.notebooks.claim(ask.notebook, self, ask):
+            # One kernel, one loop: two requests would run their cells into each other.
+            holder = self.notebooks.holder(ask.notebook)
+            problem = BUSY_HERE if holder and holder[0] is self else BUSY_ELSEWHERE
         if problem is not None:
             return await self._emit(protocol.done(ask.id, status="error", message=problem))
         running = _Running(ask)
         self.running[ask.id] = running
         running.task = asyncio.get_running_loop().create_task(self._run(running))
+        # Runs even for a task cancelled before it began (its finally never ran).
+        running.task.add_done_callback(lambda _: self._task_ended(running))
 
     async def _run(self, running: _Running) -> None:
         ask = running.ask
-        request = ask.prompt.strip()
-        # A fix: the failing cell's source and how it failed.
-        fix = (ask.cell.source, ask.cell.failure()) if ask.mode == "fix" and ask.cell else None
-        if fix is not None:
-            request = fix_request(*fix)
-            if ask.prompt.strip():
-                request += f"\n\nThe user adds: {ask.prompt.strip()}"
+        request, fix = _request(ask)
         record = RequestRecord(ask.id, ask.mode, ask.prompt.strip() or request)
-        # The history is a file: read (and later written) off the event loop.
-        stored = (
-            await asyncio.to_thread(self.store.load, ask.notebook)
-            if ask.notebook
-            else {"conversation": []}
-        )
-        conversation: list[Message] = alternate(stored["conversation"])
+        # None: the history could not be read, so nothing may be written over it.
+        conversation: list[Message] | None = None
         result: Finished | None = None
         loop: RefinementLoop | None = None
+        outside = False
         try:
+            conversation = await self._conversation(ask.notebook)
             if not self.engine.ready:
                 raise EngineError(_not_ready(self.engine))
             messages, reply_tokens = await self._prompt(request, ask, conversation, fix)
@@ -213,22 +269,70 @@ class ChatSession:
             result = Finished("error", [], f"The request is too long: {exc}")
         except EngineError as exc:
             result = Finished("error", loop.turns if loop else [], str(exc))
+        except asyncio.CancelledError:
+            # Stop's backstop, or the server shutting down: the record and the done still go
+            # out, so the cancellation is taken back until they have.
+            result = Finished("cancelled", loop.turns if loop else [], "Cancelled.")
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            outside = not running.forced
         except Exception as exc:  # reported to the browser; the server goes on
             log.exception("oci chat request %s failed", ask.id)
             result = Finished("error", loop.turns if loop else [], f"{type(exc).__name__}: {exc}")
         finally:
-            if result is None:  # cancelled from outside (server shutdown)
+            if result is None:  # a BaseException other than a cancellation
                 result = Finished("cancelled", loop.turns if loop else [], "Cancelled.")
-            self.running.pop(ask.id, None)
-            record.finish(result)
-            if ask.notebook:
-                try:
-                    await asyncio.to_thread(
-                        self.store.save_request, ask.notebook, record, conversation
-                    )
-                except OSError as exc:
-                    log.warning("oci: could not save the chat of %s: %s", ask.notebook, exc)
-            await self._emit(protocol.done(ask.id, result))
+            await self._finish(running, record, result, conversation)
+        if outside:
+            raise asyncio.CancelledError  # whoever cancelled the task sees it cancelled
+
+    async def _conversation(self, notebook: str) -> list[Message]:
+        """The notebook's remembered conversation. The history is a file: read off the event
+        loop."""
+        if not notebook:
+            return []
+        stored = await asyncio.to_thread(self.store.load, notebook)
+        return alternate(stored["conversation"])
+
+    async def _finish(
+        self,
+        running: _Running,
+        record: RequestRecord,
+        result: Finished,
+        conversation: list[Message] | None,
+    ) -> None:
+        """The end of every request, whatever ended it: keep the record, free the notebook,
+        send the one done."""
+        ask = running.ask
+        self._forget(running)
+        running.ended = True
+        record.finish(result)
+        if ask.notebook and conversation is not None:
+            try:
+                await asyncio.to_thread(self.store.save_request, ask.notebook, record, conversation)
+            except Exception as exc:  # the done must go out all the same
+                log.warning("oci: could not save the chat of %s: %s", ask.notebook, exc)
+        self._release(running)
+        await self._emit(protocol.done(ask.id, result))
+
+    def _forget(self, running: _Running) -> None:
+        if self.running.get(running.ask.id) is running:
+            del self.running[running.ask.id]
+        if running.backstop is not None:
+            running.backstop.cancel()
+
+    def _release(self, running: _Running) -> None:
+        if running.ask.notebook:
+            self.notebooks.release(running.ask.notebook, self, running.ask.id)
+
+    def _task_ended(self, running: _Running) -> None:
+        """Whatever happened to the task, the request is over: nothing of it stays held."""
+        self._forget(running)
+        self._release(running)
+        if not running.ended:  # cancelled before it began: its done was never sent
+            running.ended = True
+            self._post(protocol.done(running.ask.id, status="cancelled", message="Cancelled."))
 
     async def _prompt(
         self,
@@ -317,7 +421,7 @@ class ChatSession:
             # The wait exists before the browser is asked: a fast answer or a cancel
             # arriving while "execute" is being sent is not lost.
             running.outcome = asyncio.get_running_loop().create_future()
-            running.waiting_turn = action.turn
+            running.waiting_turn, running.waiting, running.queued = action.turn, action, False
             await self._emit(
                 protocol.execute(
                     ask.id,
@@ -397,20 +501,29 @@ class ChatSession:
             running.engine_request = ""
         return cutter.text, finish, first_token
 
+    def _deadline(self, running: _Running) -> float | None:
+        """When the wait for the outcome gives up, from now. The browser enforces the time
+        limit (it interrupts the kernel and reports a timeout); the grace covers a browser
+        that vanished without closing the socket. No deadline while the user has the cell
+        (review, auto-execute off) or while it waits behind another cell."""
+        ask = running.ask
+        if not ask.auto_execute or ask.review or running.queued:
+            return None
+        return asyncio.get_running_loop().time() + ask.time_limit + self.outcome_grace
+
     async def _wait_outcome(self, running: _Running, turn: int) -> Outcome | None:
         future = running.outcome
         assert future is not None
-        # The browser enforces the time limit (it interrupts the kernel and reports a
-        # timeout); the grace covers a browser that vanished without closing the socket.
-        ask = running.ask
-        limit = ask.time_limit + self.outcome_grace if ask.auto_execute and not ask.review else None
         try:
             if running.cancelled:
                 return None
-            return await asyncio.wait_for(future, limit)
+            async with asyncio.timeout_at(self._deadline(running)) as deadline:
+                running.deadline = deadline
+                return await future
         except asyncio.CancelledError:
-            if running.cancelled:
-                return None
+            task = asyncio.current_task()
+            if running.cancelled and not (task and task.cancelling()):
+                return None  # Stop: the future was cancelled, not the task
             raise
         except TimeoutError:
             return Outcome(
@@ -421,7 +534,7 @@ class ChatSession:
                 output="(the notebook never reported the run's result)",
             )
         finally:
-            running.outcome = None
+            running.outcome, running.deadline, running.waiting = None, None, None
 
     def _deliver(self, outcome: Outcome) -> None:
         running = self.running.get(outcome.id)
@@ -432,11 +545,28 @@ class ChatSession:
         running.outcome.set_result(outcome)
 
     # ---- outbound --------------------------------------------------------------------------------
+    def _post(self, message: dict[str, Any]) -> None:
+        """Send without waiting (told from outside a request: another connection's news)."""
+        task = asyncio.get_running_loop().create_task(self._emit(message))
+        self._posts.add(task)  # the loop holds tasks only weakly
+        task.add_done_callback(self._posts.discard)
+
     async def _emit(self, message: dict[str, Any]) -> None:
         try:
             await self._send(message)
         except Exception as exc:  # a closed socket: the session is being torn down
             log.debug("oci chat: could not send %s: %s", message.get("type"), exc)
+
+
+def _request(ask: Ask) -> tuple[str, tuple[str, ExecutionOutcome] | None]:
+    """What the model is asked, and for a fix the failing cell's source and how it failed."""
+    request = ask.prompt.strip()
+    fix = (ask.cell.source, ask.cell.failure()) if ask.mode == "fix" and ask.cell else None
+    if fix is not None:
+        request = fix_request(*fix)
+        if ask.prompt.strip():
+            request += f"\n\nThe user adds: {ask.prompt.strip()}"
+    return request, fix
 
 
 def _not_ready(engine: Engine) -> str:

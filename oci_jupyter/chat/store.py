@@ -73,6 +73,15 @@ class RequestRecord:
         self.answer, self.steps, self.budget = result.answer, result.steps, result.budget
 
 
+def _is_message(entry: Any) -> bool:
+    """Whether a remembered entry is a chat message the prompts can use."""
+    return (
+        isinstance(entry, dict)
+        and entry.get("role") in ("user", "assistant", "system")
+        and isinstance(entry.get("content"), str)
+    )
+
+
 class ChatStore:
     """Per-notebook chat files. Writes are serialized (they run in worker threads)."""
 
@@ -90,15 +99,19 @@ class ChatStore:
             data: Any = json.loads(path.read_text())
         except FileNotFoundError:
             data = {}
+        except PermissionError:
+            raise  # not corrupted, only out of reach: the file stays where it is
         except (OSError, ValueError) as exc:
             data = self._set_aside(path, f"unreadable ({exc})")
         if not isinstance(data, dict) or not isinstance(data.get("requests", []), list):
             data = self._set_aside(path, "not a chat record")
         data.setdefault("notebook", notebook)
-        data.setdefault("requests", [])
-        data.setdefault("conversation", [])
-        if not isinstance(data["conversation"], list):
-            data["conversation"] = []
+        # An entry edited by hand or written by another version: dropped, the rest is kept.
+        data["requests"] = [r for r in data.get("requests", []) if isinstance(r, dict)]
+        conversation = data.get("conversation")
+        data["conversation"] = (
+            [m for m in conversation if _is_message(m)] if isinstance(conversation, list) else []
+        )
         return data
 
     def _set_aside(self, path: Path, why: str) -> dict[str, Any]:

@@ -30,8 +30,20 @@ def clip(text: str, over: int = CLIP_OVER, keep: int = CLIP_KEEP) -> str:
     return f"{text[:keep]}\n... [{omitted} characters omitted] ...\n{text[-keep:]}"
 
 
-def execution_feedback(outcome: ExecutionOutcome) -> str:
-    """The user turn that tells the model what its code did."""
+EDITED_NOTE = "The user edited the code before it ran; this is what ran:"
+
+
+def execution_feedback(outcome: ExecutionOutcome, edited: str | None = None) -> str:
+    """The user turn that tells the model what its code did. ``edited``: the code that ran
+    instead of the model's (the user changed the cell), shown first so that the model reads
+    the result as that code's."""
+    result = _result(outcome)
+    if edited is None:
+        return result
+    return f"{EDITED_NOTE}\n```python\n{edited.rstrip()}\n```\n{result}"
+
+
+def _result(outcome: ExecutionOutcome) -> str:
     output = clip(strip_ansi(outcome.output).rstrip())
     if outcome.status == "ok":
         if not output.strip():

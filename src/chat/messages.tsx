@@ -20,6 +20,8 @@ function chipLabel(
       return trans.__('generating');
     case 'executing':
       return trans.__('running');
+    case 'queued':
+      return trans.__('waiting');
     case 'waiting':
       return trans.__('run the cell');
     case 'reviewing':
@@ -83,6 +85,7 @@ function formatSeconds(seconds: number): string {
 const LIVE_STATES: ReadonlySet<TurnViewState> = new Set([
   'generating',
   'executing',
+  'queued',
   'waiting',
   'reviewing'
 ]);
@@ -126,6 +129,33 @@ function TurnItem(props: {
         <pre className="jp-OciErrorText jp-OciChat-error">
           {turn.ename}: {turn.evalue}
         </pre>
+      )}
+      {turn.state === 'queued' && (
+        <p className="jp-OciChat-waiting" data-oci-queued="">
+          {turn.waitingFor
+            ? trans.__(
+                'Waiting for %1 to finish: the kernel runs one cell at a time. Stop leaves it running.',
+                turn.waitingFor
+              )
+            : trans.__(
+                'Waiting for the kernel to finish its current work. Stop leaves it running.'
+              )}
+        </p>
+      )}
+      {turn.note?.kind === 'moved' && (
+        <p className="jp-OciChat-note" data-oci-note="moved">
+          {trans.__(
+            'You had edited %1, so it is kept as it is; this code went into a new cell below it.',
+            turn.note.cell
+          )}
+        </p>
+      )}
+      {turn.note?.kind === 'edited' && (
+        <p className="jp-OciChat-note" data-oci-note="edited">
+          {trans.__(
+            'You edited the code before it ran; the model was told what ran.'
+          )}
+        </p>
       )}
       {turn.state === 'waiting' && (
         <p className="jp-OciChat-waiting">

@@ -6,8 +6,10 @@
  * The server drives the refinement loop; this model only mirrors what it
  * reports (`token`, `turn`, `done`) and runs what it asks (`execute`).
  */
-import { NotebookPanel } from '@jupyterlab/notebook';
+import { ISessionContextDialogs } from '@jupyterlab/apputils';
+import { INotebookCellExecutor, NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, ServerConnection } from '@jupyterlab/services';
+import { ITranslator } from '@jupyterlab/translation';
 import { PromiseDelegate, UUID } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
@@ -34,6 +36,7 @@ import {
   IFixCell,
   IHistoryRequest,
   INotebookContext,
+  INotebookMessage,
   IOutcomeMessage,
   ServerMessage,
   TurnState
@@ -65,6 +68,9 @@ export interface IChatSettings {
  * the failing cell reads first, and fits what it can into the model's window.
  */
 const FIX_CONTEXT_CELLS = 100;
+
+/** The class of a cell a request is writing or running (style/autofix.css). */
+const WORKING_CLASS = 'jp-mod-ociFixing';
 
 /** A prefill waits this long after the last keystroke in the composer. */
 const PREFILL_DEBOUNCE_MS = 800;
@@ -108,6 +114,18 @@ export interface ITurnView {
   step: number;
   /** The try in that cell (0: no code). */
   attempt: number;
+  /**
+   * What the user did to the loop's cell: `moved` (they had edited the cell
+   * the code was for: their edit is kept, the code went into a new cell
+   * below it), `edited` (they edited the code before running it: the model
+   * was told what ran).
+   */
+  note?: { kind: 'moved'; cell: string } | { kind: 'edited' };
+  /**
+   * While the cell waits for the kernel (state `queued`): the cell it waits
+   * for (`In [7]`, `cell 5`), or null for other work of the kernel.
+   */
+  waitingFor?: string | null;
 }
 
 export type RequestStatus = 'running' | DoneStatus;
@@ -197,6 +215,12 @@ interface IRunning {
   targetCellId: string | null;
   /** The cell of each step, as written: the next step goes below the last. */
   stepCells: Map<number, string>;
+  /**
+   * What each cell this request may rewrite must still hold for a rewrite:
+   * what the loop last wrote there, or the source a fix or a refinement
+   * started from. A cell that holds anything else was edited by the user.
+   */
+  written: Map<string, string>;
   /** Aborts the run (or the wait for the user's run) of the current turn. */
   abort: AbortController | null;
   /** Set when the browser itself had to give up (no kernel, notebook closed). */
@@ -249,6 +273,18 @@ export class ChatModel implements IDisposable {
       new ChatConnection({ serverSettings: this._serverSettings });
     this._connection.messageReceived.connect(this._onMessage, this);
     this._connection.stateChanged.connect(this._onConnection, this);
+    this._executor = options.executor;
+    this._sessionDialogs = options.sessionDialogs;
+    this._translator = options.translator;
+  }
+
+  /**
+   * The request another tab or window runs in the current notebook, if any:
+   * the server runs one request per notebook at a time.
+   */
+  get runningElsewhere(): INotebookMessage['running'] {
+    const path = this._notebook?.context.path;
+    return path === undefined ? null : (this._elsewhere.get(path) ?? null);
   }
 
   /** Anything the view shows changed. Token bursts are coalesced per frame. */
@@ -505,10 +541,21 @@ export class ChatModel implements IDisposable {
       autoExecute: settings.autoExecute,
       stopping: false
     };
+    const written = new Map<string, string>();
+    const target = request.cellId
+      ? findCell(request.panel, request.cellId)
+      : null;
+    if (target) {
+      written.set(
+        target.cell.id,
+        request.fix?.source ?? target.cell.sharedModel.getSource()
+      );
+    }
     const running: IRunning = {
       ...rest,
       targetCellId: request.cellId,
       stepCells: new Map(),
+      written,
       view,
       abort: null,
       failure: null,
@@ -929,6 +976,15 @@ export class ChatModel implements IDisposable {
   // ---- protocol ------------------------------------------------------------
 
   private _onMessage(_: ChatConnection, message: ServerMessage): void {
+    if (message.type === 'notebook') {
+      if (message.running) {
+        this._elsewhere.set(message.notebook, message.running);
+      } else {
+        this._elsewhere.delete(message.notebook);
+      }
+      this._changed();
+      return;
+    }
     if (message.type === 'error' && !message.id) {
       if (/\bprefill\b/.test(message.message)) {
         // A prefill is a hint the server may refuse: not the user's concern.
@@ -964,7 +1020,12 @@ export class ChatModel implements IDisposable {
         if (message.budgets) {
           view.budgets = { ...message.budgets };
         }
-        if (message.state === 'generating') {
+        if (message.state === 'queued') {
+          // The browser knows what the cell waits for; the echo adds nothing.
+          if (turn.state !== 'queued') {
+            turn.state = 'queued';
+          }
+        } else if (message.state === 'generating') {
           turn.state = 'generating';
           // Where the request stands: the step so far, before this reply.
           if (typeof message.step === 'number') {
@@ -1015,6 +1076,8 @@ export class ChatModel implements IDisposable {
 
   private _onConnection(connection: ChatConnection): void {
     if (connection.state === 'closed') {
+      // The server tells a new connection what runs elsewhere.
+      this._elsewhere.clear();
       // The server cancels a closed socket's requests: end them here too,
       // with the reason, rather than leave them spinning.
       for (const running of [...this._running.values()]) {
@@ -1049,7 +1112,17 @@ export class ChatModel implements IDisposable {
       view.turns.filter(t => t.step === step && t.turn <= turn.turn).length;
     view.step = step;
     view.attempt = turn.attempt;
-    const { replaceCellId, anchorCellId } = placement(running, message, step);
+    let { replaceCellId, anchorCellId } = placement(running, message, step);
+    const edited = replaceCellId
+      ? this._editedCell(running, replaceCellId)
+      : null;
+    if (edited) {
+      // The user changed the cell since the loop wrote it (or since the fix
+      // or refinement started): their edit stays, the code goes below it.
+      turn.note = { kind: 'moved', cell: edited };
+      anchorCellId = replaceCellId;
+      replaceCellId = null;
+    }
     const abort = new AbortController();
     running.abort = abort;
 
@@ -1090,6 +1163,8 @@ export class ChatModel implements IDisposable {
       });
       running.cellId = cell.id;
       running.stepCells.set(step, cell.id);
+      running.written.set(cell.id, message.code);
+      markWorking(running.panel, cell.id, true);
       let placed = this._cells.get(view.id);
       if (!placed) {
         placed = new Map();
@@ -1098,10 +1173,34 @@ export class ChatModel implements IDisposable {
       placed.set(step, cell.id);
       this._requestCells = null;
       this._changed();
+      const progress = (state: 'queued' | 'running') =>
+        this._connection.send({
+          type: 'progress',
+          id: view.id,
+          turn: message.turn,
+          state
+        });
       result = message.auto_execute
         ? await runCell(running.panel, cell.id, {
             timeLimit: message.time_limit,
-            signal: abort.signal
+            signal: abort.signal,
+            executor: this._executor,
+            sessionDialogs: this._sessionDialogs,
+            translator: this._translator,
+            onQueued: waitingFor => {
+              turn.state = 'queued';
+              turn.waitingFor = waitingFor;
+              progress('queued');
+              this._changed();
+            },
+            onStarted: () => {
+              if (turn.state === 'queued') {
+                turn.state = 'executing';
+                turn.waitingFor = undefined;
+                this._changed();
+              }
+              progress('running');
+            }
           })
         : await waitForUserRun(running.panel, cell.id, abort.signal);
     } catch (reason) {
@@ -1147,6 +1246,11 @@ export class ChatModel implements IDisposable {
     if (result.error) {
       outcome.error = result.error;
     }
+    if (result.source !== undefined && result.source !== message.code) {
+      // The user edited the code before it ran: the model hears what ran.
+      outcome.source = result.source;
+      turn.note = { kind: 'edited' };
+    }
     this._connection.send(outcome);
     if (running.failure) {
       // Nothing can run in this notebook now: further turns would only ask
@@ -1170,6 +1274,24 @@ export class ChatModel implements IDisposable {
     this._changed();
   }
 
+  /**
+   * The name of the cell to rewrite if the user edited it since the loop
+   * last wrote it (or since the fix or refinement began), else null.
+   */
+  private _editedCell(running: IRunning, cellId: string): string | null {
+    const expected = running.written.get(cellId);
+    const found = findCell(running.panel, cellId);
+    if (
+      !found ||
+      expected === undefined ||
+      found.cell.sharedModel.getSource() === expected
+    ) {
+      return null;
+    }
+    const label = cellLabel(found.cell);
+    return label === 'In [ ]' ? `cell ${found.index + 1}` : label;
+  }
+
   private _finish(
     running: IRunning,
     status: DoneStatus,
@@ -1181,6 +1303,9 @@ export class ChatModel implements IDisposable {
     if (!this._running.delete(view.id)) {
       return;
     }
+    for (const cellId of running.written.keys()) {
+      markWorking(running.panel, cellId, false);
+    }
     view.answer = done?.answer ?? '';
     view.budget = done?.budget ?? null;
     view.steps =
@@ -1188,8 +1313,14 @@ export class ChatModel implements IDisposable {
       new Set(view.turns.filter(t => t.seconds !== null).map(t => t.step)).size;
     // Stop waiting for a run the user never made. A cell already running is
     // left alone: its output is the user's now (Stop interrupts it instead).
+    // A cell still queued behind the user's is abandoned too (never run).
     if (
-      view.turns.some(t => t.state === 'waiting' || t.state === 'reviewing')
+      view.turns.some(
+        t =>
+          t.state === 'waiting' ||
+          t.state === 'reviewing' ||
+          t.state === 'queued'
+      )
     ) {
       running.abort?.abort();
     }
@@ -1203,6 +1334,7 @@ export class ChatModel implements IDisposable {
       if (
         turn.state === 'generating' ||
         turn.state === 'executing' ||
+        turn.state === 'queued' ||
         turn.state === 'waiting' ||
         turn.state === 'reviewing'
       ) {
@@ -1299,6 +1431,14 @@ export class ChatModel implements IDisposable {
   private _threads = new Map<string, IThread>();
   /** The current notebook's path, as of its last rename. */
   private _notebookPath: string | null = null;
+  /** Notebooks with a request of another connection in flight. */
+  private _elsewhere = new Map<
+    string,
+    NonNullable<INotebookMessage['running']>
+  >();
+  private _executor: INotebookCellExecutor | undefined;
+  private _sessionDialogs: ISessionContextDialogs | undefined;
+  private _translator: ITranslator | undefined;
   private _visible = false;
   private _prefillTimer = 0;
   private _prefilling = false;
@@ -1312,6 +1452,10 @@ export namespace ChatModel {
   export interface IOptions {
     serverSettings?: ServerConnection.ISettings;
     connection?: ChatConnection;
+    /** JupyterLab's cell executor: the loop's cells run the way Shift+Enter does. */
+    executor?: INotebookCellExecutor;
+    sessionDialogs?: ISessionContextDialogs;
+    translator?: ITranslator;
   }
 }
 
@@ -1465,4 +1609,13 @@ export function fromHistory(request: IHistoryRequest): IRequestView {
     stopping: false,
     turns
   };
+}
+
+/**
+ * Mark a cell the loop writes and runs (until its request ends), so the
+ * user sees which cell is the chat's before typing in it.
+ */
+function markWorking(panel: NotebookPanel, cellId: string, on: boolean): void {
+  const widget = panel.content.widgets.find(w => w.model.id === cellId);
+  widget?.toggleClass(WORKING_CLASS, on);
 }

@@ -94,6 +94,11 @@ export interface IOutcomeMessage {
   output: string;
   error?: IExecutionError;
   seconds: number;
+  /**
+   * The source that ran, when it differs from the code the server sent (the
+   * user edited the cell before running it): the model is told about it.
+   */
+  source?: string;
 }
 
 export interface ICancelMessage {
@@ -115,8 +120,24 @@ export interface IPrefillMessage {
   context: INotebookContext;
 }
 
+/**
+ * Where the run of a turn's cell stands: `queued` while it waits for the
+ * user's own cell to finish (the server then waits without a deadline),
+ * `running` once it starts (the time limit counts from here).
+ */
+export interface IProgressMessage {
+  type: 'progress';
+  id: string;
+  turn: number;
+  state: 'queued' | 'running';
+}
+
 export type ClientMessage =
-  IAskMessage | IOutcomeMessage | ICancelMessage | IPrefillMessage;
+  | IAskMessage
+  | IOutcomeMessage
+  | ICancelMessage
+  | IPrefillMessage
+  | IProgressMessage;
 
 // ---- server -> browser
 
@@ -128,7 +149,8 @@ export interface ITokenMessage {
 }
 
 /** `skipped`: the reply's code was not run; `evalue` says why. */
-export type TurnState = 'generating' | 'executing' | 'skipped' | OutcomeStatus;
+export type TurnState =
+  'generating' | 'executing' | 'queued' | 'skipped' | OutcomeStatus;
 
 /** How far one request may go: the limits, not what is used. */
 export interface IBudgets {
@@ -209,10 +231,32 @@ export interface IErrorMessage {
   message: string;
 }
 
-export type ServerMessage =
-  ITokenMessage | ITurnMessage | IExecuteMessage | IDoneMessage | IErrorMessage;
+/**
+ * A notebook's request started (`running`) or ended (null) on another
+ * connection: another tab or window, or another user of the server.
+ */
+export interface INotebookMessage {
+  type: 'notebook';
+  notebook: string;
+  running: { id: string; mode: string; prompt: string } | null;
+}
 
-const SERVER_TYPES = new Set(['token', 'turn', 'execute', 'done', 'error']);
+export type ServerMessage =
+  | ITokenMessage
+  | ITurnMessage
+  | IExecuteMessage
+  | IDoneMessage
+  | IErrorMessage
+  | INotebookMessage;
+
+const SERVER_TYPES = new Set([
+  'token',
+  'turn',
+  'execute',
+  'done',
+  'error',
+  'notebook'
+]);
 
 /**
  * A server message, or null for anything else (a newer server may send types

@@ -164,6 +164,7 @@ export function ChatView(props: IChatViewProps): JSX.Element {
     }
   };
 
+  const elsewhere = model.runningElsewhere;
   const path = thread?.path ?? '';
   const name = path.split('/').pop() ?? path;
   return (
@@ -200,6 +201,18 @@ export function ChatView(props: IChatViewProps): JSX.Element {
           >
             {trans.__('Retry now')}
           </button>
+        </div>
+      )}
+      {elsewhere && !running && (
+        <div
+          className="jp-OciChat-banner"
+          role="status"
+          data-oci-elsewhere={elsewhere.id}
+        >
+          {trans.__(
+            'Another tab or window is running a request in this notebook (“%1”). The server runs one request per notebook at a time: stop it there, or wait for it to finish.',
+            elsewhere.prompt
+          )}
         </div>
       )}
       {model.notice && (
