@@ -230,4 +230,62 @@ test.describe('the chat and the user’s own cells', () => {
       ).toBeVisible();
     });
   });
+
+  test('another tab running a request in this notebook: the chat says so, and the server runs one at a time', async ({
+    page
+  }) => {
+    const long = Array.from({ length: 1500 }, (_, i) => `w${i}`).join(' ');
+    script([long]);
+    await newNotebook(page);
+    await openPanel(page);
+    const notebook = await page.evaluate(
+      () => (window.jupyterapp.shell.currentWidget as any).context.path
+    );
+    // The other tab: a second chat connection to the same server, asking
+    // about the same notebook.
+    await page.evaluate(async notebook => {
+      const settings = window.jupyterapp.serviceManager.serverSettings;
+      const url = new URL('oci/chat', settings.wsUrl);
+      if (settings.token) {
+        url.searchParams.set('token', settings.token);
+      }
+      const socket = new WebSocket(url.href);
+      await new Promise(resolve => socket.addEventListener('open', resolve));
+      (window as any).otherTab = socket;
+
+      socket.send(
+        JSON.stringify({
+          type: 'ask',
+          id: 'other-tab',
+          prompt: 'a long story from the other tab',
+          notebook,
+          mode: 'chat',
+          context: { language: 'python', cells: [], variables: [] },
+          max_turns: 1,
+          time_limit: 10,
+          auto_execute: true,
+          refine_cell: false
+        })
+      );
+    }, notebook);
+    const banner = page.locator(`${PANEL} [data-oci-elsewhere="other-tab"]`);
+    await expect(banner).toContainText('a long story from the other tab', {
+      timeout: 15 * 1000
+    });
+    // Asking here meanwhile: refused with the reason, nothing is written.
+    await ask(page, 'print something');
+    const request = requests(page).last();
+    await expect(request).toHaveAttribute('data-oci-status', 'error', {
+      timeout: 15 * 1000
+    });
+    await expect(request).toContainText('already running in this notebook');
+    expect(await notebookCells(page)).toHaveLength(1);
+    // The other tab stops: the banner goes.
+    await page.evaluate(() => {
+      (window as any).otherTab.send(
+        JSON.stringify({ type: 'cancel', id: 'other-tab' })
+      );
+    });
+    await expect(banner).toHaveCount(0, { timeout: 15 * 1000 });
+  });
 });
