@@ -4,6 +4,7 @@
 - ``GET  /oci/v1/models``              OpenAI model list
 - ``POST /oci/v1/chat/completions``    OpenAI chat completions, streamed as server-sent events
 - ``POST /oci/tokenize``               token counts with the served model's tokenizer
+- ``POST /oci/restart``                load the model again (after it died or failed to load)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tornado.iostream import StreamClosedError
 
 from . import __version__
 from .engine import Delta, Engine, EngineError, EngineNotReady, Finish, GenerationParams
+from .engine.base import EngineBusy
 from .openai_schema import (
     ChatCompletionRequest,
     RequestError,
@@ -307,6 +309,31 @@ class TokenizeHandler(OCIHandler):
         )
 
 
+class RestartHandler(OCIHandler):
+    """``POST /oci/restart`` -> 202 with the status (``loading``): the model loads again in
+    the background, without restarting Jupyter (running requests are cancelled first).
+    409 while the model loads. Needs the "write" permission on ``oci`` (as every POST here)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            self.engine.restart()
+        except EngineBusy as exc:
+            return self.send_openai_error(
+                RequestError(
+                    409,
+                    str(exc),
+                    type="engine_busy",
+                    code=self.engine.status.state,
+                    extra={"status": self.engine.status.to_json()},
+                )
+            )
+        self.log.info("oci: restarting the %s engine", self.engine.name)
+        self.set_status(202)
+        self.finish(json.dumps(self.engine.status.to_json()))
+
+
 def _parse_texts(body: bytes, limit: int) -> list[str]:
     if len(body) > limit:
         raise RequestError(400, f"Request body over {limit:,} bytes.", code="request_too_large")
@@ -334,4 +361,5 @@ HANDLERS: list[tuple[str, type[OCIHandler]]] = [
     (r"/oci/v1/models", ModelsHandler),
     (r"/oci/v1/chat/completions", ChatCompletionsHandler),
     (r"/oci/tokenize", TokenizeHandler),
+    (r"/oci/restart", RestartHandler),
 ]

@@ -4,6 +4,7 @@
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
+import { ISignal, Signal } from '@lumino/signaling';
 
 import { IChatHistory } from './chat/protocol';
 
@@ -87,6 +88,60 @@ export async function fetchEngineStatus(
   }
   return body;
 }
+
+/**
+ * Ask the server extension to load its model again (after it died or failed
+ * to load). The server answers at once with the status (`loading`); the load
+ * runs in the background. Throws a ServerExtensionError with the server's
+ * reason when it refuses (409 while the model loads, 403 without permission).
+ */
+export async function restartEngine(
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<IEngineStatus> {
+  const url = URLExt.join(settings.baseUrl, 'oci', 'restart');
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(
+      url,
+      { method: 'POST' },
+      settings
+    );
+  } catch (reason) {
+    throw new ServerExtensionError(
+      `network error: ${(reason as Error).message ?? reason}`
+    );
+  }
+  let body: unknown = null;
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON (a proxy's error page, or a 403 from Jupyter): the HTTP status says it.
+  }
+  if (!response.ok) {
+    const message = (body as { error?: { message?: unknown } } | null)?.error
+      ?.message;
+    throw new ServerExtensionError(
+      typeof message === 'string'
+        ? message
+        : `HTTP ${response.status} ${response.statusText}`.trim(),
+      response.status
+    );
+  }
+  if (!isEngineStatus(body)) {
+    throw new ServerExtensionError('the response is not an engine status');
+  }
+  engineRestartSignal.emit(body);
+  return body;
+}
+
+const engineRestartSignal = new Signal<object, IEngineStatus>({});
+
+/**
+ * Emitted with the server's answer whenever `restartEngine` succeeded, so that
+ * every status model shows the restart at once and follows the new load.
+ */
+export const engineRestarted: ISignal<object, IEngineStatus> =
+  engineRestartSignal;
 
 function isEngineStatus(value: unknown): value is IEngineStatus {
   const candidate = value as Partial<IEngineStatus> | null;

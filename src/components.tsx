@@ -1,10 +1,16 @@
 /**
  * Pure React views of the engine status; all state lives in EngineStatusModel.
  */
+import { ServerConnection } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { EngineState, IEngineStatus, ServerExtensionError } from './api';
+import {
+  EngineState,
+  IEngineStatus,
+  restartEngine,
+  ServerExtensionError
+} from './api';
 
 function stateLabel(state: EngineState, trans: TranslationBundle): string {
   switch (state) {
@@ -73,12 +79,67 @@ function Fact(props: { name: string; value: string }): JSX.Element {
 }
 
 /**
+ * Loads the model again (POST /oci/restart). The status models follow the new
+ * load (see `engineRestarted`); a refusal is shown as text.
+ */
+function RestartButton(props: {
+  trans: TranslationBundle;
+  serverSettings?: ServerConnection.ISettings;
+}): JSX.Element {
+  const { trans } = props;
+  const [restarting, setRestarting] = React.useState(false);
+  const [failure, setFailure] = React.useState<string | null>(null);
+  const mounted = React.useRef(false);
+  React.useEffect(() => {
+    mounted.current = true;
+    return () => {
+      mounted.current = false;
+    };
+  }, []);
+  const restart = async () => {
+    setRestarting(true);
+    setFailure(null);
+    try {
+      await restartEngine(props.serverSettings);
+    } catch (reason) {
+      if (mounted.current) {
+        setFailure((reason as Error).message ?? String(reason));
+      }
+    } finally {
+      if (mounted.current) {
+        setRestarting(false);
+      }
+    }
+  };
+  return (
+    <div className="jp-OciStatus-restart">
+      <button
+        type="button"
+        className="jp-mod-styled jp-mod-accept"
+        data-oci-action="restart-model"
+        disabled={restarting}
+        onClick={() => void restart()}
+      >
+        {restarting ? trans.__('Restarting…') : trans.__('Restart model')}
+      </button>
+      {failure && (
+        <p className="jp-OciStatus-restartFailure" role="alert">
+          {trans.__('The model could not be restarted: %1', failure)}
+        </p>
+      )}
+    </div>
+  );
+}
+
+/**
  * The model's state in one line (badge and model name); the facts fold out
  * on demand. Progress, detail and errors show in full: they need attention.
  */
 export function EngineStatusView(props: {
   status: IEngineStatus;
   trans: TranslationBundle;
+  /** The server the Restart button asks (the panel's). */
+  serverSettings?: ServerConnection.ISettings;
 }): JSX.Element {
   const { status, trans } = props;
   const since = new Date(status.since * 1000).toLocaleTimeString();
@@ -117,6 +178,9 @@ export function EngineStatusView(props: {
       {showDetail && <p className="jp-OciStatus-detail">{status.detail}</p>}
       {status.state === 'error' && status.error && (
         <pre className="jp-OciErrorText jp-OciStatus-error">{status.error}</pre>
+      )}
+      {status.state === 'error' && (
+        <RestartButton trans={trans} serverSettings={props.serverSettings} />
       )}
     </div>
   );

@@ -5,7 +5,12 @@ import { ServerConnection } from '@jupyterlab/services';
 import { VDomModel } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 
-import { fetchEngineStatus, IEngineStatus, ServerExtensionError } from './api';
+import {
+  engineRestarted,
+  fetchEngineStatus,
+  IEngineStatus,
+  ServerExtensionError
+} from './api';
 
 /** While the model loads, ask every second so progress moves smoothly. */
 export const LOADING_POLL_INTERVAL = 1000;
@@ -28,6 +33,7 @@ export class EngineStatusModel extends VDomModel {
       // browser tab is in the background.
       standby: () => (isActive() ? 'when-hidden' : true)
     });
+    engineRestarted.connect(this._onRestarted, this);
   }
 
   /** The last status the server sent, or null before the first answer. */
@@ -58,6 +64,7 @@ export class EngineStatusModel extends VDomModel {
     if (this.isDisposed) {
       return;
     }
+    engineRestarted.disconnect(this._onRestarted, this);
     this._poll.dispose();
     super.dispose();
   }
@@ -80,6 +87,18 @@ export class EngineStatusModel extends VDomModel {
     this.stateChanged.emit();
   }
 
+  /** The server took a restart: show its answer now, poll at the loading pace. */
+  private _onRestarted(_sender: object, status: IEngineStatus): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._status = status;
+    this._failure = null;
+    this._poll.frequency = this._frequency();
+    this.stateChanged.emit();
+    void this.refresh();
+  }
+
   private _frequency() {
     const state = this._failure ? null : this._status?.state;
     const transient =
@@ -90,6 +109,11 @@ export class EngineStatusModel extends VDomModel {
 
   private _failure: ServerExtensionError | null = null;
   private _poll: Poll;
+  /** The server whose model this is. */
+  get serverSettings(): ServerConnection.ISettings {
+    return this._serverSettings;
+  }
+
   private _serverSettings: ServerConnection.ISettings;
   private _settledInterval: number;
   private _status: IEngineStatus | null = null;

