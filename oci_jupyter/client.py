@@ -7,9 +7,10 @@ The kernel finds the Jupyter server that started it: that server wrote ``jpserve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +70,10 @@ class ModelClient:
 
     def __init__(self, server: ServerInfo, *, timeout: float = 600.0) -> None:
         self.server = server
-        headers = {"Authorization": f"token {server.token}"} if server.token else {}
+        # A person waits for what a kernel asks (%%oci): served before programs' requests.
+        headers = {"X-OCI-Priority": "interactive"}
+        if server.token:
+            headers["Authorization"] = f"token {server.token}"
         # Loopback servers must not go through a proxy configured for the outside world.
         self._http = httpx.Client(
             headers=headers, timeout=httpx.Timeout(timeout, connect=5.0), trust_env=False
@@ -88,9 +92,15 @@ class ModelClient:
         reply = self._json("POST", "oci", "tokenize", body={"texts": list(texts)})
         return list(reply["counts"])
 
-    def stream_chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[str]:
+    def stream_chat(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        on_waiting: Callable[[int], None] | None = None,
+    ) -> Iterator[str]:
         """Yield the reply's text as it streams. Closing the iterator (or a KeyboardInterrupt
-        while it waits) closes the connection, and the server cancels the generation."""
+        while it waits) closes the connection, and the server cancels the generation.
+        ``on_waiting(n)`` hears while the request waits behind ``n`` others (0: its turn)."""
         body: dict[str, Any] = {
             "messages": list(messages),
             "stream": True,
@@ -109,6 +119,10 @@ class ModelClient:
                     response.read()
                     raise _error_from(response)
                 for line in response.iter_lines():
+                    if line.startswith(": waiting ") and on_waiting is not None:
+                        with contextlib.suppress(ValueError):
+                            on_waiting(int(line[len(": waiting ") :]))
+                        continue
                     if not line.startswith("data: "):
                         continue
                     payload = line[len("data: ") :]

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from .openai_schema import (
     parse_request,
     usage,
 )
+from .types import Priority
 
 if TYPE_CHECKING:
     from .app import OCIExtension
@@ -75,6 +77,7 @@ class StatusHandler(OCIHandler):
         body = self.engine.status.to_json()
         body["version"] = __version__
         body["running_requests"] = len(self.engine.running_requests)
+        body["waiting_requests"] = self.engine.waiting_requests
         body["loop"] = self.oci.settings_.loop_defaults()
         self.finish(json.dumps(body))
 
@@ -168,6 +171,7 @@ class ChatCompletionsHandler(OCIHandler):
             top_p=1.0 if request.top_p is None else request.top_p,
             stop=request.stop_sequences,
             seed=request.seed,
+            priority=request_priority(self.request.headers.get(PRIORITY_HEADER, "")),
         )
 
     async def _complete(self, messages: list[dict[str, str]], params: GenerationParams) -> None:
@@ -219,11 +223,16 @@ class ChatCompletionsHandler(OCIHandler):
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")  # proxies must not hold tokens back
         events = self.engine.stream_chat(messages, params, request_id)
+        waiting: asyncio.Task[None] | None = None
         try:
             await self._send(
                 chunk(request_id, model, created, {"role": "assistant", "content": ""})
             )
+            waiting = asyncio.get_running_loop().create_task(self._tell_waiting(request_id))
             async for event in events:
+                if waiting is not None:
+                    waiting.cancel()
+                    waiting = None
                 if isinstance(event, Delta):
                     await self._send(chunk(request_id, model, created, {"content": event.text}))
                     continue
@@ -248,9 +257,23 @@ class ChatCompletionsHandler(OCIHandler):
             except StreamClosedError:
                 self._client_gone = True
         finally:
+            if waiting is not None:
+                waiting.cancel()
             await events.aclose()  # cancels the generation if it is still running
         if not self._client_gone:
             self.finish()
+
+    async def _tell_waiting(self, request_id: str) -> None:
+        """While the request waits for the model, say so as server-sent-event comments
+        (``: waiting 2``: two requests ahead), which OpenAI clients skip and ``%%oci`` shows."""
+        told = 0
+        with contextlib.suppress(StreamClosedError):
+            while True:
+                ahead = self.engine.waiting_ahead(request_id)
+                if ahead != told:
+                    told = ahead
+                    await self._send_raw(f": waiting {ahead}\n\n")
+                await asyncio.sleep(WAITING_POLL_SECONDS)
 
     async def _send(self, body: dict[str, Any]) -> None:
         await self._send_raw(f"data: {json.dumps(body)}\n\n")
@@ -332,6 +355,16 @@ class RestartHandler(OCIHandler):
         self.log.info("oci: restarting the %s engine", self.engine.name)
         self.set_status(202)
         self.finish(json.dumps(self.engine.status.to_json()))
+
+
+PRIORITY_HEADER = "X-OCI-Priority"
+"""``interactive``: a person waits for this request (``%%oci`` sends it); anything else, or
+none, is a program (an OpenAI client, oci-eval), served after the people."""
+WAITING_POLL_SECONDS = 0.5
+
+
+def request_priority(header: str) -> Priority:
+    return "interactive" if header.strip().lower() == "interactive" else "background"
 
 
 def _parse_texts(body: bytes, limit: int) -> list[str]:

@@ -193,6 +193,14 @@ class _ReplyView:
             self._handle.update(Markdown(self._markdown(self.text + " ▌")))
             self._shown = now
 
+    def waiting(self, ahead: int) -> None:
+        """The request waits for the model (other requests go first)."""
+        if self._handle is not None and not self.text:
+            plural = "request" if ahead == 1 else "requests"
+            self._handle.update(
+                Markdown(f"*waiting for the model: {ahead} {plural} ahead…*" if ahead else "…")
+            )
+
     def show(self, new_heading: str | None = None) -> None:
         if new_heading is not None:
             self.heading = new_heading
@@ -360,7 +368,7 @@ class OCIMagics(Magics):
         code runs at once, and what the model says about it comes after it read the result."""
         cutter = ReplyCutter()
         guess = heading(*_next_cell(loop))
-        stream = client.stream_chat(action.messages, params)
+        stream = client.stream_chat(action.messages, params, on_waiting=view.waiting)
         try:
             for piece in stream:
                 cutter.feed(piece)

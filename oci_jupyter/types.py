@@ -11,6 +11,9 @@ Message = dict[str, str]
 """One chat message, already normalised to ``{"role": ..., "content": <text>}``."""
 
 
+Priority = Literal["interactive", "background"]
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     max_tokens: int = 1024
@@ -18,6 +21,10 @@ class GenerationParams:
     top_p: float = 0.95
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    priority: Priority = "interactive"
+    """Who waits for the reply: a person in the chat, a fix or ``%%oci`` (``interactive``), or
+    a program through the OpenAI endpoint or ``oci-eval`` (``background``). An engine that
+    queues requests serves interactive ones first."""
 
 
 OutcomeStatus = Literal["ok", "error", "timeout", "cancelled"]

@@ -409,7 +409,8 @@ async def test_llamacpp_a_worker_that_dies_turns_the_status_to_error(
     await engine.wait_ready(5)
     running = asyncio.ensure_future(collect(engine.stream_chat(say("wait"), PARAMS, "first")))
     await until(lambda: engine._current is not None)
-    engine._jobs.put("not a job")  # the worker itself fails on it, between two requests
+    # The worker itself fails on it, between two requests (first in the queue's order).
+    engine._jobs.put((0, -1, "not a job"))
     queued = asyncio.ensure_future(collect(engine.stream_chat(say("hi"), PARAMS, "queued")))
     await until(lambda: engine._jobs.qsize() == 2)
     engine.gate.set()  # type: ignore[attr-defined]

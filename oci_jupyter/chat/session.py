@@ -42,6 +42,8 @@ BUSY_ELSEWHERE = (
 )
 BUSY_HERE = "A request is already running in this notebook: stop it or wait for it to finish."
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+WAITING_POLL_SECONDS = 0.25
+"""How often a reply that waits for the model looks at its place in the queue."""
 
 
 @dataclass
@@ -481,10 +483,14 @@ class ChatSession:
         finish: Finish | None = None
         started = time.perf_counter()
         first_token = 0.0
+        waiting = asyncio.get_running_loop().create_task(
+            self._tell_waiting(ask.id, action.turn, engine_request)
+        )
         try:
             stream = self.engine.stream_chat(action.messages, params, engine_request)
             async with contextlib.aclosing(stream):
                 async for event in stream:
+                    waiting.cancel()
                     if isinstance(event, Delta):
                         if not cutter.text:
                             first_token = time.perf_counter() - started
@@ -498,8 +504,20 @@ class ChatSession:
         except EngineError as exc:
             raise ModelFailed(str(exc)) from exc
         finally:
+            waiting.cancel()
             running.engine_request = ""
         return cutter.text, finish, first_token
+
+    async def _tell_waiting(self, request_id: str, turn: int, engine_request: str) -> None:
+        """While the reply waits for the model (other requests go first: another notebook's,
+        a fix), say how many are ahead; 0 when it is this one's turn."""
+        told = 0
+        while True:
+            await asyncio.sleep(WAITING_POLL_SECONDS)
+            ahead = self.engine.waiting_ahead(engine_request)
+            if ahead != told:
+                told = ahead
+                await self._emit(protocol.turn_state(request_id, turn, "generating", waiting=ahead))
 
     def _deadline(self, running: _Running) -> float | None:
         """When the wait for the outcome gives up, from now. The browser enforces the time

@@ -282,6 +282,16 @@ class Engine(abc.ABC):
     def running_requests(self) -> list[str]:
         return list(self._cancel_events)
 
+    def waiting_ahead(self, request_id: str) -> int:
+        """How many requests go before this one that waits for the model (0: it runs, or the
+        engine does not queue; vLLM and remote servers batch instead)."""
+        return 0
+
+    @property
+    def waiting_requests(self) -> int:
+        """Requests queued and not yet started."""
+        return 0
+
     # ---- to implement ------------------------------------------------------------------------
     @abc.abstractmethod
     async def _load(self) -> None:

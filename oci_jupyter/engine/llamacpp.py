@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import itertools
 import logging
 import os
 import queue
@@ -110,6 +111,7 @@ class _Job:
     stop: threading.Event = field(default_factory=threading.Event)
     warm: bool = False
     """A background prefill of ``messages`` as a prompt's beginning (no reply)."""
+    request_id: str = ""
     tokens: list[int] = field(default_factory=list)
     """The prompt, tokenized by the worker (not on the event loop)."""
 
@@ -121,6 +123,11 @@ class _Job:
 
 
 _SHUTDOWN = object()
+RANKS = {"interactive": 0, "background": 1}
+"""The queue's order: a person waiting (chat, fix, %%oci) before a program (the OpenAI
+endpoint, oci-eval), and both before a background prefill; first come first served within."""
+WARM_RANK = 2
+SHUTDOWN_RANK = -1
 
 
 def default_threads() -> int:
@@ -259,7 +266,10 @@ class LlamaCppEngine(Engine):
         self._llm: Any = None
         self._formatter: Any = None
         self._prefix_formatter: Any = None
-        self._jobs: queue.Queue[_Job | object] = queue.Queue()
+        self._jobs: queue.PriorityQueue[tuple[int, int, object]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._queued: dict[str, tuple[int, int]] = {}
+        """Requests waiting for the worker: their place in the queue (rank, arrival)."""
         self._enqueue_lock = threading.Lock()
         self._closing = False
         self._waiting_requests = 0
@@ -457,7 +467,7 @@ class LlamaCppEngine(Engine):
 
     def _next_job(self) -> _Job | None:
         """The next job to run (None: shut down), no longer counted as waiting."""
-        job = self._jobs.get()
+        _, _, job = self._jobs.get()
         if job is _SHUTDOWN:
             return None
         if not isinstance(job, _Job):
@@ -465,6 +475,7 @@ class LlamaCppEngine(Engine):
         if not job.warm:
             with self._enqueue_lock:
                 self._waiting_requests -= 1
+                self._queued.pop(job.request_id, None)
         return job
 
     def _report_death(self, reason: str) -> None:
@@ -487,10 +498,12 @@ class LlamaCppEngine(Engine):
         """End the queued jobs: cancelled (shut down) or failed (the worker died)."""
         while True:
             try:
-                job = self._jobs.get_nowait()
+                _, _, job = self._jobs.get_nowait()
             except queue.Empty:
                 return
             if isinstance(job, _Job):
+                with self._enqueue_lock:
+                    self._queued.pop(job.request_id, None)
                 job.emit(failure if failure is not None else Finish("cancelled", 0, 0))
                 with self._enqueue_lock:
                     self._unfinished -= 1
@@ -733,10 +746,13 @@ class LlamaCppEngine(Engine):
         with self._enqueue_lock:
             if self._closing or self._llm is None:
                 raise EngineNotReady(self.status)
+            rank = WARM_RANK if job.warm else RANKS[job.params.priority]
+            place = (rank, next(self._order))
             if not job.warm:
                 self._waiting_requests += 1
+                self._queued[job.request_id] = place
             self._unfinished += 1
-            self._jobs.put(job)
+            self._jobs.put((*place, job))
 
     async def _generate(
         self,
@@ -746,7 +762,7 @@ class LlamaCppEngine(Engine):
         cancelled: asyncio.Event,
     ) -> AsyncGenerator[StreamEvent, None]:
         loop = asyncio.get_running_loop()
-        job = _Job(messages, params, loop, asyncio.Queue())
+        job = _Job(messages, params, loop, asyncio.Queue(), request_id=request_id)
 
         async def relay_cancel() -> None:
             await cancelled.wait()
@@ -767,6 +783,22 @@ class LlamaCppEngine(Engine):
         finally:
             job.stop.set()
             relay.cancel()
+
+    def waiting_ahead(self, request_id: str) -> int:
+        """How many requests the worker serves before this queued one (the one it runs now
+        included); 0 once it runs, or for a request it does not know."""
+        with self._enqueue_lock:
+            place = self._queued.get(request_id)
+            if place is None:
+                return 0
+            ahead = sum(1 for other in self._queued.values() if other < place)
+        current = self._current
+        return ahead + (1 if current is not None and not current.warm else 0)
+
+    @property
+    def waiting_requests(self) -> int:
+        with self._enqueue_lock:
+            return len(self._queued)
 
     def prefill(self, messages: Sequence[Message]) -> bool:
         """Read ``messages`` in the background, as the start of a later request's prompt.
@@ -836,7 +868,7 @@ class LlamaCppEngine(Engine):
         self._meter.stop()
         with self._enqueue_lock:
             self._closing = True
-            self._jobs.put(_SHUTDOWN)
+            self._jobs.put((SHUTDOWN_RANK, next(self._order), _SHUTDOWN))
         current = self._current
         if current is not None:
             current.stop.set()
@@ -860,8 +892,9 @@ class LlamaCppEngine(Engine):
             )
         self._old_worker = None
         self._worker_failure = None
-        self._jobs = queue.Queue()
+        self._jobs = queue.PriorityQueue()
         with self._enqueue_lock:
+            self._queued.clear()
             self._closing = False
             self._waiting_requests = 0
             self._unfinished = 0

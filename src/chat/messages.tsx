@@ -130,6 +130,16 @@ function TurnItem(props: {
           {turn.ename}: {turn.evalue}
         </pre>
       )}
+      {turn.state === 'generating' && !turn.reply && !!turn.modelAhead && (
+        <p className="jp-OciChat-pending" data-oci-waiting-model="">
+          <span className="jp-OciChat-dots" aria-hidden="true" />
+          {trans._n(
+            'Waiting for the model: %1 request ahead.',
+            'Waiting for the model: %1 requests ahead.',
+            turn.modelAhead
+          )}
+        </p>
+      )}
       {turn.state === 'queued' && (
         <p className="jp-OciChat-waiting" data-oci-queued="">
           {turn.waitingFor

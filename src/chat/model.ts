@@ -126,6 +126,8 @@ export interface ITurnView {
    * for (`In [7]`, `cell 5`), or null for other work of the kernel.
    */
   waitingFor?: string | null;
+  /** Before its first token: requests the model serves before this reply. */
+  modelAhead?: number;
 }
 
 export type RequestStatus = 'running' | DoneStatus;
@@ -1027,6 +1029,9 @@ export class ChatModel implements IDisposable {
           }
         } else if (message.state === 'generating') {
           turn.state = 'generating';
+          if (typeof message.waiting === 'number') {
+            turn.modelAhead = message.waiting;
+          }
           // Where the request stands: the step so far, before this reply.
           if (typeof message.step === 'number') {
             view.step = message.step;

@@ -180,6 +180,11 @@ export interface ITurnMessage {
   attempt?: number;
   /** With `generating`: the request's budgets. */
   budgets?: IBudgets;
+  /**
+   * With `generating`: the reply waits for the model behind this many other
+   * requests (0: its turn now).
+   */
+  waiting?: number;
 }
 
 /**
