@@ -206,7 +206,9 @@ class ChatCompletionsHandler(OCIHandler):
                             "finish_reason": _openai_reason(finish.reason),
                         }
                     ],
-                    "usage": usage(finish.prompt_tokens, finish.completion_tokens),
+                    "usage": usage(
+                        finish.prompt_tokens, finish.completion_tokens, finish.cached_tokens
+                    ),
                 }
             )
         )
@@ -243,7 +245,9 @@ class ChatCompletionsHandler(OCIHandler):
                 if request.include_usage:
                     body = chunk(request_id, model, created, {})
                     body["choices"] = []
-                    body["usage"] = usage(event.prompt_tokens, event.completion_tokens)
+                    body["usage"] = usage(
+                        event.prompt_tokens, event.completion_tokens, event.cached_tokens
+                    )
                     await self._send(body)
             await self._send_raw("data: [DONE]\n\n")
         except StreamClosedError:

@@ -278,3 +278,16 @@ async def test_tokenize_rejects_bad_input(jp_fetch: Any, jp_serverapp: Any, raw:
     status, error = await fetch_error(jp_fetch, "oci", "tokenize", method="POST", body=raw)
     assert status == 400
     assert error["error"]["message"]
+
+
+def test_usage_reports_cached_prompt_tokens_as_openai_does() -> None:
+    from oci_jupyter.openai_schema import usage
+
+    assert usage(120, 8, 96) == {
+        "prompt_tokens": 120,
+        "completion_tokens": 8,
+        "total_tokens": 128,
+        "prompt_tokens_details": {"cached_tokens": 96},
+    }
+    # An engine that does not say: no details, rather than a made-up zero.
+    assert "prompt_tokens_details" not in usage(120, 8)

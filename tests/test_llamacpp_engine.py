@@ -208,7 +208,13 @@ async def test_streams_code_then_one_finish(llama_engine: LlamaCppEngine) -> Non
 @model
 async def test_max_tokens_ends_with_length(llama_engine: LlamaCppEngine) -> None:
     events = await collect(llama_engine, "short", GenerationParams(max_tokens=5, temperature=0))
-    assert events[-1] == Finish("length", llama_engine.count_chat_tokens(ASK), 5)
+    finish = events[-1]
+    assert isinstance(finish, Finish)
+    assert (finish.reason, finish.prompt_tokens, finish.completion_tokens) == (
+        "length",
+        llama_engine.count_chat_tokens(ASK),
+        5,
+    )
 
 
 @model
@@ -310,7 +316,7 @@ async def test_a_second_turn_reads_only_what_is_new(llama_engine: LlamaCppEngine
         {"role": "assistant", "content": reply(events)},
         {"role": "user", "content": "Now print it."},
     ]
-    await collect(llama_engine, "turn-2", GenerationParams(max_tokens=4), second)
+    events2 = await collect(llama_engine, "turn-2", GenerationParams(max_tokens=4), second)
     stats2 = llama_engine.last_stats
     assert stats2 is not None
     assert stats2 is not stats1
@@ -318,6 +324,10 @@ async def test_a_second_turn_reads_only_what_is_new(llama_engine: LlamaCppEngine
     assert stats2.cached_tokens >= stats1.prompt_tokens - 1
     assert stats2.evaluated_tokens < 40 < stats1.evaluated_tokens
     assert stats2.evaluated_tokens == stats2.prompt_tokens - 1 - stats2.cached_tokens
+    # The stream's Finish says so too (the OpenAI endpoint reports it as cached_tokens).
+    finish2 = events2[-1]
+    assert isinstance(finish2, Finish)
+    assert finish2.cached_tokens == stats2.cached_tokens
 
 
 @model

@@ -55,6 +55,9 @@ class Finish:
     reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int | None = None
+    """Of the prompt, tokens the engine did not read again (its prefix cache had them);
+    None when the engine does not say."""
 
 
 StreamEvent = Delta | Finish

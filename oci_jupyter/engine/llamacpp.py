@@ -543,7 +543,7 @@ class LlamaCppEngine(Engine):
             stats.reason = reason
             self._remember()
         if not job.warm:
-            job.emit(Finish(reason, len(job.tokens), stats.completion_tokens))
+            job.emit(Finish(reason, len(job.tokens), stats.completion_tokens, stats.cached_tokens))
 
     # ---- reading the prompt ------------------------------------------------------------------
     def _prefill(self, job: _Job, stats: RequestStats) -> bool:

@@ -240,6 +240,7 @@ class VLLMEngine(Engine):
         watcher = loop.create_task(abort_when_cancelled(), name=f"vllm-abort-{vllm_id}")
         pending: asyncio.Future[Any] | None = None
         completion_tokens = 0
+        cached_tokens: int | None = None
         reason: str | None = None
         finished = False
         try:
@@ -266,6 +267,11 @@ class VLLMEngine(Engine):
                     raise EngineError(f"vLLM failed: {type(exc).__name__}: {exc}") from exc
                 completion = output.outputs[0]
                 completion_tokens += len(completion.token_ids)
+                # What prefix caching saved: the same layout rule as llama.cpp's (what was
+                # sent stays in the history as sent) lets vLLM reuse a conversation's blocks.
+                cached = getattr(output, "num_cached_tokens", None)
+                if isinstance(cached, int):
+                    cached_tokens = cached
                 if completion.finish_reason is not None:
                     reason = completion.finish_reason
                 if completion.text and not cancelled.is_set():
@@ -275,7 +281,7 @@ class VLLMEngine(Engine):
             finished = True
             if cancelled.is_set() and reason in (None, "abort"):
                 reason = "cancelled"
-            yield Finish(finish_reason(reason), prompt_tokens, completion_tokens)
+            yield Finish(finish_reason(reason), prompt_tokens, completion_tokens, cached_tokens)
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()  # vLLM's generate() aborts the request when cancelled

@@ -294,6 +294,34 @@ async def test_concurrent_requests(loaded: Loaded) -> None:
     assert [_assert_well_formed(events).completion_tokens for events in results] == [5, 9, 13]
 
 
+async def test_a_second_turn_reuses_the_first_ones_prompt(loaded: Loaded) -> None:
+    """Prefix caching: a follow-up laid out as the chat lays it out (the first turn as it
+    was sent, then the reply and the new words) reads only what is new; vLLM says how many
+    prompt tokens it found cached."""
+    engine = loaded.engine
+    notebook = "\n".join(f"values_{i} = [{i}, {i * 2}, {i * 3}]" for i in range(40))
+    first = [
+        {"role": "system", "content": "You write Python for a notebook."},
+        {"role": "user", "content": f"The notebook:\n{notebook}\n\nSum values_7."},
+    ]
+    turn1 = _assert_well_formed(
+        await _collect(engine.stream_chat(first, GenerationParams(max_tokens=8), "turn-1"))
+    )
+    assert turn1.prompt_tokens > 200
+    second = [
+        *first,
+        {"role": "assistant", "content": "print(sum(values_7))"},
+        {"role": "user", "content": "Now print it twice."},
+    ]
+    turn2 = _assert_well_formed(
+        await _collect(engine.stream_chat(second, GenerationParams(max_tokens=4), "turn-2"))
+    )
+    assert turn2.cached_tokens is not None
+    # Whole cache blocks of the first prompt are found again (blocks of 16 or more tokens).
+    assert turn2.cached_tokens >= turn1.prompt_tokens - 64
+    assert turn2.cached_tokens < turn2.prompt_tokens
+
+
 async def test_token_counts_and_context(loaded: Loaded) -> None:
     engine = loaded.engine
     assert engine.context_length == MAX_MODEL_LEN
