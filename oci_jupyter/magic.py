@@ -152,6 +152,10 @@ def summary_line(result: Finished, mode: LoopMode, no_exec: bool = False) -> str
     return line
 
 
+STEPS_MIME = "application/vnd.oci.steps+json"
+"""An output naming each step's code apart, for the front end to insert one cell per step."""
+
+
 def inserted_cell(codes: list[str]) -> str:
     """The code to put in a new cell: one step's as it is; several steps' one after the other,
     each under a comment (the frontend inserts one cell per execute reply, see --insert)."""
@@ -398,20 +402,28 @@ class OCIMagics(Magics):
             codes = [*codes, result.final_code]
         if options.quiet and codes:
             lines += [f"```python\n{code.rstrip()}\n```" for code in codes]
+        steps_marker = None
         if options.insert and codes:
-            self.shell.set_next_input(inserted_cell(codes), replace=False)
-            several = len(codes) > 1
-            lines.append(
-                f"The code of the {len(codes)} steps is in a new cell below."
-                if several
-                else "The code is in a new cell below."
-            )
+            combined = inserted_cell(codes)
+            self.shell.set_next_input(combined, replace=False)
+            if len(codes) > 1:
+                lines.append(f"The code of the {len(codes)} steps is in the cells below.")
+                # A kernel gets one new cell per run; JupyterLab with oci_jupyter splits it
+                # into one cell per step from this (src/magicsteps.ts); elsewhere it stays one.
+                steps_marker = {
+                    "text/plain": f"(the {len(codes)} steps of this request, one cell each)",
+                    STEPS_MIME: {"combined": combined, "cells": codes},
+                }
+            else:
+                lines.append("The code is in a new cell below.")
         summary = "\n\n".join(lines)
         # The answer streamed into its reply's place: the summary goes there, above it.
         if answer_view is None or not answer_view.replace(summary):
             display(Markdown(summary))
+        if steps_marker is not None:
+            display(steps_marker, raw=True)
         if result.answer.strip():
-            display(Markdown(result.answer))
+            display(Markdown(result.answer))  # the last thing shown
 
     # ---- %oci fix ----------------------------------------------------------------------------
     def _remember_failure(self, result: Any) -> None:

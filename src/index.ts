@@ -43,6 +43,7 @@ import {
   IChatSettings,
   IRequestResult
 } from './chat/model';
+import { splitMagicSteps } from './magicsteps';
 import { METADATA_KEY } from './notebook';
 import { ociIcon } from './icon';
 import { SETTLED_POLL_INTERVAL } from './model';
@@ -314,6 +315,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     NotebookActions.executionScheduled.connect((_, { cell }) => {
       hideFixButton(cell);
       hideFixResult(cell);
+    });
+    // `%%oci --insert`: one cell per step (see magicsteps.ts).
+    NotebookActions.executed.connect((_, { notebook, cell, success }) => {
+      if (success && cell.model.type === 'code') {
+        splitMagicSteps(notebook, cell.model.id);
+      }
     });
     NotebookActions.executed.connect(
       (_, { notebook, cell, success, error }) => {

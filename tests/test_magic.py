@@ -14,7 +14,14 @@ import pytest
 
 from oci_jupyter.execution import TIMES
 from oci_jupyter.loop import Budgets, Finished, Turn
-from oci_jupyter.magic import budgets_for, heading, inserted_cell, parse_options, summary_line
+from oci_jupyter.magic import (
+    STEPS_MIME,
+    budgets_for,
+    heading,
+    inserted_cell,
+    parse_options,
+    summary_line,
+)
 from oci_jupyter.prompts import REQUEST_HINT
 from oci_jupyter.types import ExecutionOutcome
 
@@ -219,8 +226,18 @@ def test_insert_puts_every_steps_code_below(kernel: Kernel, script: Script) -> N
         "# oci · step 2\nprint('total', sum(data))\n"
     )
     assert payloads[0]["replace"] is False
-    assert "The code of the 2 steps is in a new cell below." in run.final_markdown[-2]
+    assert "The code of the 2 steps is in the cells below." in run.final_markdown[-3]
     assert run.final_markdown[-1] == ANSWER
+    # And the steps apart, for JupyterLab to make one cell of each (src/magicsteps.ts).
+    (marker,) = [
+        m["content"]["data"][STEPS_MIME]
+        for m in run.messages
+        if m["header"]["msg_type"] == "display_data" and STEPS_MIME in m["content"]["data"]
+    ]
+    assert marker == {
+        "combined": payloads[0]["text"],
+        "cells": ["data = [4, 8, 15]\nprint('count', len(data))\n", "print('total', sum(data))\n"],
+    }
 
 
 def test_the_reply_is_cut_where_its_code_block_closes(

@@ -100,7 +100,11 @@ module.exports = {
     },
     {
       name: 'scripted',
-      testMatch: ['chat-scripted.spec.ts', 'nothing-lost.spec.ts'],
+      testMatch: [
+        'chat-scripted.spec.ts',
+        'nothing-lost.spec.ts',
+        'magic.spec.ts'
+      ],
       use: { baseURL: `http://127.0.0.1:${scriptedPort}` }
     }
   ],
