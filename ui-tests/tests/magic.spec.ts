@@ -43,7 +43,9 @@ test('%%oci --insert with two steps: one new cell per step below the magic', asy
     })
     .toBe(4);
   const cells = await notebookCells(page);
-  expect(outputText(cells[1])).toContain('sum to 27');
+  // The model's answer, shown as markdown under the magic.
+  expect(JSON.stringify(cells[1].outputs)).toContain('sum to 27');
+  expect(outputText(cells[1])).toContain('total 27');
   expect(cells[2].source).toBe(one + '\n');
   expect(cells[3].source).toBe(two + '\n');
   // The marker did its work: only its words stay in the magic's output.
