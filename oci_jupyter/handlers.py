@@ -78,6 +78,7 @@ class StatusHandler(OCIHandler):
         body["version"] = __version__
         body["running_requests"] = len(self.engine.running_requests)
         body["waiting_requests"] = self.engine.waiting_requests
+        body["busy"] = self.engine.busy
         body["loop"] = self.oci.settings_.loop_defaults()
         self.finish(json.dumps(body))
 

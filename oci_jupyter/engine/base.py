@@ -295,6 +295,11 @@ class Engine(abc.ABC):
         """Requests queued and not yet started."""
         return 0
 
+    @property
+    def busy(self) -> bool:
+        """The model is working: a request, or (llama.cpp) a background prefill."""
+        return bool(self._cancel_events)
+
     # ---- to implement ------------------------------------------------------------------------
     @abc.abstractmethod
     async def _load(self) -> None:

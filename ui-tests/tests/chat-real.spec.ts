@@ -13,6 +13,7 @@ import {
 
 import {
   ask,
+  chatInput,
   marks,
   newNotebook,
   notebookCells,
@@ -101,7 +102,7 @@ test.describe('chat with the real model', () => {
     await firstTokenMs(page, (await request.getAttribute('data-oci-request'))!);
   });
 
-  test('answers a question about the kernel\'s data in words, after reading the result', async ({
+  test("answers a question about the kernel's data in words, after reading the result", async ({
     page
   }, testInfo) => {
     await newNotebook(page, 'values = [3, 18, 7, 25, 12, 30]');
@@ -178,7 +179,10 @@ test.describe('chat with the real model', () => {
       `${await request.getAttribute('data-oci-status')}: ${steps} step(s); cells:\n` +
         cells
           .slice(1)
-          .map(c => `[step ${c.metadata.oci?.step}] ${c.source}\n-> ${outputText(c).trim()}`)
+          .map(
+            c =>
+              `[step ${c.metadata.oci?.step}] ${c.source}\n-> ${outputText(c).trim()}`
+          )
           .join('\n') +
         `\nanswer: ${await request.locator('[data-oci-answer]').textContent()}`
     );
@@ -256,7 +260,21 @@ test.describe('chat with the real model', () => {
       if (await newCell.isVisible()) {
         await newCell.click();
       }
-      await ask(page, prompt);
+      // As a user does: type, and take a few seconds over it. The chat sends
+      // the notebook ahead while they type (prefill); Enter once the server
+      // has read it, which is what a user typing for that long gets.
+      const input = chatInput(page);
+      await expect(input).toBeEnabled({ timeout: 60 * 1000 });
+      await input.fill(prompt);
+      await page.waitForTimeout(1500); // the composer's pause before a prefill
+      await expect
+        .poll(
+          async () =>
+            (await (await page.request.get('/oci/status')).json()).busy,
+          { timeout: 120 * 1000, intervals: [250] }
+        )
+        .toBe(false);
+      await input.press('Enter');
       const request = requests(page).last();
       await expect(request).not.toHaveAttribute('data-oci-status', 'running', {
         timeout: ANSWER_TIMEOUT
