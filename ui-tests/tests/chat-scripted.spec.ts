@@ -188,10 +188,9 @@ test.describe('chat with a scripted model', () => {
 
     const request = requests(page).last();
     const steps = request.locator('.jp-OciChat-step');
-    await expect(steps.nth(0).locator('.jp-OciChat-chip')).toContainText(
-      'ok',
-      { timeout: 30 * 1000 }
-    );
+    await expect(steps.nth(0).locator('.jp-OciChat-chip')).toContainText('ok', {
+      timeout: 30 * 1000
+    });
     // While the model writes step 2: where the request stands.
     await expect(request.locator('[data-oci-budgets]')).toHaveText(
       'step 1/4 · attempt 1/3 · reply 2/8'
@@ -234,7 +233,9 @@ test.describe('chat with a scripted model', () => {
     await expect(request.locator('[data-oci-budgets]')).toHaveCount(0);
     const order = await request.evaluate(node =>
       Array.from(
-        node.querySelectorAll('[data-oci-step], [data-oci-answer], [data-oci-end]')
+        node.querySelectorAll(
+          '[data-oci-step], [data-oci-answer], [data-oci-end]'
+        )
       ).map(
         el =>
           el.getAttribute('data-oci-step') ??
@@ -245,10 +246,7 @@ test.describe('chat with a scripted model', () => {
     await request.screenshot({ path: testInfo.outputPath('two-steps.png') });
 
     // "Show cell" of step 1 selects step 1's cell.
-    await steps
-      .nth(0)
-      .getByRole('button', { name: 'Show cell' })
-      .click();
+    await steps.nth(0).getByRole('button', { name: 'Show cell' }).click();
     await expect
       .poll(() =>
         page.evaluate(
@@ -268,11 +266,14 @@ test.describe('chat with a scripted model', () => {
     await expect(panel.locator('.jp-OciChat-refine')).toContainText(
       'Your next message refines In ['
     );
-    expect(await panel.locator('.jp-OciChat-refine').getAttribute('data-oci-refine')).toBe(
+    expect(
+      await panel.locator('.jp-OciChat-refine').getAttribute('data-oci-refine')
+    ).toBe(
       await page.evaluate(
         () =>
-          (window.jupyterapp.shell.currentWidget as any).content.model.cells.get(2)
-            .id
+          (
+            window.jupyterapp.shell.currentWidget as any
+          ).content.model.cells.get(2).id
       )
     );
   });
@@ -892,7 +893,8 @@ test.describe('chat screenshots', () => {
           "ax.set_title('Monthly totals')\nax.set_ylabel('amount')\n" +
           Array.from(
             { length: 80 },
-            (_, i) => `# bar ${i + 1}: the months share one axis to compare at a glance`
+            (_, i) =>
+              `# bar ${i + 1}: the months share one axis to compare at a glance`
           ).join('\n') +
           '\nplt.show()\n```'
       ]);
