@@ -271,14 +271,9 @@ class ChatCompletionsHandler(OCIHandler):
     async def _tell_waiting(self, request_id: str) -> None:
         """While the request waits for the model, say so as server-sent-event comments
         (``: waiting 2``: two requests ahead), which OpenAI clients skip and ``%%oci`` shows."""
-        told = 0
         with contextlib.suppress(StreamClosedError):
-            while True:
-                ahead = self.engine.waiting_ahead(request_id)
-                if ahead != told:
-                    told = ahead
-                    await self._send_raw(f": waiting {ahead}\n\n")
-                await asyncio.sleep(WAITING_POLL_SECONDS)
+            async for ahead in self.engine.places(request_id):
+                await self._send_raw(f": waiting {ahead}\n\n")
 
     async def _send(self, body: dict[str, Any]) -> None:
         await self._send_raw(f"data: {json.dumps(body)}\n\n")
@@ -365,7 +360,6 @@ class RestartHandler(OCIHandler):
 PRIORITY_HEADER = "X-OCI-Priority"
 """``interactive``: a person waits for this request (``%%oci`` sends it); anything else, or
 none, is a program (an OpenAI client, oci-eval), served after the people."""
-WAITING_POLL_SECONDS = 0.5
 
 
 def request_priority(header: str) -> Priority:

@@ -42,8 +42,6 @@ BUSY_ELSEWHERE = (
 )
 BUSY_HERE = "A request is already running in this notebook: stop it or wait for it to finish."
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-WAITING_POLL_SECONDS = 0.25
-"""How often a reply that waits for the model looks at its place in the queue."""
 
 
 @dataclass
@@ -511,13 +509,8 @@ class ChatSession:
     async def _tell_waiting(self, request_id: str, turn: int, engine_request: str) -> None:
         """While the reply waits for the model (other requests go first: another notebook's,
         a fix), say how many are ahead; 0 when it is this one's turn."""
-        told = 0
-        while True:
-            await asyncio.sleep(WAITING_POLL_SECONDS)
-            ahead = self.engine.waiting_ahead(engine_request)
-            if ahead != told:
-                told = ahead
-                await self._emit(protocol.turn_state(request_id, turn, "generating", waiting=ahead))
+        async for ahead in self.engine.places(engine_request):
+            await self._emit(protocol.turn_state(request_id, turn, "generating", waiting=ahead))
 
     def _deadline(self, running: _Running) -> float | None:
         """When the wait for the outcome gives up, from now. The browser enforces the time

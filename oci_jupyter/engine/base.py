@@ -19,6 +19,8 @@ from typing import Any, Literal
 from ..types import GenerationParams, Message
 
 log = logging.getLogger(__name__)
+PLACE_POLL_SECONDS = 0.25
+"""How often a request that waits for the model looks at its place in the queue."""
 
 EngineState = Literal["idle", "loading", "ready", "error", "stopped"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
@@ -289,6 +291,18 @@ class Engine(abc.ABC):
         """How many requests go before this one that waits for the model (0: it runs, or the
         engine does not queue; vLLM and remote servers batch instead)."""
         return 0
+
+    async def places(self, request_id: str) -> AsyncGenerator[int, None]:
+        """Follow a request's place in the queue: yields how many go before it each time
+        that changes (0: its turn). Runs until the caller stops iterating (at the first
+        token); for an engine that does not queue it never yields."""
+        told = 0
+        while True:
+            await asyncio.sleep(PLACE_POLL_SECONDS)
+            ahead = self.waiting_ahead(request_id)
+            if ahead != told:
+                told = ahead
+                yield ahead
 
     @property
     def waiting_requests(self) -> int:

@@ -272,8 +272,6 @@ class LlamaCppEngine(Engine):
         """Requests waiting for the worker: their place in the queue (rank, arrival)."""
         self._enqueue_lock = threading.Lock()
         self._closing = False
-        self._waiting_requests = 0
-        """Real requests queued and not yet started (a background prefill yields to them)."""
         self._unfinished = 0
         """Jobs queued or running."""
         self._worker: threading.Thread | None = None
@@ -434,7 +432,7 @@ class LlamaCppEngine(Engine):
             return False
         if job.stop.is_set():
             return True
-        return job.warm and self._waiting_requests > 0
+        return job.warm and bool(self._queued)  # a request waits: yield to it
 
     # ---- the worker thread -------------------------------------------------------------------
     def _serve(self) -> None:
@@ -474,7 +472,6 @@ class LlamaCppEngine(Engine):
             raise TypeError(f"the llama.cpp job queue holds {job!r}")
         if not job.warm:
             with self._enqueue_lock:
-                self._waiting_requests -= 1
                 self._queued.pop(job.request_id, None)
         return job
 
@@ -749,7 +746,6 @@ class LlamaCppEngine(Engine):
             rank = WARM_RANK if job.warm else RANKS[job.params.priority]
             place = (rank, next(self._order))
             if not job.warm:
-                self._waiting_requests += 1
                 self._queued[job.request_id] = place
             self._unfinished += 1
             self._jobs.put((*place, job))
@@ -896,7 +892,6 @@ class LlamaCppEngine(Engine):
         with self._enqueue_lock:
             self._queued.clear()
             self._closing = False
-            self._waiting_requests = 0
             self._unfinished = 0
         self._current = None
         self._abort_armed = False

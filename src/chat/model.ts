@@ -15,6 +15,7 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { clearChatHistory, fetchChatHistory } from '../api';
+import { FIXING_CLASS } from '../autofix';
 import { cellLabel, notebookContext, notebookLanguage } from '../context';
 import {
   CellDeleted,
@@ -68,9 +69,6 @@ export interface IChatSettings {
  * the failing cell reads first, and fits what it can into the model's window.
  */
 const FIX_CONTEXT_CELLS = 100;
-
-/** The class of a cell a request is writing or running (style/autofix.css). */
-const WORKING_CLASS = 'jp-mod-ociFixing';
 
 /** A prefill waits this long after the last keystroke in the composer. */
 const PREFILL_DEBOUNCE_MS = 800;
@@ -1622,5 +1620,5 @@ export function fromHistory(request: IHistoryRequest): IRequestView {
  */
 function markWorking(panel: NotebookPanel, cellId: string, on: boolean): void {
   const widget = panel.content.widgets.find(w => w.model.id === cellId);
-  widget?.toggleClass(WORKING_CLASS, on);
+  widget?.toggleClass(FIXING_CLASS, on);
 }

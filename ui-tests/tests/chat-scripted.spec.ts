@@ -15,6 +15,7 @@ import * as path from 'path';
 import {
   ask,
   chatInput,
+  failOnPageErrors,
   IMAGES,
   marks,
   newNotebook,
@@ -30,16 +31,7 @@ import {
   widenSidebar
 } from './helpers';
 
-// An exception in the page (a React tree torn down, a widget that cannot
-// detach) blanks the panel without failing any assertion: fail on it.
-let pageErrors: string[] = [];
-test.beforeEach(({ page }) => {
-  pageErrors = [];
-  page.on('pageerror', error => pageErrors.push(error.message));
-});
-test.afterEach(() => {
-  expect(pageErrors).toEqual([]);
-});
+failOnPageErrors();
 
 const BROKEN = 'total = sum(range(1, 11))\nprint(totl)';
 const FIXED = 'total = sum(range(1, 11))\nprint(total)';

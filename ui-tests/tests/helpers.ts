@@ -1,7 +1,7 @@
 /**
  * Helpers shared by the chat's UI tests.
  */
-import { expect, IJupyterLabPageFixture } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -180,4 +180,20 @@ export async function widenSidebar(
   await page.mouse.down();
   await page.mouse.move(box.x + box.width - width, y, { steps: 5 });
   await page.mouse.up();
+}
+
+/**
+ * Fail every test of the file on an exception in the page: one (a React
+ * tree torn down, a widget that cannot detach) blanks the panel without
+ * failing any assertion.
+ */
+export function failOnPageErrors(): void {
+  let pageErrors: string[] = [];
+  test.beforeEach(({ page }) => {
+    pageErrors = [];
+    page.on('pageerror', error => pageErrors.push(error.message));
+  });
+  test.afterEach(() => {
+    expect(pageErrors).toEqual([]);
+  });
 }

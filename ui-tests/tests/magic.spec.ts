@@ -5,6 +5,7 @@
 import { expect, test } from '@jupyterlab/galata';
 
 import {
+  failOnPageErrors,
   newNotebook,
   notebookCells,
   outputText,
@@ -12,14 +13,7 @@ import {
   script
 } from './helpers';
 
-let pageErrors: string[] = [];
-test.beforeEach(({ page }) => {
-  pageErrors = [];
-  page.on('pageerror', error => pageErrors.push(error.message));
-});
-test.afterEach(() => {
-  expect(pageErrors).toEqual([]);
-});
+failOnPageErrors();
 
 test('%%oci --insert with two steps: one new cell per step below the magic', async ({
   page

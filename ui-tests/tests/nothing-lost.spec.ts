@@ -14,6 +14,7 @@ import {
 
 import {
   ask,
+  failOnPageErrors,
   newNotebook,
   notebookCells,
   openPanel,
@@ -25,14 +26,7 @@ import {
   scriptedPrompts
 } from './helpers';
 
-let pageErrors: string[] = [];
-test.beforeEach(({ page }) => {
-  pageErrors = [];
-  page.on('pageerror', error => pageErrors.push(error.message));
-});
-test.afterEach(() => {
-  expect(pageErrors).toEqual([]);
-});
+failOnPageErrors();
 
 // Galata's kernel tracking parses every kernel POST's reply as JSON; an
 // interrupt's reply is empty (204).
