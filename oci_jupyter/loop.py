@@ -33,6 +33,8 @@ The rules, all of them here (from the paper's demo, which goes on while the repl
   kernel that is gone ends it ``error``; a time-out is an error the model can fix.
 - With ``read_results=False`` the loop stops at the first successful run (the fewest replies,
   for those who want them on a slow CPU); ``oci-eval`` records which rule it used.
+- With ``verbatim_feedback=True`` the driver writes the feedback turn itself (the outcome's
+  output, word for word): ``oci-eval --feedback tests`` sends the paper's oracle feedback.
 - What is remembered for the next request alternates user and assistant strictly
   (:func:`alternate`): some chat templates reject two turns of one role in a row.
 """
@@ -256,6 +258,10 @@ class RefinementLoop:
     mode: LoopMode = "chat"
     read_results: bool = True
     """Go on after a successful run (the model reads it). Off: stop at the first success."""
+    verbatim_feedback: bool = False
+    """The outcome's ``output`` is the whole feedback turn, as its driver wrote it (``oci-eval
+    --feedback tests`` writes the OpenCodeInterpreter paper's text). Off (the notebook): the
+    loop writes the "Execution result: ..." turn itself."""
     failed_code: tuple[tuple[str, ExecutionOutcome], ...] = ()
     """Code known to fail before the loop starts, with how it failed (a fix's cell)."""
     clock: Callable[[], float] = time.monotonic
@@ -349,7 +355,10 @@ class RefinementLoop:
             turn.code = edited
         turn.outcome = outcome
         turn.execute_seconds = outcome.seconds or (self.clock() - self._mark)
-        turn.feedback = execution_feedback(outcome, edited)
+        if self.verbatim_feedback:
+            turn.feedback = outcome.output
+        else:
+            turn.feedback = execution_feedback(outcome, edited)
         # Every result stays in the conversation: the next reply and a follow-up request see it.
         self.messages.append({"role": "user", "content": turn.feedback})
         where = f"step {turn.step}" if self.mode == "chat" else "the fixed cell"

@@ -436,7 +436,12 @@ async def test_the_rule_is_recorded_and_resume_refuses_another(tmp_path: Path) -
     summary = await run_evaluation(
         [STRLEN], EngineModel(engine), settings, out, progress=False, config={"model": "m"}
     )
-    assert json.loads((out / "run.json").read_text())["config"] == {"model": "m", "success": "read"}
+    assert json.loads((out / "run.json").read_text())["config"] == {
+        "model": "m",
+        "benchmark": "humaneval",
+        "feedback": "own",
+        "success": "read",
+    }
     saved = json.loads((out / "summary.json").read_text())
     assert saved["success"] == summary["success"] == "read"
     assert [r["success"] for r in saved["pass_at_1_by_turn"]] == ["read", "read"]

@@ -892,6 +892,29 @@ def test_without_reading_results_failures_are_still_refined() -> None:
     assert len(result.turns) == 2
 
 
+# ---- verbatim_feedback (oci-eval --feedback tests) ----------------------------------------------
+def test_verbatim_feedback_sends_the_drivers_text_word_for_word() -> None:
+    """The driver's text is the next user turn as it is: no "Execution result:" of the loop's,
+    no clipping, no hint; the loop still decides the turns (refine, then stop at success)."""
+    paper = "Execution result: \nThe results aren't as expected.\nInput: [2]\n" + "x" * 1500
+    wrong = ExecutionOutcome("error", output=paper, ename="HiddenTestsFailed", evalue="wrong")
+    model = ScriptedModel([code_reply("f = 1"), code_reply("f = 2")])
+    runner = ScriptedRunner([wrong, ExecutionOutcome("ok")])
+    result = drive(new_loop(read_results=False, verbatim_feedback=True), model, runner)
+    assert model.prompts[1][-1] == {"role": "user", "content": paper}
+    assert result.turns[0].feedback == paper
+    assert result.status == "success"
+    assert [(a.step, a.attempt) for a in runner.actions] == [(1, 1), (1, 2)]
+
+
+def test_without_verbatim_feedback_the_loop_writes_the_turn() -> None:
+    model = ScriptedModel([code_reply("1 / 0"), code_reply("print(4)")])
+    drive(new_loop(read_results=False), model, ScriptedRunner([ZERO_DIV, OK]))
+    told = model.prompts[1][-1]["content"]
+    assert told.startswith(f"{FeedbackMarker} the code raised an error.")
+    assert "\x1b[" not in told  # the loop's own turn: ANSI stripped
+
+
 # ---- fix mode -----------------------------------------------------------------------------------
 FAILING_CELL = "print(totl)\n"
 NAME_ERROR = ExecutionOutcome("error", ename="NameError", evalue="name 'totl' is not defined")

