@@ -44,8 +44,8 @@ export default tseslint.config(
     }
   },
   {
-    // Playwright's config is CommonJS run by Node.
-    files: ['ui-tests/*.js'],
+    // Playwright's, Jest's and Babel's configs are CommonJS run by Node.
+    files: ['ui-tests/*.js', '*.config.js'],
     languageOptions: {
       sourceType: 'commonjs',
       globals: {

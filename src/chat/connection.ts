@@ -16,7 +16,23 @@ export type ConnectionState = 'connecting' | 'open' | 'closed';
 const FIRST_RETRY_MS = 500;
 const MAX_RETRY_MS = 30 * 1000;
 
-export class ChatConnection implements IDisposable {
+/**
+ * What the chat needs of its connection: the messages, the state, a way to
+ * send. `ChatConnection` is the websocket; tests hand in a fake.
+ */
+export interface IChatConnection extends IDisposable {
+  readonly messageReceived: ISignal<IChatConnection, ServerMessage>;
+  readonly stateChanged: ISignal<IChatConnection, ConnectionState>;
+  readonly state: ConnectionState;
+  /** When closed: the time (ms since epoch) of the next attempt. */
+  readonly retryAt: number | null;
+  /** False when the socket is not open (nothing is queued). */
+  send(message: ClientMessage): boolean;
+  /** Retry now instead of waiting for the backoff. */
+  reconnect(): void;
+}
+
+export class ChatConnection implements IChatConnection {
   constructor(options: ChatConnection.IOptions = {}) {
     this._settings = options.serverSettings ?? ServerConnection.makeSettings();
     this._connect();

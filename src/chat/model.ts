@@ -27,7 +27,7 @@ import {
   runCell,
   waitForUserRun
 } from '../notebook';
-import { ChatConnection } from './connection';
+import { ChatConnection, IChatConnection } from './connection';
 import {
   BudgetName,
   DoneStatus,
@@ -292,7 +292,7 @@ export class ChatModel implements IDisposable {
     return this._stateChanged;
   }
 
-  get connection(): ChatConnection {
+  get connection(): IChatConnection {
     return this._connection;
   }
 
@@ -975,7 +975,7 @@ export class ChatModel implements IDisposable {
 
   // ---- protocol ------------------------------------------------------------
 
-  private _onMessage(_: ChatConnection, message: ServerMessage): void {
+  private _onMessage(_: IChatConnection, message: ServerMessage): void {
     if (message.type === 'notebook') {
       if (message.running) {
         this._elsewhere.set(message.notebook, message.running);
@@ -1077,7 +1077,7 @@ export class ChatModel implements IDisposable {
     }
   }
 
-  private _onConnection(connection: ChatConnection): void {
+  private _onConnection(connection: IChatConnection): void {
     if (connection.state === 'closed') {
       // The server tells a new connection what runs elsewhere.
       this._elsewhere.clear();
@@ -1422,7 +1422,7 @@ export class ChatModel implements IDisposable {
     ids: Set<string>;
     byMetadata: Map<string, Map<number, string>>;
   } | null = null;
-  private _connection: ChatConnection;
+  private _connection: IChatConnection;
   private _frame = 0;
   private _isDisposed = false;
   private _notebook: NotebookPanel | null = null;
@@ -1454,7 +1454,8 @@ export class ChatModel implements IDisposable {
 export namespace ChatModel {
   export interface IOptions {
     serverSettings?: ServerConnection.ISettings;
-    connection?: ChatConnection;
+    /** The server's chat; a websocket to /oci/chat when absent. */
+    connection?: IChatConnection;
     /** JupyterLab's cell executor: the loop's cells run the way Shift+Enter does. */
     executor?: INotebookCellExecutor;
     sessionDialogs?: ISessionContextDialogs;
