@@ -92,7 +92,11 @@ export function fakePanel(path: string, sources: string[] = []): IFakePanel {
     nbformat_minor: 5
   });
   const pathChanged = new Signal<unknown, string>({});
-  const context = { path, pathChanged };
+  const context = {
+    path,
+    pathChanged,
+    disposed: new Signal<unknown, void>({})
+  };
   const content = {
     model,
     activeCellIndex: sources.length - 1,

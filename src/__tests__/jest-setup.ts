@@ -15,15 +15,17 @@ if (typeof window.performance.mark !== 'function') {
 
 /**
  * JupyterLab's shared models warn when a standalone cell is moved into a
- * notebook's document, which every NotebookModel built here does: noise, not
- * a finding of these tests.
+ * notebook's document, which every NotebookModel built here does, and its
+ * clipboard helper warns that jsdom has no clipboard: noise, not a finding
+ * of these tests.
  */
 const warn = console.warn.bind(console);
 console.warn = (...args: unknown[]) => {
   const text = String(args[0]);
   if (
     text.startsWith('Invalid access: Add Yjs type to a document') ||
-    text.startsWith('[yjs#509] Not same Y.Doc')
+    text.startsWith('[yjs#509] Not same Y.Doc') ||
+    text.startsWith('Clipboard API not available')
   ) {
     return;
   }

@@ -1,0 +1,189 @@
+/**
+ * What the chat panel shows and the user sets: the settings that shape a
+ * request, and the view state of threads, requests and turns. Plain data,
+ * mutated by the modules that follow the server's messages
+ * (./request.ts, ./threads.ts) and read by the React views.
+ */
+import type { NotebookPanel } from '@jupyterlab/notebook';
+
+import type {
+  BudgetName,
+  DoneStatus,
+  IBudgets,
+  IFixCell,
+  TurnState
+} from './protocol';
+
+/** The user's settings that shape a request (schema/plugin.json). */
+export interface IChatSettings {
+  /** Attempts per cell: the first try and its refinements. */
+  maxTurns: number;
+  /** Cells one request may add. */
+  maxSteps: number;
+  /** Model replies one request may take. */
+  maxReplies: number;
+  /**
+   * The model reads each successful result, then answers or takes another
+   * step; off, the request stops at the first run without errors.
+   */
+  readResults: boolean;
+  autoExecute: boolean;
+  /** Seconds. */
+  executionTimeLimit: number;
+  sendVariables: boolean;
+  sendOutputs: boolean;
+  contextCells: number;
+}
+
+export const DEFAULT_CHAT_SETTINGS: IChatSettings = {
+  maxTurns: 3,
+  maxSteps: 4,
+  maxReplies: 8,
+  readResults: true,
+  autoExecute: true,
+  executionTimeLimit: 60,
+  sendVariables: true,
+  sendOutputs: true,
+  contextCells: 20
+};
+
+/**
+ * What a turn shows: the server's states, plus `waiting` (the cell is in,
+ * waiting for the user to run it), `reply` (an answer without code) and
+ * `skipped` (code that was not run).
+ */
+export type TurnViewState =
+  TurnState | 'waiting' | 'reviewing' | 'reply' | 'skipped';
+
+export interface ITurnView {
+  turn: number;
+  /** The model's reply, growing while it streams. */
+  reply: string;
+  /** The reply is complete: render it as markdown. */
+  complete: boolean;
+  state: TurnViewState;
+  ename: string;
+  evalue: string;
+  /** Seconds the code ran, once known. */
+  seconds: number | null;
+  /** The request's cell this turn's code was for (0: no code, or not yet known). */
+  step: number;
+  /** The try in that cell (0: no code). */
+  attempt: number;
+  /**
+   * What the user did to the loop's cell: `moved` (they had edited the cell
+   * the code was for: their edit is kept, the code went into a new cell
+   * below it), `edited` (they edited the code before running it: the model
+   * was told what ran).
+   */
+  note?: { kind: 'moved'; cell: string } | { kind: 'edited' };
+  /**
+   * While the cell waits for the kernel (state `queued`): the cell it waits
+   * for (`In [7]`, `cell 5`), or null for other work of the kernel.
+   */
+  waitingFor?: string | null;
+  /** Before its first token: requests the model serves before this reply. */
+  modelAhead?: number;
+}
+
+export type RequestStatus = 'running' | DoneStatus;
+
+export interface IRequestView {
+  id: string;
+  mode: 'chat' | 'fix';
+  prompt: string;
+  /** ms since epoch. */
+  started: number;
+  turns: ITurnView[];
+  status: RequestStatus;
+  /** The server's closing words (or why the browser ended it). */
+  message: string;
+  /**
+   * The model's final words (markdown): its answer after a success, its
+   * explanation after a failure or a fix; "" if none.
+   */
+  answer: string;
+  /** Cells the request ran code in, once it ended. */
+  steps: number;
+  /** The budget that ended the request, if one did. */
+  budget: BudgetName | null;
+  /** The request's budgets (the server's, else what was asked for). */
+  budgets: IBudgets;
+  /** While it runs: the current step (0 before any code) and its attempt. */
+  step: number;
+  attempt: number;
+  /** The label of the cell this request refines, when it does. */
+  refines: string | null;
+  autoExecute: boolean;
+  /** A Stop is on its way to the server. */
+  stopping: boolean;
+}
+
+export type HistoryState = 'idle' | 'loading' | 'loaded' | 'failed';
+
+export interface IThread {
+  /**
+   * The notebook's path: the server keeps one chat per notebook, and moves
+   * it when the notebook is renamed.
+   */
+  path: string;
+  requests: IRequestView[];
+  history: HistoryState;
+  historyError: string;
+  /** The user chose a new cell for the next request instead of a refinement. */
+  newThread: boolean;
+}
+
+export interface IRefineTarget {
+  cellId: string;
+  /** `In [4]` or `cell 5`. */
+  label: string;
+  requestId: string;
+}
+
+/** A request's cell for one step, as the chat names it. */
+export interface IStepCell {
+  cellId: string;
+  /** `In [4]` or `cell 5`. */
+  label: string;
+}
+
+/** How a request ended (what a fix's caller shows under the cell). */
+export interface IRequestResult {
+  status: RequestStatus;
+  /** The model's final words: an answer, or the fix's explanation. */
+  answer: string;
+  message: string;
+  budget: BudgetName | null;
+}
+
+/**
+ * Shown the cell's current and proposed sources before a fix rewrites it;
+ * resolves true to accept. The signal aborts when the request stops.
+ */
+export type FixConfirm = (
+  oldSource: string,
+  newSource: string,
+  signal: AbortSignal
+) => Promise<boolean>;
+
+export interface IFixOptions {
+  /** The notebook of the failing cell. */
+  panel: NotebookPanel;
+  cellId: string;
+  error: IFixCell['error'];
+  /** Suggest mode: confirm each rewrite; null rewrites at once. */
+  confirm: FixConfirm | null;
+}
+
+/** The timings the executor records for each turn (read by the UI tests). */
+export interface ITurnTiming {
+  id: string;
+  turn: number;
+  /** From the `execute` message to the `outcome` sent, in ms. */
+  totalMs: number;
+  /** Of which the kernel's run, request to reply, in ms. */
+  runMs: number;
+  /** The browser's own share: placing the cell, collecting the outcome. */
+  overheadMs: number;
+}
