@@ -30,6 +30,7 @@ from html.parser import HTMLParser
 from typing import Any, TextIO
 
 from .prompts import clip, strip_ansi
+from .prompts.values import assigned_names, lookup_values
 from .types import ExecutionOutcome
 
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -154,7 +155,11 @@ class InKernelExecutor:
         if result is not None:
             error = result.error_before_exec or result.error_in_exec
         if error is None:
-            return ExecutionOutcome("ok", output=output, seconds=seconds)
+            values: tuple[tuple[str, str], ...] = ()
+            if not output.strip():
+                # Printed nothing: what it assigned is the result the model reads.
+                values = lookup_values(self.shell.user_ns, assigned_names(code))
+            return ExecutionOutcome("ok", output=output, seconds=seconds, values=values)
         if isinstance(error, KeyboardInterrupt):
             status = "timeout" if deadline.fired else "cancelled"
             return ExecutionOutcome(

@@ -485,7 +485,8 @@ class RefinementLoop:
         after a silent definition is fine. Checked once per request, in ``chat``."""
         if self.mode != "chat" or self._checked_empty or not self._ran:
             return False
-        if self._ran[-1].outcome.output.strip():
+        last = self._ran[-1].outcome
+        if last.output.strip() or last.values:
             return False
         return states_a_value(answer)
 
@@ -497,7 +498,11 @@ class RefinementLoop:
         request = self.messages[self._first_length - 1]["content"] if self._first_length else ""
         # What the model could read: the request (with the notebook), and each run's code
         # (data it typed in) and output.
-        shown = [request, *(text for r in self._ran for text in (r.code, r.outcome.output))]
+        shown = [
+            request,
+            *(text for r in self._ran for text in (r.code, r.outcome.output)),
+            *(text for r in self._ran for _, text in r.outcome.values),
+        ]
         return ungrounded_numbers(answer, shown)
 
     def _failed_before(self, code: str) -> tuple[str, ExecutionOutcome] | None:

@@ -44,6 +44,9 @@ class ExecutionOutcome:
     source: str | None = None
     """The code that actually ran, when the surface knows it (the chat's browser reports it:
     the user may edit the cell before running it); None: the code that was asked for."""
+    values: tuple[tuple[str, str], ...] = ()
+    """After a run that succeeded and printed nothing: ``(name, short repr)`` of the names the
+    code assigned, looked up in the kernel (see :mod:`oci_jupyter.prompts.values`)."""
 
     @property
     def ok(self) -> bool:

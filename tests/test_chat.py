@@ -751,3 +751,38 @@ async def test_no_prefill_while_a_request_runs(tmp_path: Path) -> None:
     assert engine.prefilled == []
     session.cancel("r1")
     await finish(browser)
+
+
+async def test_a_silent_step_gets_its_assigned_values_back_to_the_model(tmp_path: Path) -> None:
+    step = "```python\nsums = {'north': sum(north)}\nbest = max(sums, key=sums.get)\n```"
+    silent = {"status": "ok", "output": "", "values": {"sums": "{'north': 62}", "best": "'north'"}}
+    session, browser, engine, _ = make_session(
+        tmp_path, [step, "The north list has the largest sum."], [silent]
+    )
+    await started(engine)
+    await session.receive(ask(prompt="which list has the largest sum?"))
+    await finish(browser)
+    (execute,) = browser.of("execute")
+    # The browser is told which names to look up if the run prints nothing.
+    assert execute["inspect"] == ["sums", "best"]
+    feedback = engine.prompts[1][-1]["content"]
+    assert "printed nothing" in feedback
+    assert "sums = {'north': 62}\nbest = 'north'" in feedback
+    (done,) = browser.of("done")
+    assert (done["status"], done["answer"]) == ("success", "The north list has the largest sum.")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"x": "v" * 5000}, {f"n{i}": "1" for i in range(50)}, {"x": 3}],
+    ids=["value too long", "too many names", "not text"],
+)
+async def test_outcome_values_out_of_bounds_are_refused(
+    tmp_path: Path, values: dict[str, Any]
+) -> None:
+    session, browser, engine, _ = make_session(tmp_path, [FIXED], [])
+    await started(engine)
+    outcome = {"type": "outcome", "id": "r1", "turn": 1, "status": "ok", "values": values}
+    await session.receive(json.dumps(outcome))
+    (error,) = browser.of("error")
+    assert "values" in error["message"]

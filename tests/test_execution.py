@@ -229,3 +229,17 @@ def test_the_hooks_are_gone_after_the_run(kernel: Kernel) -> None:
     cell = kernel.run("from IPython.display import display\ndisplay('later')")
     assert "'later'" in cell.text
     assert kernel.value("_outcome.output") == "\"'x'\\n\""
+
+
+def test_a_silent_run_reports_the_values_it_assigned(kernel: Kernel) -> None:
+    # %%oci's executor reads its own namespace: the model sees what the code computed.
+    outcome, _ = run_generated(
+        kernel, "totals = {'a': 3, 'b': 9}\nbest = max(totals, key=totals.get)\n_x = 1"
+    )
+    assert (outcome["status"], outcome["output"]) == ("ok", "")
+    assert [tuple(v) for v in outcome["values"]] == [
+        ("totals", "{'a': 3, 'b': 9}"),
+        ("best", "'b'"),
+    ]
+    printed, _ = run_generated(kernel, "best = 'a'\nprint(best)")
+    assert (printed["output"], printed["values"]) == ("a\n", [])

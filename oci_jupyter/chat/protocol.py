@@ -12,17 +12,21 @@ docs/design.md describes the exchange; src/chat/protocol.ts is its TypeScript tw
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..loop import Budgets, Finished
+from ..prompts.values import MAX_NAMES
 from ..types import ExecutionOutcome
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest websocket message accepted (a notebook's context included)."""
 MAX_TEXT = 200_000
 """Longest prompt, cell source or output text accepted, in characters."""
+MAX_VALUE = 2_000
+"""Longest value repr accepted in an outcome (the browser sends reprlib's short ones)."""
 
 
 class _Strict(BaseModel):
@@ -114,6 +118,11 @@ class Outcome(_Strict):
     seconds: float = 0.0
     source: str | None = Field(default=None, max_length=MAX_TEXT)
     """The source that ran, if the browser knows it (the user may edit the cell first)."""
+    values: dict[str, Annotated[str, Field(max_length=MAX_VALUE)]] = Field(
+        default_factory=dict, max_length=MAX_NAMES
+    )
+    """After a run that printed nothing: the short reprs of the names ``execute.inspect``
+    asked for that the kernel has."""
 
     def to_outcome(self) -> ExecutionOutcome:
         error = self.error
@@ -125,6 +134,7 @@ class Outcome(_Strict):
             traceback=error.text() if error else "",
             seconds=self.seconds,
             source=self.source,
+            values=tuple(self.values.items()),
         )
 
 
@@ -229,7 +239,10 @@ def execute(
     attempt: int,
     auto_execute: bool,
     time_limit: float,
+    inspect: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """``inspect``: the names to look up in the kernel if the run prints nothing (their
+    values come back in the outcome's ``values``)."""
     return {
         "type": "execute",
         "id": request_id,
@@ -240,6 +253,7 @@ def execute(
         "attempt": attempt,
         "auto_execute": auto_execute,
         "time_limit": time_limit,
+        "inspect": list(inspect),
     }
 
 

@@ -26,6 +26,7 @@ from ..prompts import (
     failure_names,
     fix_request,
 )
+from ..prompts.values import assigned_names
 from ..types import ExecutionOutcome, Message
 from . import protocol
 from .notebooks import NotebookRequests
@@ -432,6 +433,7 @@ class ChatSession:
                     attempt=action.attempt,
                     auto_execute=ask.auto_execute,
                     time_limit=ask.time_limit,
+                    inspect=assigned_names(action.code),
                 )
             )
             await self._emit(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from ..types import ExecutionOutcome
+from .values import values_text
 
 FeedbackMarker = "Execution result:"
 READ_HINT = (
@@ -46,6 +47,13 @@ def execution_feedback(outcome: ExecutionOutcome, edited: str | None = None) -> 
 def _result(outcome: ExecutionOutcome) -> str:
     output = clip(strip_ansi(outcome.output).rstrip())
     if outcome.status == "ok":
+        if not output.strip() and outcome.values:
+            # Nothing printed, but the values it computed are the result: the model reads
+            # them instead of guessing what they are.
+            return (
+                f"{FeedbackMarker} the code ran without errors and printed nothing. The values "
+                f"it assigned:\n{values_text(outcome.values)}\n\n{READ_HINT}"
+            )
         if not output.strip():
             return (
                 f"{FeedbackMarker} the code ran without errors but printed nothing. "
