@@ -39,20 +39,23 @@ def test_assigned_names_in_order_with_branches_loops_and_with() -> None:
         "with open('f') as handle:\n    text = handle.read()\n"
         "_private = 1\nprint(total)\n"
     )
-    assert assigned_names(code) == [
-        "total",
-        "a",
-        "b",
-        "count",
-        "label",
-        "item",
-        "last",
-        "risky",
-        "fallback",
-        "cleanup",
-        "handle",
-        "text",
-    ][:MAX_NAMES]
+    assert (
+        assigned_names(code)
+        == [
+            "total",
+            "a",
+            "b",
+            "count",
+            "label",
+            "item",
+            "last",
+            "risky",
+            "fallback",
+            "cleanup",
+            "handle",
+            "text",
+        ][:MAX_NAMES]
+    )
     assert assigned_names(LARGEST) == ["sum_north", "sum_east", "result"]
 
 
