@@ -141,7 +141,10 @@ test.describe('chat with the real model', () => {
     await page.notebook.addCell('code', 'east = [5, 61, 2, 1]');
     await page.notebook.runCell(1, { inplace: true });
     const panel = await modelReady(page);
-    await ask(page, 'Which of the lists in my notebook has the largest sum?');
+    await ask(
+      page,
+      'Which of the lists in my notebook has the largest sum? Tell me its name.'
+    );
     const request = requests(page).last();
     await expect(request).not.toHaveAttribute('data-oci-status', 'running', {
       timeout: ANSWER_TIMEOUT

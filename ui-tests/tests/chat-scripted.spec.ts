@@ -270,6 +270,35 @@ test.describe('chat with a scripted model', () => {
     );
   });
 
+  test('a step that prints nothing: the model reads the values it assigned', async ({
+    page
+  }) => {
+    const SILENT =
+      'sums = {"north": sum(north), "east": sum(east)}\nbest = max(sums, key=sums.get)';
+    script([
+      reply('Sum each list.', SILENT),
+      'The **east** list has the largest sum.'
+    ]);
+    await newNotebook(page, 'north = [12, 40, 7, 3]\neast = [5, 61, 2, 1]');
+    await openPanel(page);
+    await ask(page, 'which list has the largest sum?');
+    const request = requests(page).last();
+    await expect(request).toHaveAttribute('data-oci-status', 'success', {
+      timeout: 30 * 1000
+    });
+    const cells = await notebookCells(page);
+    expect(cells[1].source.trim()).toBe(SILENT);
+    expect(outputText(cells[1]).trim()).toBe(''); // nothing printed, nothing added
+    // The browser looked the values up silently, and the model read them.
+    const prompts = scriptedPrompts();
+    expect(prompts).toHaveLength(2);
+    const result = prompts[1][prompts[1].length - 1].content;
+    expect(result).toContain('printed nothing');
+    // reprlib's short reprs (dict keys sorted), as %%oci shows them.
+    expect(result).toContain("sums = {'east': 69, 'north': 62}");
+    expect(result).toContain("best = 'east'");
+  });
+
   test('what the model reads of figures and HTML: their size and text, no base64', async ({
     page
   }) => {
