@@ -120,6 +120,21 @@ async def test_humaneval_feedback_for_a_wrong_result_a_time_out_and_an_exception
     )
 
 
+async def test_a_failed_assert_that_compares_nothing_shows_no_judge_frames() -> None:
+    # HumanEval/32's check asserts `math.fabs(poly(xs, solution)) < 1e-4`: no input/expected
+    # to show, so the traceback is the feedback; it starts at the tests, not in the judge.
+    bench = get_benchmark("humaneval")
+    problem = next(p for p in bench.load() if p.task_id == "HumanEval/32")
+    code = "def find_zero(xs: list):\n    return 123.0\n"
+    verdict = (await bench.judge(problem, code, time_limit=10, explain=True)).main
+    assert not verdict.passed
+    text = feedback_turn(verdict)
+    assert text.startswith(HEADER + 'File "<test>", line ')
+    assert "AssertionError" in text
+    assert "judge_process" not in text
+    assert "Traceback (most recent call last)" not in text
+
+
 async def test_feedback_is_cut_to_500_characters_as_the_paper_cuts_it() -> None:
     huge = "def similar_elements(a, b):\n    return tuple(range(2000))\n"
     judged = await get_benchmark("mbpp").judge(SIMILAR, huge, time_limit=10, explain=True)
