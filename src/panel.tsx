@@ -14,11 +14,11 @@ import { Message } from '@lumino/messaging';
 import { Signal } from '@lumino/signaling';
 import * as React from 'react';
 
-import { ChatModel } from './chat/model';
 import { ChatView, useSignal } from './chat/view';
 import { EngineStatusView, UnreachableView } from './components';
 import { ociIcon } from './icon';
 import { EngineStatusModel } from './model';
+import { IOciChatModel } from './tokens';
 
 export const PANEL_ID = 'oci-jupyter-panel';
 
@@ -95,7 +95,7 @@ function StatusSection(props: {
 
 function PanelView(props: {
   status: EngineStatusModel;
-  chat: ChatModel;
+  chat: IOciChatModel;
   rendermime: IRenderMimeRegistry;
   focusRequested: Signal<OciPanel, void>;
   onClearHistory: () => void;
@@ -141,7 +141,7 @@ export class OciPanel extends ReactWidget {
   }
 
   readonly statusModel: EngineStatusModel;
-  readonly chatModel: ChatModel;
+  readonly chatModel: IOciChatModel;
 
   /**
    * Show the sidebar without taking the keyboard focus (an auto-fix the user
@@ -223,7 +223,7 @@ export class OciPanel extends ReactWidget {
 
 export namespace OciPanel {
   export interface IOptions {
-    chatModel: ChatModel;
+    chatModel: IOciChatModel;
     rendermime: IRenderMimeRegistry;
     onClearHistory: () => void;
     settledInterval?: number;

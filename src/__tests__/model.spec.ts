@@ -10,6 +10,7 @@ import {
   IExecuteMessage,
   IHistoryRequest
 } from '../chat/protocol';
+import { createCellExecutor } from '../cellexecutor';
 import { IRunResult } from '../notebook';
 import { FakeConnection, fakePanel, settle } from './fakes';
 
@@ -28,7 +29,8 @@ function setUp(histories: Record<string, IHistoryRequest[]> = {}) {
       },
       clear: () => Promise.resolve()
     },
-    notebookOperations: {
+    cellExecutor: {
+      ...createCellExecutor({}),
       runCell: () =>
         Promise.resolve({
           status: 'ok',

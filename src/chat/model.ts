@@ -17,16 +17,17 @@ import { INotebookCellExecutor, NotebookPanel } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 import { ITranslator } from '@jupyterlab/translation';
 import { UUID } from '@lumino/coreutils';
-import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { clearChatHistory, fetchChatHistory } from '../api';
 import { notebookContext } from '../context';
+import { createCellExecutor } from '../cellexecutor';
 import { findCell } from '../notebook';
+import { IOciCellExecutor, IOciChatModel } from '../tokens';
 import { cellName, markWorking, RequestCells } from './cells';
 import { ChatConnection, IChatConnection } from './connection';
 import { MessageDispatcher, RunningElsewhere } from './dispatcher';
-import { INotebookOperations, TurnExecutor } from './executor';
+import { TurnExecutor } from './executor';
 import { Prefiller } from './prefill';
 import { DoneStatus, IDoneMessage, INotebookContext } from './protocol';
 import { ChatRequest, IChatRequestOptions } from './request';
@@ -51,7 +52,7 @@ export { fromHistory } from './threads';
  */
 const FIX_CONTEXT_CELLS = 100;
 
-export class ChatModel implements IDisposable {
+export class ChatModel implements IOciChatModel {
   constructor(options: ChatModel.IOptions) {
     this._serverSettings =
       options.serverSettings ?? ServerConnection.makeSettings();
@@ -78,10 +79,13 @@ export class ChatModel implements IDisposable {
       placed: (request, step, cellId) =>
         this._cells.record(request.id, step, cellId),
       changed: () => this._changed(),
-      executor: options.executor,
-      sessionDialogs: options.sessionDialogs,
-      translator: options.translator,
-      notebook: options.notebookOperations
+      notebook:
+        options.cellExecutor ??
+        createCellExecutor({
+          executor: options.executor,
+          sessionDialogs: options.sessionDialogs,
+          translator: options.translator
+        })
     });
     this._prefiller = new Prefiller({
       connection: this._connection,
@@ -559,11 +563,11 @@ export namespace ChatModel {
     connection?: IChatConnection;
     /** The notebooks' histories; the server's REST API when absent. */
     history?: IHistoryStore;
+    /** Places and runs the loop's cells; built from the next three when absent. */
+    cellExecutor?: IOciCellExecutor;
     /** JupyterLab's cell executor: the loop's cells run the way Shift+Enter does. */
     executor?: INotebookCellExecutor;
     sessionDialogs?: ISessionContextDialogs;
     translator?: ITranslator;
-    /** Placing and running cells (tests put their own in). */
-    notebookOperations?: Partial<INotebookOperations>;
   }
 }

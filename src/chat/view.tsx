@@ -1,6 +1,6 @@
 /**
  * The chat: the current notebook's requests, newest at the bottom, and the
- * composer. Everything it shows comes from ChatModel.
+ * composer. Everything it shows comes from the chat model (IOciChatModel).
  */
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { TranslationBundle } from '@jupyterlab/translation';
@@ -8,10 +8,11 @@ import { deleteIcon, notebookIcon } from '@jupyterlab/ui-components';
 import { ISignal } from '@lumino/signaling';
 import * as React from 'react';
 
+import { IOciChatModel } from '../tokens';
 import { Composer } from './composer';
 import { warmUpMarkdown } from './markdown';
 import { RequestItem } from './messages';
-import { ChatModel, IChatSettings } from './model';
+import { IChatSettings } from './types';
 
 /** Re-render whenever a signal fires. */
 export function useSignal(signal: ISignal<unknown, unknown>): void {
@@ -88,7 +89,7 @@ function settingsHint(settings: IChatSettings, trans: TranslationBundle) {
 }
 
 /** Seconds until the next reconnection attempt, ticking while closed. */
-function useRetryCountdown(model: ChatModel): number | null {
+function useRetryCountdown(model: IOciChatModel): number | null {
   const connection = model.connection;
   const [now, setNow] = React.useState(Date.now());
   const retryAt = connection.state === 'closed' ? connection.retryAt : null;
@@ -105,7 +106,7 @@ function useRetryCountdown(model: ChatModel): number | null {
 }
 
 export interface IChatViewProps {
-  model: ChatModel;
+  model: IOciChatModel;
   /** Why the model cannot take a request now (loading, failed), or null. */
   engineBlocker: string | null;
   rendermime: IRenderMimeRegistry;

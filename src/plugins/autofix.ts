@@ -1,0 +1,309 @@
+/**
+ * The auto-fix plugin: a failing cell offers "Fix with OpenCodeInterpreter"
+ * (or is fixed at once, per the `autoFix` setting); in suggest mode each
+ * rewrite is a diff the user accepts. Fixes are requests of the chat.
+ */
+import {
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { Cell, CodeCell } from '@jupyterlab/cells';
+import {
+  INotebookTracker,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import {
+  ITranslator,
+  nullTranslator,
+  TranslationBundle
+} from '@jupyterlab/translation';
+
+import {
+  AutoFixMode,
+  cellError,
+  confirmFix,
+  hideFixButton,
+  hideFixResult,
+  IFixResultView,
+  originalSource,
+  showFixButton,
+  showFixing,
+  showFixResult
+} from '../autofix';
+import { IRequestResult } from '../chat/types';
+import { CommandIDs, followChatState } from '../commands';
+import { METADATA_KEY } from '../notebook';
+import { IOciChatModel } from '../tokens';
+import { followSettings } from './settings';
+
+/** What the cell shows once its fix ended; null: nothing (a stop). */
+function fixResultView(
+  result: IRequestResult,
+  trans: TranslationBundle
+): IFixResultView | null {
+  const budget =
+    result.budget === 'attempts'
+      ? trans.__('stopped at the attempt budget')
+      : result.budget === 'replies'
+        ? trans.__('stopped at the reply budget')
+        : '';
+  const withBudget = (title: string) =>
+    budget ? `${title} · ${budget}` : title;
+  const common = {
+    explanation: result.answer.trim(),
+    message: result.message,
+    dismiss: trans.__('Dismiss')
+  };
+  switch (result.status) {
+    case 'success':
+      return {
+        ...common,
+        kind: 'fixed',
+        title: withBudget(trans.__('Fixed by OpenCodeInterpreter'))
+      };
+    case 'failed':
+    case 'no_code':
+    case 'error':
+      return {
+        ...common,
+        kind: 'failed',
+        title: withBudget(trans.__('Not fixed'))
+      };
+    default:
+      return null;
+  }
+}
+
+export const autoFixPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'oci-jupyter:auto-fix',
+  description:
+    'Fix failing notebook cells with OpenCodeInterpreter: a button under the error, or at once.',
+  autoStart: true,
+  requires: [IOciChatModel, INotebookTracker, IRenderMimeRegistry],
+  optional: [ICommandPalette, ISettingRegistry, ITranslator],
+  activate: (
+    app: JupyterFrontEnd,
+    chat: IOciChatModel,
+    tracker: INotebookTracker,
+    rendermime: IRenderMimeRegistry,
+    palette: ICommandPalette | null,
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null
+  ) => {
+    const trans = (translator ?? nullTranslator).load('oci_jupyter');
+    const { commands } = app;
+    let autoFix: AutoFixMode = 'suggest';
+    followSettings(settingRegistry, settings => {
+      autoFix =
+        (settings.get('autoFix').composite as AutoFixMode | undefined) ??
+        'suggest';
+    });
+
+    const panelOf = (cell: Cell): NotebookPanel | null =>
+      tracker.find(p => p.content.widgets.includes(cell)) ?? null;
+
+    /** The fix button under a failing cell. */
+    const offerFix = (cell: CodeCell): void => {
+      showFixButton(cell, trans.__('Fix with OpenCodeInterpreter'), () => {
+        const current = panelOf(cell);
+        if (current) {
+          startFix(current, cell);
+        }
+      });
+    };
+    /** Start a fix of a failing cell; false when it cannot start now. */
+    const startFix = (notebook: NotebookPanel, cell: Cell): boolean => {
+      const error = cellError(cell.model);
+      if (!error || notebook.isDisposed || cell.isDisposed) {
+        return false;
+      }
+      const finished = chat.fix({
+        panel: notebook,
+        cellId: cell.model.id,
+        error,
+        confirm:
+          autoFix === 'auto'
+            ? null
+            : (oldSource, newSource, signal) =>
+                confirmFix(trans, oldSource, newSource, signal)
+      });
+      if (!finished) {
+        // Say why nothing happens rather than ignore the click.
+        Notification.warning(
+          chat.connection.state !== 'open'
+            ? trans.__(
+                'OpenCodeInterpreter is not connected to the server; the fix can start once it reconnects.'
+              )
+            : trans.__(
+                'OpenCodeInterpreter is still working on a request in this notebook: wait for it or stop it, then fix the cell.'
+              ),
+          { autoClose: 6000 }
+        );
+        return false;
+      }
+      hideFixButton(cell);
+      const unmark = showFixing(
+        cell,
+        {
+          fixing: trans.__('OpenCodeInterpreter is fixing this cell…'),
+          stop: trans.__('Stop')
+        },
+        () => chat.stopCell(cell.model.id)
+      );
+      // The chat shows the fix's progress, without taking the focus.
+      void commands.execute(CommandIDs.openPanel, { quiet: true });
+      void finished.then(result => {
+        unmark();
+        // Where the progress was: how it ended, in the model's words.
+        const view = fixResultView(result, trans);
+        if (view && cell instanceof CodeCell && !cell.isDisposed) {
+          showFixResult(cell, view, rendermime);
+        }
+        // Still failing (the attempts ran out, or the diff was rejected):
+        // another try stays one click away.
+        if (
+          cell instanceof CodeCell &&
+          !cell.isDisposed &&
+          autoFix !== 'off' &&
+          cellError(cell.model) !== null
+        ) {
+          offerFix(cell);
+        }
+      });
+      return true;
+    };
+
+    NotebookActions.executionScheduled.connect((_, { cell }) => {
+      hideFixButton(cell);
+      hideFixResult(cell);
+    });
+    NotebookActions.executed.connect(
+      (_, { notebook, cell, success, error }) => {
+        if (success || !(cell instanceof CodeCell) || autoFix === 'off') {
+          return;
+        }
+        // Not a user's stop, not a cell the chat itself is writing or fixing.
+        if (
+          !error ||
+          error.errorName === 'KeyboardInterrupt' ||
+          chat.isBusy(cell.model.id) ||
+          !cellError(cell.model)
+        ) {
+          return;
+        }
+        const owner = tracker.find(p => p.content === notebook);
+        if (!owner) {
+          return;
+        }
+        if (autoFix === 'auto' && startFix(owner, cell)) {
+          return;
+        }
+        offerFix(cell);
+      }
+    );
+    // A notebook opened with errors in its saved outputs offers their fix
+    // again (never starts one: nobody has just run those cells). Cells drawn
+    // lazily, when scrolled to, get their button when they are drawn.
+    tracker.widgetAdded.connect((_, notebook) => {
+      void notebook.context.ready.then(() => {
+        for (const cell of notebook.content.widgets) {
+          if (!(cell instanceof CodeCell) || cellError(cell.model) === null) {
+            continue;
+          }
+          void cell.ready.then(() => {
+            if (
+              autoFix !== 'off' &&
+              !cell.isDisposed &&
+              cellError(cell.model) !== null &&
+              !chat.isBusy(cell.model.id)
+            ) {
+              offerFix(cell);
+            }
+          });
+        }
+      });
+    });
+
+    commands.addCommand(CommandIDs.fixCell, {
+      label: trans.__('Fix the Cell with OpenCodeInterpreter'),
+      caption: trans.__(
+        'Ask the model to fix the active cell’s error; only that cell is rewritten and run'
+      ),
+      isEnabled: () => {
+        const cell = tracker.activeCell;
+        return (
+          !!cell &&
+          chat.running === null &&
+          cellError(cell.model) !== null &&
+          !chat.isBusy(cell.model.id)
+        );
+      },
+      execute: () => {
+        const notebook = tracker.currentWidget;
+        const cell = tracker.activeCell;
+        if (notebook && cell) {
+          startFix(notebook, cell);
+        }
+      }
+    });
+    commands.addCommand(CommandIDs.restoreOriginal, {
+      label: trans.__('Restore the Cell’s Source Before the Fix'),
+      caption: trans.__(
+        'Bring back the source the cell had before OpenCodeInterpreter fixed it'
+      ),
+      isEnabled: () => {
+        const cell = tracker.activeCell;
+        return (
+          !!cell &&
+          originalSource(cell.model) !== null &&
+          !chat.isBusy(cell.model.id)
+        );
+      },
+      execute: () => {
+        const cell = tracker.activeCell;
+        const original = cell ? originalSource(cell.model) : null;
+        if (!cell || original === null) {
+          return;
+        }
+        const model = cell.model;
+        const shared = model.sharedModel;
+        // One undo step of its own, like the fix's rewrite.
+        (
+          shared as { undoManager?: { stopCapturing(): void } | null }
+        ).undoManager?.stopCapturing();
+        shared.setSource(original);
+        const meta = {
+          ...(model.getMetadata(METADATA_KEY) as Record<string, unknown>)
+        };
+        delete meta.original_source;
+        model.setMetadata(METADATA_KEY, meta);
+        if (cell instanceof CodeCell) {
+          // The fixed code's outputs would read as the original's.
+          shared.transact(() => cell.model.clearExecution(), false);
+        }
+      }
+    });
+    app.contextMenu.addItem({
+      command: CommandIDs.fixCell,
+      selector: '.jp-Notebook .jp-CodeCell',
+      rank: 30
+    });
+    app.contextMenu.addItem({
+      command: CommandIDs.restoreOriginal,
+      selector: '.jp-Notebook .jp-CodeCell',
+      rank: 31
+    });
+    const ids = [CommandIDs.fixCell, CommandIDs.restoreOriginal];
+    followChatState(chat, commands, ids);
+    if (palette) {
+      const category = trans.__('OpenCodeInterpreter');
+      for (const command of ids) {
+        palette.addItem({ command, category });
+      }
+    }
+  }
+};
