@@ -441,6 +441,7 @@ async def test_the_rule_is_recorded_and_resume_refuses_another(tmp_path: Path) -
         "benchmark": "humaneval",
         "feedback": "own",
         "success": "read",
+        "prompt": "product",
     }
     saved = json.loads((out / "summary.json").read_text())
     assert saved["success"] == summary["success"] == "read"

@@ -24,6 +24,7 @@ from .judge_process import TIMED_OUT
 from .judging import Judgement, Verdict, run_judge
 from .kernels import run_hidden_tests
 from .problems import Problem
+from .prompting import DEFAULT_PROMPT, PromptChoice
 
 HUMANEVAL = "HumanEval"
 DEFAULT_BENCHMARK = "humaneval"
@@ -43,7 +44,9 @@ class Benchmark(Protocol):
 
     def load(self, data: Path | None = None) -> list[Problem]: ...
 
-    def messages(self, problem: Problem) -> list[Message]: ...
+    def messages(self, problem: Problem, prompt: PromptChoice = DEFAULT_PROMPT) -> list[Message]:
+        """The first turn: the product's prompt, or the paper harness's (``--prompt``)."""
+        ...
 
     async def judge(
         self,
@@ -68,8 +71,8 @@ class HumanEvalBenchmark:
     def load(self, data: Path | None = None) -> list[Problem]:
         return humaneval.load_problems(data)
 
-    def messages(self, problem: Problem) -> list[Message]:
-        return humaneval.problem_messages(problem)
+    def messages(self, problem: Problem, prompt: PromptChoice = DEFAULT_PROMPT) -> list[Message]:
+        return humaneval.problem_messages(problem, prompt=prompt)
 
     async def judge(
         self,
@@ -125,8 +128,8 @@ class MbppBenchmark:
     def load(self, data: Path | None = None) -> list[Problem]:
         return mbpp.load_problems(data)
 
-    def messages(self, problem: Problem) -> list[Message]:
-        return mbpp.problem_messages(problem)
+    def messages(self, problem: Problem, prompt: PromptChoice = DEFAULT_PROMPT) -> list[Message]:
+        return mbpp.problem_messages(problem, prompt=prompt)
 
     async def judge(
         self,

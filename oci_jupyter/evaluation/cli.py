@@ -3,6 +3,7 @@
     oci-eval --limit 10                          # HumanEval, the bundled model, in this process
     oci-eval mbpp --limit 10                     # MBPP (and MBPP+) problems
     oci-eval mbppplus --feedback tests           # MBPP+, the paper's oracle feedback protocol
+    oci-eval --prompt paper                      # the paper harness's first turn, word for word
     oci-eval --engine openai --base-url http://gpu:8000/v1
     oci-eval --url http://127.0.0.1:8888/ --token ...    # a running JupyterLab's model
     oci-eval --out DIR --resume                   # continue an interrupted run
@@ -28,6 +29,7 @@ from ..engine import Engine
 from .benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
 from .feedback import DEFAULT_FEEDBACK, FEEDBACK_PROTOCOLS, PROTOCOL_TEXT
 from .problems import DataUnavailable, UnknownProblem, select
+from .prompting import DEFAULT_PROMPT, PROMPT_TEXT, PROMPTS, SYSTEM_PROMPT_TEXT
 from .report import (
     SUMMARY_MD,
     RecordStore,
@@ -59,6 +61,7 @@ PROTOCOL_KEYS = (
     "model",
     "turns",
     "success",
+    "prompt",
     "temperature",
     "max_tokens",
     "time_limit",
@@ -166,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="own = the model's own run in a kernel is the feedback (a notebook user's "
         "protocol); tests = the hidden tests' failure is the feedback (the paper's protocol: "
         "an ORACLE, it uses the benchmark's tests)",
+    )
+    protocol.add_argument(
+        "--prompt",
+        choices=PROMPTS,
+        default=DEFAULT_PROMPT,
+        help="the first turn: product = the product's system prompt and our request for the "
+        "complete function; paper = the OpenCodeInterpreter paper harness's user turn, word for "
+        "word, with no system message (to measure what the prompt accounts for)",
     )
     protocol.add_argument("--temperature", type=_temperature, default=0.0)
     protocol.add_argument("--max-tokens", type=_positive_int, default=512, help="per reply")
@@ -295,6 +306,7 @@ async def _evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
         benchmark=args.benchmark,
         feedback=args.feedback,
+        prompt=args.prompt,
     )
     model, engine, described = await _open_model(args)
     try:
@@ -302,6 +314,8 @@ async def _evaluate(args: argparse.Namespace) -> int:
             "benchmark": settings.benchmark,
             "feedback": settings.feedback,
             "feedback_protocol": PROTOCOL_TEXT[settings.feedback],
+            "prompt": settings.prompt,
+            "prompt_protocol": PROMPT_TEXT[settings.prompt],
             **described,
             "turns": settings.turns,
             "success": settings.success,
@@ -310,14 +324,14 @@ async def _evaluate(args: argparse.Namespace) -> int:
             "time_limit": settings.time_limit,
             "workers": settings.workers,
             "problems": _scope(args, len(problems)),
-            "system_prompt": "oci_jupyter.prompts.SYSTEM_PROMPT (the product's own)",
+            "system_prompt": SYSTEM_PROMPT_TEXT[settings.prompt],
             "oci_jupyter": _version("oci_jupyter"),
         }
         if args.resume:
             _check_resume(out, config)
         print(
-            f"oci-eval: {args.benchmark}, --feedback {args.feedback}: {len(problems)} problems "
-            f"-> {out}",
+            f"oci-eval: {args.benchmark}, --prompt {args.prompt}, --feedback {args.feedback}: "
+            f"{len(problems)} problems -> {out}",
             file=sys.stderr,
         )
         if args.feedback == "tests":

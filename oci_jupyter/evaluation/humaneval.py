@@ -25,10 +25,12 @@ from .problems import (
     select,
     task_number,
 )
+from .prompting import DEFAULT_PROMPT, PromptChoice, check_prompt
 
 ID_PREFIX = "HumanEval/"
 __all__ = [
     "ID_PREFIX",
+    "PAPER_REQUEST",
     "DataUnavailable",
     "Problem",
     "UnknownProblem",
@@ -36,6 +38,7 @@ __all__ = [
     "hidden_test_program",
     "load_problems",
     "normalise_id",
+    "paper_messages",
     "problem_messages",
     "select",
     "task_number",
@@ -50,6 +53,35 @@ test it on the examples of its docstring.
 {prompt}
 ```"""
 """The user turn of every problem; ``{prompt}`` is the problem's signature and docstring."""
+
+PAPER_REQUEST = (
+    "You are an exceptionally intelligent coding assistant that consistently delivers "
+    "accurate and reliable responses to user instructions.\n"
+    "\n"
+    "@@ Instruction\n"
+    "Here is the given code to do completion:\n"
+    "```python\n"
+    "{prompt}\n"
+    "```\n"
+    "Please continue to complete the function with python programming language. You are not "
+    "allowed to modify the given code and do the completion only. \n"
+    "\n"
+    "Please return all completed codes in one code block. \n"
+    "This code block should be in the following format:\n"
+    "```python\n"
+    "# Your codes here\n"
+    "```\n"
+    "\n"
+    "@@ Response"
+)
+"""``--prompt paper``: the whole (and only) message of the first turn, a user turn, as the
+OpenCodeInterpreter paper's harness words it for HumanEval: ``build_humaneval_instruction``
+in OpenCodeInterpreter/OpenCodeInterpreter, ``evaluation/evaluate/multi_turn/
+gen_plus_solution_multiround.py`` (the same in ``evaluation/evaluate/single_turn/
+gen_plus_solution_singleround.py``), with its language argument "python". ``{prompt}`` is the
+problem's signature and docstring with surrounding whitespace stripped. The two trailing
+spaces and the missing final newline are the harness's (it strips the template, not the
+lines). It sends no system message."""
 
 
 def data_file() -> Path:
@@ -90,12 +122,22 @@ def load_problems(path: Path | None = None) -> list[Problem]:
 
 
 # ---- what the model sees --------------------------------------------------------------------
-def problem_messages(problem: Problem, system: str = SYSTEM_PROMPT) -> list[Message]:
-    """The first turn: the product's own system prompt, then the task (never its tests)."""
+def problem_messages(
+    problem: Problem, system: str = SYSTEM_PROMPT, *, prompt: PromptChoice = DEFAULT_PROMPT
+) -> list[Message]:
+    """The first turn: the product's own system prompt, then the task (never its tests);
+    with ``prompt="paper"``, the paper harness's turn instead (:func:`paper_messages`)."""
+    if check_prompt(prompt) == "paper":
+        return paper_messages(problem)
     return [
         {"role": "system", "content": f"{system}\nThe kernel's language: python."},
         {"role": "user", "content": TASK_REQUEST.format(prompt=problem.prompt.strip("\n"))},
     ]
+
+
+def paper_messages(problem: Problem) -> list[Message]:
+    """The paper harness's first turn: one user message, no system message."""
+    return [{"role": "user", "content": PAPER_REQUEST.format(prompt=problem.prompt.strip())}]
 
 
 # ---- what the hidden tests run --------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any
 from ..engine import Message
 from ..prompts import SYSTEM_PROMPT
 from .problems import DataUnavailable, Problem, read_data
+from .prompting import DEFAULT_PROMPT, PromptChoice, check_prompt
 
 DATA_FILE = Path(__file__).with_name("data") / "MbppPlus.jsonl.gz"
 SHA256 = "08405a4e8764a4941cfe0945d25a956355a0454f364ea902c4020a44e7057973"
@@ -49,6 +50,35 @@ few asserts or prints after the function that test it on the example."""
 """The user turn of every problem: the paper's MBPP instruction (its first two paragraphs),
 then the same request as HumanEval's (one block; self-tests allowed, which the ``own``
 feedback protocol runs)."""
+
+PAPER_REQUEST = (
+    "You are an exceptionally intelligent coding assistant that consistently delivers "
+    "accurate and reliable responses to user instructions.\n"
+    "\n"
+    "@@ Instruction\n"
+    "Here is the given problem and test examples:\n"
+    "{problem}\n"
+    "\n"
+    "Please use the python programming language to solve this problem.\n"
+    "Please make sure that your code includes the functions from the test samples and that "
+    "the input and output formats of these functions match the test samples.\n"
+    "\n"
+    "Please return all completed codes in one code block. \n"
+    "This code block should be in the following format:\n"
+    "```python\n"
+    "# Your codes here\n"
+    "```\n"
+    "\n"
+    "@@ Response"
+)
+"""``--prompt paper``: the whole (and only) message of the first turn, a user turn, as the
+OpenCodeInterpreter paper's harness words it for MBPP and MBPP+: ``build_mbpp_instruction``
+in OpenCodeInterpreter/OpenCodeInterpreter, ``evaluation/evaluate/multi_turn/
+gen_plus_solution_multiround.py`` (the same in ``evaluation/evaluate/single_turn/
+gen_plus_solution_singleround.py``), stripped and given "python" for both language slots, as
+the harness does. ``{problem}`` is EvalPlus's MBPP+ ``prompt`` field, not stripped
+(:func:`evalplus_prompt`). The trailing space and the missing final newline are the
+harness's. It sends no system message."""
 
 
 def load_problems(path: Path | None = None) -> list[Problem]:
@@ -108,12 +138,32 @@ def shown_problem(problem: Problem) -> str:
     return f'"""\n{task_text(problem)}\n{example_assert(problem)}\n"""'
 
 
-def problem_messages(problem: Problem, system: str = SYSTEM_PROMPT) -> list[Message]:
-    """The first turn: the product's own system prompt, then the task with its example."""
+def evalplus_prompt(problem: Problem) -> str:
+    """The problem as the paper's harness put it into :data:`PAPER_REQUEST`: the ``prompt``
+    field of the EvalPlus MBPP+ release it downloads (``MBPP_PLUS_VERSION = "v0.1.0"`` in its
+    ``evaluation/evalplus/evalplus/data/mbpp.py``): the task and the first original assert in
+    a docstring, with a newline after it, which the harness does not strip."""
+    return shown_problem(problem) + "\n"
+
+
+def problem_messages(
+    problem: Problem, system: str = SYSTEM_PROMPT, *, prompt: PromptChoice = DEFAULT_PROMPT
+) -> list[Message]:
+    """The first turn: the product's own system prompt, then the task with its example;
+    with ``prompt="paper"``, the paper harness's turn instead (:func:`paper_messages`)."""
+    if check_prompt(prompt) == "paper":
+        return paper_messages(problem)
     return [
         {"role": "system", "content": f"{system}\nThe kernel's language: python."},
         {"role": "user", "content": TASK_REQUEST.format(problem=shown_problem(problem))},
     ]
+
+
+def paper_messages(problem: Problem) -> list[Message]:
+    """The paper harness's first turn: one user message, no system message. Its example is
+    the one assert the product's prompt shows, too; the other asserts and the MBPP+ inputs
+    stay hidden."""
+    return [{"role": "user", "content": PAPER_REQUEST.format(problem=evalplus_prompt(problem))}]
 
 
 # ---- what judges an answer ------------------------------------------------------------------
@@ -153,9 +203,12 @@ __all__ = [
     "DATA_FILE",
     "MBPP",
     "MBPP_PLUS",
+    "PAPER_REQUEST",
     "SHA256",
+    "evalplus_prompt",
     "judging_parts",
     "load_problems",
+    "paper_messages",
     "problem_messages",
     "shown_problem",
 ]

@@ -30,6 +30,7 @@ from typing import Any
 from ..prompts import same_code
 from .feedback import PROTOCOL_TEXT
 from .problems import task_number
+from .prompting import DEFAULT_PROMPT, PROMPT_TEXT
 
 RECORDS = "records.jsonl"
 RUN = "run.json"
@@ -161,17 +162,20 @@ def summarize(
     success: str | None = None,
     benchmark: Any = None,
     feedback: str | None = None,
+    prompt: str | None = None,
 ) -> dict[str, Any]:
-    """``success``, ``feedback``: the run's success rule and feedback protocol (default: the
-    config's, else ``first-run`` and ``own``, those of runs recorded before there was a
-    choice). ``benchmark``: the run's :class:`~.benchmarks.Benchmark` (default: the
-    config's, else HumanEval); every score it gives gets its rows."""
+    """``success``, ``feedback``, ``prompt``: the run's success rule, feedback protocol and
+    first-turn prompt (default: the config's, else ``first-run``, ``own`` and ``product``,
+    those of runs recorded before there was a choice). ``benchmark``: the run's
+    :class:`~.benchmarks.Benchmark` (default: the config's, else HumanEval); every score it
+    gives gets its rows."""
     from .benchmarks import get_benchmark
 
     problems = by_problem(records)
     settings = config or {}
     rule = success or str(settings.get("success") or "first-run")
     protocol = feedback or str(settings.get("feedback") or "own")
+    asked = prompt or str(settings.get("prompt") or DEFAULT_PROMPT)
     bench = benchmark or get_benchmark(str(settings.get("benchmark") or "humaneval"))
     count = len(problems)
 
@@ -184,6 +188,7 @@ def summarize(
                     "benchmark": label,
                     "feedback": protocol,
                     "success": rule,
+                    "prompt": asked,
                     "turn": k,
                     "passed": passed,
                     "pass_at_1": round(100.0 * passed / count, 2) if count else None,
@@ -222,6 +227,7 @@ def summarize(
         "turns": turns,
         "success": rule,
         "feedback": protocol,
+        "prompt": asked,
         "oracle": protocol == "tests",
         "pass_at_1_by_turn": rows,
         "scores": by_score,
@@ -296,6 +302,7 @@ def markdown(summary: dict[str, Any]) -> str:
     selected = summary.get("selected", done)
     scope = f"{done} problems" if done == selected else f"{done} of {selected} problems"
     rule = summary.get("success", "first-run")
+    asked = summary.get("prompt", DEFAULT_PROMPT)
     for score, score_rows in by_score.items():
         lines += [
             f"| {score} pass@1 (%) | "
@@ -307,9 +314,11 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{r['pass_at_1']:.1f} ({r['passed']}/{done})" if r["pass_at_1"] is not None else "—"
             for r in score_rows
         ]
+        # Each row names its whole protocol; --prompt comes before the score so that the score
+        # stays next to its --feedback and --success, as rows read before there was a choice.
         lines.append(
-            f"| **This run**: {model}, {config.get('engine', '')}, {scope}, {score}, "
-            f"--feedback {protocol}, --success {rule} | " + " | ".join(cells) + " |"
+            f"| **This run**: {model}, {config.get('engine', '')}, {scope}, --prompt {asked}, "
+            f"{score}, --feedback {protocol}, --success {rule} | " + " | ".join(cells) + " |"
         )
         for reference in REFERENCES_BY_SCORE.get(score, ()):
             values = [
@@ -321,6 +330,7 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += ["pass@1 after turn k: " + _DEFINITION, ""]
     lines += [f"Feedback: --feedback {protocol}: " + PROTOCOL_TEXT.get(protocol, "?") + ".", ""]
     lines += [f"Success rule: --success {rule}: " + SUCCESS_RULE_TEXT.get(rule, "?"), ""]
+    lines += [f"Prompt: --prompt {asked}: " + PROMPT_TEXT.get(asked, "?") + ".", ""]
     lines += ["## Run", ""]
     for key, value in config.items():
         lines.append(f"- {key}: {value}")
@@ -397,6 +407,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     model = summary.get("config", {}).get("model", "this run")
     label = summary.get("benchmark", "HumanEval")
     protocol = summary.get("feedback", "own")
+    asked = summary.get("prompt", DEFAULT_PROMPT)
     if rows:
         xs = [r["turn"] for r in rows]
         ys = [r["pass_at_1"] for r in rows]
@@ -404,7 +415,8 @@ def plot(summary: dict[str, Any], path: Path) -> None:
             xs,
             ys,
             marker="o",
-            label=f"{model} (this run, --feedback {protocol}, n={summary['problems']})",
+            label=f"{model} (this run, --prompt {asked}, --feedback {protocol}, "
+            f"n={summary['problems']})",
         )
         for x, y in zip(xs, ys, strict=True):
             axes.annotate(

@@ -24,6 +24,8 @@ The feedback protocol (``--feedback``, :mod:`.feedback`) says what the next turn
   paper's) the loop sends word for word; a passing answer ends the problem.
 
 The benchmark (:mod:`.benchmarks`: HumanEval, MBPP, MBPP+) gives the first turn and judges.
+The first turn is the product's prompt or, with ``--prompt paper`` (:mod:`.prompting`), the
+paper harness's.
 
 ``workers`` problems run at once, each in its own kernel; generation is serialized by the
 engine, so while one worker waits for the model, another runs code.
@@ -55,6 +57,7 @@ from .feedback import DEFAULT_FEEDBACK, FEEDBACK_PROTOCOLS, FeedbackProtocol, te
 from .judging import Judgement
 from .kernels import KernelDied, KernelSession
 from .problems import Problem
+from .prompting import DEFAULT_PROMPT, PromptChoice, check_prompt
 from .report import (
     ANSWER,
     PLOT,
@@ -75,9 +78,10 @@ RECORDED_BEFORE: dict[str, Any] = {
     "benchmark": DEFAULT_BENCHMARK,
     "feedback": DEFAULT_FEEDBACK,
     "success": DEFAULT_SUCCESS,
+    "prompt": DEFAULT_PROMPT,
 }
 """The protocol of a run recorded before these choices existed: HumanEval, own feedback,
-first-run."""
+first-run, the product's prompt."""
 
 
 class ProtocolMismatch(ValueError):
@@ -102,10 +106,22 @@ class EvalSettings:
     feedback: FeedbackProtocol = DEFAULT_FEEDBACK
     """``own``: the model's own run in a kernel is the feedback; ``tests``: the hidden tests
     judge every answer and their failure is the feedback (the paper's oracle protocol)."""
+    prompt: PromptChoice = DEFAULT_PROMPT
+    """The first turn: ``product`` (the product's system prompt and our request) or ``paper``
+    (the paper harness's user turn, word for word; :mod:`.prompting`)."""
 
     def protocol(self) -> dict[str, Any]:
         """What a run's records depend on besides the model (``--resume`` keeps it)."""
-        return {"benchmark": self.benchmark, "feedback": self.feedback, "success": self.success}
+        return {
+            "benchmark": self.benchmark,
+            "feedback": self.feedback,
+            "success": self.success,
+            "prompt": self.prompt,
+        }
+
+    def first_turn(self, benchmark: Benchmark, problem: Problem) -> list[Message]:
+        """The messages a problem starts with, under this run's ``prompt``."""
+        return benchmark.messages(problem, check_prompt(self.prompt))
 
     def params(self) -> GenerationParams:
         top_p = 1.0 if self.temperature == 0 else 0.95
@@ -263,7 +279,7 @@ async def solve(
     a dead kernel fails this problem."""
     started = time.monotonic()
     benchmark = get_benchmark(settings.benchmark)
-    loop = settings.loop(benchmark.messages(problem))
+    loop = settings.loop(settings.first_turn(benchmark, problem))
     params = settings.params()
     io: dict[int, _TurnIO] = {}
     judged: dict[str, Judgement] = {}
@@ -415,6 +431,7 @@ async def run_evaluation(
     session_factory: Callable[[Path], KernelSession] | None = None,
 ) -> dict[str, Any]:
     """Run (or continue) an evaluation into ``out``; returns the summary."""
+    check_prompt(settings.prompt)  # before anything is recorded under an unknown prompt
     store = RecordStore(out)
     selected = {p.task_id for p in problems}
     done = store.finished_ids() & selected if resume else set()
@@ -518,6 +535,7 @@ def _summary(
         success=settings.success,
         benchmark=get_benchmark(settings.benchmark),
         feedback=settings.feedback,
+        prompt=settings.prompt,
     )
 
 

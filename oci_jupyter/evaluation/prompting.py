@@ -1,0 +1,53 @@
+"""The first-turn prompts of ``oci-eval --prompt``.
+
+- ``product`` (the default): the product's own system prompt and our task request (what a
+  notebook user's model gets, plus a request for the complete function).
+- ``paper``: the OpenCodeInterpreter paper harness's first turn, word for word: no system
+  message, one user turn holding its instruction with the problem (the wording is in
+  :data:`.humaneval.PAPER_REQUEST` and :data:`.mbpp.PAPER_REQUEST`, each citing its source).
+  With no system message the model's own chat template decides what stands in for one, as
+  ``tokenizer.apply_chat_template`` did in the paper's harness.
+
+Either way the problem's hidden tests are never in a prompt. Only the first turn changes: the
+turns after it are those of ``--feedback`` (and of the product's loop).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+PromptChoice = Literal["product", "paper"]
+PROMPTS: tuple[PromptChoice, ...] = get_args(PromptChoice)
+DEFAULT_PROMPT: PromptChoice = "product"
+"""The default, and the prompt of runs recorded before there was a choice."""
+
+PROMPT_TEXT: dict[str, str] = {
+    "product": "the product's system prompt (oci_jupyter.prompts.SYSTEM_PROMPT) and our task "
+    "request (the complete function in one python block; a few self-tests allowed)",
+    "paper": "the OpenCodeInterpreter paper harness's first turn, word for word: no system "
+    "message, one user turn with its instruction and the problem (evaluation/evaluate/ of "
+    "its repository)",
+}
+SYSTEM_PROMPT_TEXT: dict[str, str] = {
+    "product": "oci_jupyter.prompts.SYSTEM_PROMPT (the product's own)",
+    "paper": "none (as the paper's harness; the model's chat template may add its default)",
+}
+"""What ``run.json`` says of the system prompt under each choice."""
+
+
+def check_prompt(prompt: str) -> PromptChoice:
+    """``prompt`` if it is a known choice (a typo must not silently run another protocol)."""
+    for choice in PROMPTS:
+        if prompt == choice:
+            return choice
+    raise ValueError(f"unknown prompt {prompt!r}: one of {', '.join(PROMPTS)}")
+
+
+__all__ = [
+    "DEFAULT_PROMPT",
+    "PROMPTS",
+    "PROMPT_TEXT",
+    "SYSTEM_PROMPT_TEXT",
+    "PromptChoice",
+    "check_prompt",
+]
