@@ -268,21 +268,61 @@ function isVariable(value: unknown): value is IVariableInfo {
 }
 
 /**
- * The user's variables, asked of the kernel silently: no history entry, no
- * execution count, no output. An empty list when the kernel is busy, slow or
- * not IPython: the request goes on without them.
+ * The short reprs of the names a step assigned, for a run that printed
+ * nothing (the model reads them instead of guessing what the code computed).
+ * The rules match oci_jupyter/prompts/values.py `short_repr` (reprlib, cut).
  */
-export async function kernelVariables(
+const DESCRIBE_VALUES = `
+import json as _json, reprlib as _reprlib
+_rules = _reprlib.Repr()
+_rules.maxstring = _rules.maxother = 160
+_rules.maxlist = _rules.maxtuple = _rules.maxset = _rules.maxdict = 12
+_rules.maxlevel = 3
+_found = {}
+for _name in __names:
+    if _name in __ns:
+        try:
+            _found[_name] = _rules.repr(__ns[_name])
+        except Exception as _error:
+            _found[_name] = '<' + type(__ns[_name]).__name__ + ': repr failed: ' + type(_error).__name__ + '>'
+class _Json:
+    def __init__(self, text):
+        self.text = text
+    def __repr__(self):
+        return self.text
+__result = _Json(_json.dumps(_found))
+`;
+
+/** Names the server may ask about: identifiers only, so nothing else runs. */
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The user expression that looks up `names` (identifiers) in the globals. */
+export function valuesExpression(names: string[]): string {
+  const safe = names.filter(name => IDENTIFIER.test(name));
+  return `(lambda d: (exec(${JSON.stringify(
+    DESCRIBE_VALUES
+  )}, d), d['__result'])[1])({'__ns': globals(), '__names': ${JSON.stringify(
+    safe
+  )}})`;
+}
+
+/**
+ * Evaluate one user expression after an empty silent cell: no history entry,
+ * no execution count, no output. Its text/plain result, or null when the
+ * kernel is busy, slow, not IPython, or the expression failed.
+ */
+async function silentExpression(
   kernel: Kernel.IKernelConnection,
-  timeoutMs: number = VARIABLES_TIMEOUT_MS
-): Promise<IVariableInfo[]> {
+  expression: string,
+  timeoutMs: number
+): Promise<string | null> {
   let timer = 0;
   const future = kernel.requestExecute({
     code: '',
     silent: true,
     store_history: false,
     allow_stdin: false,
-    user_expressions: { oci: VARIABLES_EXPRESSION }
+    user_expressions: { oci: expression }
   });
   const timeout = new Promise<null>(resolve => {
     timer = window.setTimeout(() => resolve(null), timeoutMs);
@@ -291,23 +331,69 @@ export async function kernelVariables(
     const reply = (await Promise.race([future.done, timeout])) as
       KernelMessage.IExecuteReplyMsg | null | undefined;
     if (!reply || reply.content.status !== 'ok') {
-      return [];
+      return null;
     }
     const result = reply.content.user_expressions?.['oci'] as
       { status?: string; data?: { 'text/plain'?: string } } | undefined;
-    const text = result?.status === 'ok' ? result.data?.['text/plain'] : null;
-    if (!text) {
-      return [];
-    }
-    const parsed: unknown = JSON.parse(text);
-    return Array.isArray(parsed) ? parsed.filter(isVariable) : [];
+    return (result?.status === 'ok' && result.data?.['text/plain']) || null;
   } catch {
-    return [];
+    return null;
   } finally {
     window.clearTimeout(timer);
     // A request still queued behind a busy cell runs later; nobody listens.
     if (!future.isDisposed) {
       future.dispose();
     }
+  }
+}
+
+/**
+ * The user's variables, asked of the kernel silently: no history entry, no
+ * execution count, no output. An empty list when the kernel is busy, slow or
+ * not IPython: the request goes on without them.
+ */
+export async function kernelVariables(
+  kernel: Kernel.IKernelConnection,
+  timeoutMs: number = VARIABLES_TIMEOUT_MS
+): Promise<IVariableInfo[]> {
+  const text = await silentExpression(kernel, VARIABLES_EXPRESSION, timeoutMs);
+  try {
+    const parsed: unknown = text ? JSON.parse(text) : [];
+    return Array.isArray(parsed) ? parsed.filter(isVariable) : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * `name -> short repr` of those of `names` the kernel has, asked silently
+ * after a run that printed nothing. Empty when the kernel cannot tell.
+ */
+export async function kernelValues(
+  kernel: Kernel.IKernelConnection,
+  names: string[],
+  timeoutMs: number = VARIABLES_TIMEOUT_MS
+): Promise<Record<string, string>> {
+  if (!names.length) {
+    return {};
+  }
+  const text = await silentExpression(
+    kernel,
+    valuesExpression(names),
+    timeoutMs
+  );
+  try {
+    const parsed: unknown = text ? JSON.parse(text) : {};
+    const values: Record<string, string> = {};
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      for (const [name, value] of Object.entries(parsed)) {
+        if (typeof value === 'string') {
+          values[name] = value;
+        }
+      }
+    }
+    return values;
+  } catch {
+    return {};
   }
 }

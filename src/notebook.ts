@@ -16,7 +16,7 @@ import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { ITranslator } from '@jupyterlab/translation';
 import { PromiseDelegate } from '@lumino/coreutils';
 
-import { cut } from './context';
+import { cut, kernelValues } from './context';
 import { IExecutionError, OutcomeStatus } from './chat/protocol';
 import { outputText } from './outputs';
 
@@ -88,6 +88,8 @@ export interface IRunResult {
   runMs: number;
   /** The source that ran (the user may have edited it before running). */
   source?: string;
+  /** After a run that printed nothing: the values of `IRunOptions.inspect`. */
+  values?: Record<string, string>;
 }
 
 export function ociMetadata(cell: ICellModel): IOciCellMetadata | null {
@@ -298,6 +300,11 @@ export interface IRunOptions {
   onQueued?: (waitingFor: string | null) => void;
   /** The cell started executing (its `execute_input`): the clock starts. */
   onStarted?: () => void;
+  /**
+   * Names the code assigned: if the run succeeds and prints nothing, their
+   * values are looked up silently and reported with the outcome.
+   */
+  inspect?: string[];
 }
 
 /** How often a busy kernel is looked at again while the cell waits. */
@@ -537,7 +544,14 @@ export async function runCell(
       );
     }
     if (result.success) {
-      return { status: 'ok', output, seconds, runMs, source };
+      // Nothing printed: what the code computed is the result to read.
+      const values =
+        !output.trim() && options.inspect?.length
+          ? await kernelValues(kernel, options.inspect)
+          : {};
+      return Object.keys(values).length
+        ? { status: 'ok', output, seconds, runMs, source, values }
+        : { status: 'ok', output, seconds, runMs, source };
     }
     if (interruptedFor) {
       // Our own interrupt: the KeyboardInterrupt is the symptom, not the news.

@@ -94,6 +94,27 @@ function execute(extra: Partial<IExecuteMessage> = {}): IExecuteMessage {
 }
 
 describe('TurnExecutor', () => {
+  it('passes the names to inspect and reports the values of a silent run', async () => {
+    const { connection, request, executor, ran } = setUp({
+      run: () =>
+        Promise.resolve({
+          status: 'ok',
+          output: '',
+          seconds: 0.5,
+          runMs: 510,
+          values: { best: "'east'" }
+        } as IRunResult)
+    });
+    await executor.execute(
+      request,
+      execute({ code: 'best = "east"', inspect: ['best'] })
+    );
+    expect(ran[0].inspect).toEqual(['best']);
+    expect(connection.sentOf('outcome')).toEqual([
+      expect.objectContaining({ status: 'ok', values: { best: "'east'" } })
+    ]);
+  });
+
   it('places the code below the anchor, runs it and reports the outcome', async () => {
     const { connection, model, request, executor, placed, ran } = setUp();
     await executor.execute(request, execute());

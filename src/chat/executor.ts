@@ -137,6 +137,7 @@ export class TurnExecutor {
         ? await this._notebook.runCell(request.panel, cell.id, {
             timeLimit: message.time_limit,
             signal: abort.signal,
+            inspect: message.inspect,
             executor: options.executor,
             sessionDialogs: options.sessionDialogs,
             translator: options.translator,
@@ -202,6 +203,10 @@ export class TurnExecutor {
     };
     if (result.error) {
       outcome.error = result.error;
+    }
+    if (result.values) {
+      // The run printed nothing: the model reads what the code computed.
+      outcome.values = result.values;
     }
     if (result.source !== undefined && result.source !== message.code) {
       // The user edited the code before it ran: the model hears what ran.

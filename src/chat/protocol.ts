@@ -99,6 +99,8 @@ export interface IOutcomeMessage {
    * user edited the cell before running it): the model is told about it.
    */
   source?: string;
+  /** After a run that printed nothing: `name -> short repr` of `inspect`. */
+  values?: Record<string, string>;
 }
 
 export interface ICancelMessage {
@@ -207,6 +209,8 @@ export interface IExecuteMessage {
   attempt?: number;
   auto_execute: boolean;
   time_limit: number;
+  /** Names to look up in the kernel if the run prints nothing. */
+  inspect?: string[];
 }
 
 export type DoneStatus =
