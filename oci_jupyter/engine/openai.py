@@ -53,15 +53,15 @@ class OpenAIEngine(Engine):
         self._client: Any = None
 
     async def _load(self) -> None:
-        import httpx
-        from openai import AsyncOpenAI
+        # The SDK's own Timeout: openai 3.x moved to httpx2 and rejects httpx.Timeout.
+        from openai import AsyncOpenAI, Timeout
 
         if not self._base_url:
             raise EngineError("the openai engine needs c.OCI.openai_base_url")
         self._client = AsyncOpenAI(
             base_url=self._base_url,
             api_key=self._api_key,
-            timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout),
+            timeout=Timeout(self._timeout, connect=self._connect_timeout),
             max_retries=0,
         )
         self._set_status(detail=f"asking {self._base_url} for its models")
