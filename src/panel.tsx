@@ -105,10 +105,11 @@ function PanelView(props: {
   useSignal(status.stateChanged);
   return (
     <>
-      <header className="jp-OciPanel-header">
+      {/* Not a <header>: a sidebar has no banner landmark of its own. */}
+      <div className="jp-OciPanel-header">
         <ociIcon.react tag="span" className="jp-OciPanel-icon" />
         <h2 className="jp-OciPanel-title">{trans.__('OpenCodeInterpreter')}</h2>
-      </header>
+      </div>
       <StatusSection model={status} trans={trans} />
       <ChatView
         model={props.chat}
@@ -138,6 +139,8 @@ export class OciPanel extends ReactWidget {
     this.addClass('jp-OciPanel');
     this.title.icon = ociIcon;
     this.title.caption = this._trans.__('OpenCodeInterpreter');
+    this.chatModel.stateChanged.connect(this._followRunning, this);
+    this._followRunning();
   }
 
   readonly statusModel: EngineStatusModel;
@@ -212,6 +215,15 @@ export class OciPanel extends ReactWidget {
         trans={this._trans}
       />
     );
+  }
+
+  /**
+   * Escape is the Stop key only while a request runs (the shortcut's
+   * selector needs this class): otherwise it stays the page's and the
+   * browser's.
+   */
+  private _followRunning(): void {
+    this.toggleClass('jp-mod-running', this.chatModel.running !== null);
   }
 
   private _focusRequested = new Signal<OciPanel, void>(this);

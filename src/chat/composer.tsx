@@ -1,6 +1,8 @@
 /**
  * Where the user writes: Enter sends, Shift+Enter starts a new line; the
- * send button turns into Stop while a request runs.
+ * send button turns into Stop while a request runs. The input stays editable
+ * while nothing can be sent (the model loading, the socket reconnecting): the
+ * draft is kept and Send waits, with the reason in the hint below.
  */
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ISignal } from '@lumino/signaling';
@@ -27,12 +29,16 @@ export interface IComposerProps {
   onNewThread: (value: boolean) => void;
   onRevealRefined: () => void;
   focusRequested: ISignal<unknown, void>;
+  /** The input, for the chat to put the focus in (an example picked). */
+  inputRef?: React.RefObject<HTMLTextAreaElement>;
   trans: TranslationBundle;
 }
 
 export function Composer(props: IComposerProps): JSX.Element {
   const { trans, running, refine, refineCandidate, draft } = props;
-  const input = React.useRef<HTMLTextAreaElement>(null);
+  const ownInput = React.useRef<HTMLTextAreaElement>(null);
+  const input = props.inputRef ?? ownInput;
+  const hintId = React.useId();
   const disabled = props.disabledReason !== null;
   const canSend = !disabled && !running && draft.trim().length > 0;
 
@@ -42,7 +48,7 @@ export function Composer(props: IComposerProps): JSX.Element {
     return () => {
       props.focusRequested.disconnect(focus);
     };
-  }, [props.focusRequested]);
+  }, [props.focusRequested, input]);
 
   const send = () => {
     if (canSend) {
@@ -113,9 +119,10 @@ export function Composer(props: IComposerProps): JSX.Element {
           ref={input}
           className="jp-OciChat-input"
           aria-label={trans.__('Message to the model')}
+          aria-describedby={hintId}
           placeholder={
             disabled
-              ? ''
+              ? trans.__('Write your message; it can be sent once ready.')
               : running
                 ? trans.__('Your next message… (Esc stops this one)')
                 : refine
@@ -124,7 +131,6 @@ export function Composer(props: IComposerProps): JSX.Element {
           }
           rows={2}
           value={draft}
-          disabled={disabled}
           onChange={event => props.onDraftChange(event.target.value)}
           onKeyDown={onKeyDown}
         />
@@ -154,6 +160,7 @@ export function Composer(props: IComposerProps): JSX.Element {
         )}
       </div>
       <p
+        id={hintId}
         className={`jp-OciChat-hint${disabled ? ' jp-mod-disabled' : ''}`}
         data-oci-disabled={disabled ? 'true' : undefined}
       >

@@ -53,7 +53,7 @@ function EmptyState(props: {
             <button
               type="button"
               className="jp-OciChat-example"
-              onClick={() => props.onPick(example)}
+              onClick={() => props.onPick(trans.__(example))}
             >
               {trans.__(example)}
             </button>
@@ -121,6 +121,7 @@ export function ChatView(props: IChatViewProps): JSX.Element {
   useSignal(model.connection.stateChanged);
   const retryIn = useRetryCountdown(model);
   const [draft, setDraft] = React.useState('');
+  const input = React.useRef<HTMLTextAreaElement>(null);
   React.useEffect(() => warmUpMarkdown(rendermime), [rendermime]);
 
   const panel = model.notebook;
@@ -221,8 +222,13 @@ export function ChatView(props: IChatViewProps): JSX.Element {
           {model.notice}
         </div>
       )}
+      {/* A log: a finished reply (turns are aria-busy while they stream) and
+          each outcome are announced politely, after what the user hears. */}
       <div
         className="jp-OciChat-messages"
+        role="log"
+        aria-live="polite"
+        aria-label={trans.__('Chat messages')}
         ref={scroller}
         onScroll={event => {
           const node = event.currentTarget;
@@ -256,7 +262,14 @@ export function ChatView(props: IChatViewProps): JSX.Element {
           </div>
         )}
         {panel && requests.length === 0 && thread?.history !== 'loading' && (
-          <EmptyState onPick={setDraft} trans={trans} />
+          <EmptyState
+            onPick={example => {
+              setDraft(example);
+              // The user picked it to send it, or to edit it first.
+              input.current?.focus();
+            }}
+            trans={trans}
+          />
         )}
         {requests.map(request => (
           <RequestItem
@@ -292,6 +305,7 @@ export function ChatView(props: IChatViewProps): JSX.Element {
           }
         }}
         focusRequested={props.focusRequested}
+        inputRef={input}
         trans={trans}
       />
     </section>

@@ -31,11 +31,19 @@ export function chatInput(page: IJupyterLabPageFixture) {
     .getByRole('textbox', { name: 'Message to the model' });
 }
 
-/** Type a message and send it with Enter. */
+/** The chat's Send button (Stop takes its place while a request runs). */
+export function sendButton(page: IJupyterLabPageFixture) {
+  return page.locator(PANEL).getByRole('button', { name: 'Send' });
+}
+
+/**
+ * Type a message and send it with Enter. The input is editable before the
+ * chat can send (model loading, socket connecting): Enter waits for Send.
+ */
 export async function ask(page: IJupyterLabPageFixture, prompt: string) {
   const input = chatInput(page);
-  await expect(input).toBeEnabled({ timeout: 60 * 1000 });
   await input.fill(prompt);
+  await expect(sendButton(page)).toBeEnabled({ timeout: 60 * 1000 });
   await input.press('Enter');
 }
 

@@ -53,9 +53,9 @@ test.describe('OpenCodeInterpreter sidebar', () => {
     await expect(page.locator(PANEL)).toBeVisible();
   });
 
-  test('Accel Shift O opens the panel', async ({ page }, testInfo) => {
+  test('Accel Shift 1 opens the panel', async ({ page }, testInfo) => {
     await expect(page.locator(PANEL)).toBeHidden();
-    await page.keyboard.press('ControlOrMeta+Shift+O');
+    await page.keyboard.press('ControlOrMeta+Shift+Digit1');
     await expect(page.locator(PANEL)).toBeVisible();
     // For a look at the sidebar tab and icon in context.
     await page.screenshot({ path: testInfo.outputPath('lab.png') });
@@ -102,7 +102,9 @@ test.describe('OpenCodeInterpreter sidebar', () => {
     await expect(panel).toContainText('Verifying qwen2.5-coder');
     // The chat waits for the model, and says why.
     const input = panel.getByRole('textbox', { name: 'Message to the model' });
-    await expect(input).toBeDisabled();
+    await input.fill('print 1');
+    await expect(panel.getByRole('button', { name: 'Send' })).toBeDisabled();
+    await input.fill('');
     await expect(panel.locator('.jp-OciChat-hint')).toHaveText(
       'The model is loading (42%). You can ask once it is ready.'
     );
