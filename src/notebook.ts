@@ -18,6 +18,7 @@ import { PromiseDelegate } from '@lumino/coreutils';
 
 import { cut, kernelValues } from './context';
 import { IExecutionError, OutcomeStatus } from './chat/protocol';
+import { ChatText, englishText, KernelProblem } from './chat/texts';
 import { outputText } from './outputs';
 
 /** The cell metadata key for what oci_jupyter knows about a cell. */
@@ -61,13 +62,19 @@ const KERNEL_START_MS = 30 * 1000;
 
 /**
  * The code cannot run: no kernel, a dead kernel, a closed notebook. Reported
- * to the server as an error outcome with this exception name.
+ * to the server as an error outcome with this exception name and the English
+ * message; `text` is what the chat shows, translated.
  */
 export class KernelUnavailable extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(problem: KernelProblem | ChatText) {
+    const text: ChatText =
+      typeof problem === 'string' ? { code: 'kernel', problem } : problem;
+    super(englishText(text));
     this.name = 'KernelUnavailable';
+    this.text = text;
   }
+
+  readonly text: ChatText;
 }
 
 /** The user deleted the request's cell while it was waiting to be run. */
@@ -168,7 +175,7 @@ export function placeCode(
 ): ICodeCellModel {
   const model = panel.model;
   if (!model || panel.isDisposed) {
-    throw new KernelUnavailable('The notebook was closed.');
+    throw new KernelUnavailable('notebook-closed');
   }
   const stamp = {
     request: options.requestId,
@@ -258,7 +265,7 @@ async function usableKernel(
   panel: NotebookPanel
 ): Promise<Kernel.IKernelConnection> {
   if (panel.isDisposed) {
-    throw new KernelUnavailable('The notebook was closed.');
+    throw new KernelUnavailable('notebook-closed');
   }
   const session = panel.sessionContext;
   if (!session.isReady) {
@@ -266,17 +273,13 @@ async function usableKernel(
   }
   const kernel = session.session?.kernel;
   if (panel.isDisposed) {
-    throw new KernelUnavailable('The notebook was closed.');
+    throw new KernelUnavailable('notebook-closed');
   }
   if (!kernel) {
-    throw new KernelUnavailable(
-      'The notebook has no kernel. Select one (Kernel › Change Kernel…) and ask again.'
-    );
+    throw new KernelUnavailable('no-kernel');
   }
   if (kernel.status === 'dead') {
-    throw new KernelUnavailable(
-      'The kernel is dead. Restart it (Kernel › Restart Kernel…) and ask again.'
-    );
+    throw new KernelUnavailable('kernel-dead');
   }
   return kernel;
 }
@@ -415,9 +418,7 @@ export async function runCell(
     ) {
       kernelGone.reject(
         new KernelUnavailable(
-          status === 'dead'
-            ? 'The kernel died while the code ran.'
-            : 'The kernel restarted while the code ran.'
+          status === 'dead' ? 'died-while-running' : 'restarted-while-running'
         )
       );
     }
@@ -431,7 +432,7 @@ export async function runCell(
     }
   };
   const onClosed = () =>
-    kernelGone.reject(new KernelUnavailable('The notebook was closed.'));
+    kernelGone.reject(new KernelUnavailable('notebook-closed'));
   const onIopub = (_: unknown, message: KernelMessage.IIOPubMessage) => {
     const future = widget.outputArea.future;
     if (
@@ -510,9 +511,10 @@ export async function runCell(
       if (reason instanceof KernelUnavailable) {
         throw reason;
       }
-      throw new KernelUnavailable(
-        `The run ended without a reply (${(reason as Error).message ?? reason}).`
-      );
+      throw new KernelUnavailable({
+        code: 'no-run-reply',
+        detail: String((reason as Error).message ?? reason)
+      });
     }
     const runMs = performance.now() - requested;
     const seconds = (performance.now() - started) / 1000;
@@ -538,9 +540,7 @@ export async function runCell(
       // Nothing ran: no kernel, or the run was cancelled under us (a
       // restart, a lost connection).
       throw new KernelUnavailable(
-        session.session?.kernel
-          ? 'The cell did not run: the kernel cancelled it.'
-          : 'The notebook has no kernel.'
+        session.session?.kernel ? 'kernel-cancelled' : 'no-kernel-to-ask'
       );
     }
     if (result.success) {
@@ -629,11 +629,7 @@ export function waitForUserRun(
         error.ename === 'KeyboardInterrupt' ? 'cancelled' : 'error';
       done.resolve({ status, output, error, seconds, runMs: 0, source });
     } else {
-      done.reject(
-        new KernelUnavailable(
-          'The cell could not run: the notebook has no kernel.'
-        )
-      );
+      done.reject(new KernelUnavailable('no-kernel-to-run'));
     }
   };
   const onCellsChanged = () => {
@@ -641,8 +637,7 @@ export function waitForUserRun(
       done.reject(new CellDeleted());
     }
   };
-  const onClosed = () =>
-    done.reject(new KernelUnavailable('The notebook was closed.'));
+  const onClosed = () => done.reject(new KernelUnavailable('notebook-closed'));
   // A restart or a dead kernel while the cell waits: nothing will report.
   const onStatus = (_: unknown, status: Kernel.Status) => {
     if (
@@ -652,9 +647,7 @@ export function waitForUserRun(
     ) {
       done.reject(
         new KernelUnavailable(
-          status === 'dead'
-            ? 'The kernel died before the cell was run.'
-            : 'The kernel restarted before the cell was run.'
+          status === 'dead' ? 'died-before-run' : 'restarted-before-run'
         )
       );
     }

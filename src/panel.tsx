@@ -37,16 +37,13 @@ function engineBlocker(
   switch (status.state) {
     case 'ready':
       return null;
-    case 'loading': {
-      const percent =
-        status.progress === null
-          ? ''
-          : ` (${Math.round(status.progress * 100)}%)`;
-      return trans.__(
-        'The model is loading%1. You can ask once it is ready.',
-        percent
-      );
-    }
+    case 'loading':
+      return status.progress === null
+        ? trans.__('The model is loading. You can ask once it is ready.')
+        : trans.__(
+            'The model is loading (%1%). You can ask once it is ready.',
+            Math.round(status.progress * 100)
+          );
     case 'error':
       return trans.__(
         'The model is not available; see the error above (Restart model loads it again).'

@@ -21,6 +21,7 @@ import type {
   IThread
 } from './chat/types';
 import type { IPlaceOptions, IRunOptions, IRunResult } from './notebook';
+import type { ChatText } from './chat/texts';
 
 /** The chat with the server's model, about the notebook the user is in. */
 export interface IOciChatModel extends IDisposable {
@@ -41,7 +42,7 @@ export interface IOciChatModel extends IDisposable {
   /** The request another tab or user runs in the current notebook. */
   readonly runningElsewhere: RunningElsewhere | null;
   /** A message about the server or the connection. */
-  readonly notice: string;
+  readonly notice: ChatText | null;
   /** Ask about the current notebook; false when it cannot be sent now. */
   ask(prompt: string): boolean;
   /** Fix a failing cell; null when it cannot start now. */

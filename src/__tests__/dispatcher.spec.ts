@@ -117,7 +117,7 @@ describe('MessageDispatcher', () => {
 
   it('ends a request with done, or with the browser failure if it had one', () => {
     const { connection, handlers, dispatcher, request } = setUp();
-    request.failure = 'The notebook has no kernel.';
+    request.failure = { code: 'kernel', problem: 'no-kernel-to-ask' };
     connection.receive({
       type: 'done',
       id: 'r1',
@@ -127,7 +127,7 @@ describe('MessageDispatcher', () => {
       final_code: null
     });
     expect(handlers.finished).toEqual([
-      ['r1', 'cancelled', 'The notebook has no kernel.', true]
+      ['r1', 'cancelled', { code: 'kernel', problem: 'no-kernel-to-ask' }, true]
     ]);
     expect(dispatcher.inFlight.size).toBe(0);
   });
@@ -143,7 +143,10 @@ describe('MessageDispatcher', () => {
     later.connection.receive({ type: 'token', id: 'r1', turn: 1, text: 'a' });
     later.connection.receive({ type: 'error', id: 'r1', message: 'bad' });
     expect(later.handlers.finished).toEqual([]);
-    expect(later.dispatcher.notice).toBe('The server reported: bad');
+    expect(later.dispatcher.notice).toEqual({
+      code: 'server-reported',
+      detail: 'bad'
+    });
   });
 
   it('drops messages of requests not in flight', () => {
@@ -180,11 +183,14 @@ describe('MessageDispatcher', () => {
     const { connection, dispatcher } = setUp();
     const debug = jest.spyOn(console, 'debug').mockImplementation(() => {});
     connection.receive({ type: 'error', message: 'invalid prefill: x' });
-    expect(dispatcher.notice).toBe('');
+    expect(dispatcher.notice).toBeNull();
     expect(debug).toHaveBeenCalled();
     debug.mockRestore();
     connection.receive({ type: 'error', message: 'too many requests' });
-    expect(dispatcher.notice).toBe('The server reported: too many requests');
+    expect(dispatcher.notice).toEqual({
+      code: 'server-reported',
+      detail: 'too many requests'
+    });
   });
 
   it('on a lost connection ends every request and forgets the others', () => {
@@ -196,12 +202,7 @@ describe('MessageDispatcher', () => {
     });
     connection.setState('closed');
     expect(handlers.finished).toEqual([
-      [
-        'r1',
-        'error',
-        'The connection to the server was lost; the request ended.',
-        undefined
-      ]
+      ['r1', 'error', { code: 'connection-lost' }, undefined]
     ]);
     expect(dispatcher.runningElsewhere('b.ipynb')).toBeNull();
   });
@@ -210,9 +211,9 @@ describe('MessageDispatcher', () => {
     const { connection, dispatcher } = setUp();
     connection.receive({ type: 'error', message: 'restarting' });
     connection.setState('connecting');
-    expect(dispatcher.notice).not.toBe('');
+    expect(dispatcher.notice).not.toBeNull();
     connection.setState('open');
-    expect(dispatcher.notice).toBe('');
+    expect(dispatcher.notice).toBeNull();
   });
 
   it('stops listening once disposed', () => {

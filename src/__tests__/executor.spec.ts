@@ -225,8 +225,7 @@ describe('TurnExecutor', () => {
 
   it('reports a kernel it cannot use, and cancels the request', async () => {
     const { connection, request, executor } = setUp({
-      run: () =>
-        Promise.reject(new KernelUnavailable('The notebook has no kernel.'))
+      run: () => Promise.reject(new KernelUnavailable('no-kernel-to-ask'))
     });
     await executor.execute(request, execute());
     const [outcome] = connection.sentOf('outcome') as IOutcomeMessage[];
@@ -237,7 +236,10 @@ describe('TurnExecutor', () => {
       traceback: []
     });
     expect(connection.sentOf('cancel')).toEqual([{ type: 'cancel', id: 'r1' }]);
-    expect(request.failure).toBe('The notebook has no kernel.');
+    expect(request.failure).toEqual({
+      code: 'kernel',
+      problem: 'no-kernel-to-ask'
+    });
   });
 
   it('waits for the user without auto-execute; a deleted cell is a stop', async () => {

@@ -157,7 +157,7 @@ describe('ChatModel: the messages of one request', () => {
     const view = model.thread!.requests[0];
     expect(view.status).toBe('error');
     expect(view.message).toBe('prompt too long');
-    expect(model.notice).toBe('');
+    expect(model.notice).toBeNull();
   });
 
   it('keeps a request going after an error of one of its later messages', async () => {
@@ -165,7 +165,10 @@ describe('ChatModel: the messages of one request', () => {
     connection.receive({ type: 'token', id, turn: 1, text: 'x' });
     connection.receive({ type: 'error', id, message: 'bad outcome' });
     expect(model.running?.id).toBe(id);
-    expect(model.notice).toBe('The server reported: bad outcome');
+    expect(model.notice).toEqual({
+      code: 'server-reported',
+      detail: 'bad outcome'
+    });
   });
 
   it('ignores messages of requests it does not know', async () => {
@@ -187,9 +190,12 @@ describe('ChatModel: messages about the server', () => {
   it('shows an error without id as a notice, but not a refused prefill', async () => {
     const { connection, model } = await started();
     connection.receive({ type: 'error', message: 'prefill refused: busy' });
-    expect(model.notice).toBe('');
+    expect(model.notice).toBeNull();
     connection.receive({ type: 'error', message: 'message too large' });
-    expect(model.notice).toBe('The server reported: message too large');
+    expect(model.notice).toEqual({
+      code: 'server-reported',
+      detail: 'message too large'
+    });
   });
 
   it('says which notebook runs a request elsewhere', async () => {
@@ -222,6 +228,8 @@ describe('ChatModel: messages about the server', () => {
     expect(view.message).toBe(
       'The connection to the server was lost; the request ended.'
     );
+    // The view translates the code; the history keeps the English.
+    expect(view.messageText).toEqual({ code: 'connection-lost' });
     // The server tells a new connection what runs elsewhere.
     expect(model.runningElsewhere).toBeNull();
     expect(model.ask('again')).toBe(false);

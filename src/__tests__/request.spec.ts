@@ -189,6 +189,19 @@ describe('ChatRequest', () => {
       r.finish('cancelled', 'The kernel is dead.', true);
       expect(r.view.status).toBe('error');
       expect(r.view.message).toBe('The kernel is dead.');
+      expect(r.view.messageText).toBeNull();
+    });
+
+    it('keeps the browser’s own reason as a code, and its English', () => {
+      const r = request();
+      r.finish('cancelled', { code: 'kernel', problem: 'kernel-dead' }, true);
+      expect(r.view.messageText).toEqual({
+        code: 'kernel',
+        problem: 'kernel-dead'
+      });
+      expect(r.view.message).toBe(
+        'The kernel is dead. Restart it (Kernel › Restart Kernel…) and ask again.'
+      );
     });
 
     it('cancels the turns still in progress when stopped', () => {

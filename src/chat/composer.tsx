@@ -9,6 +9,7 @@ import { ISignal } from '@lumino/signaling';
 import * as React from 'react';
 
 import { IRefineTarget } from './model';
+import { slots, withNodes } from './texts';
 
 export interface IComposerProps {
   /** Why nothing can be sent now (shown instead of the hint), or null. */
@@ -78,15 +79,17 @@ export function Composer(props: IComposerProps): JSX.Element {
       {refine && (
         <div className="jp-OciChat-refine" data-oci-refine={refine.cellId}>
           <span className="jp-OciChat-refineText">
-            {trans.__('Your next message refines')}{' '}
-            <button
-              type="button"
-              className="jp-OciChat-link"
-              onClick={props.onRevealRefined}
-              title={trans.__('Show the cell')}
-            >
-              {refine.label}
-            </button>
+            {withNodes(
+              trans.__('Your next message refines %1', ...slots(1)),
+              <button
+                type="button"
+                className="jp-OciChat-link"
+                onClick={props.onRevealRefined}
+                title={trans.__('Show the cell')}
+              >
+                {refine.label}
+              </button>
+            )}
           </span>
           <button
             type="button"

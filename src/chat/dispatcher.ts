@@ -13,6 +13,7 @@ import type {
   ServerMessage
 } from './protocol';
 import type { ChatRequest } from './request';
+import type { ChatText } from './texts';
 
 /** A request another connection runs in a notebook. */
 export type RunningElsewhere = NonNullable<INotebookMessage['running']>;
@@ -25,7 +26,7 @@ export interface IDispatchHandlers {
   finish(
     request: ChatRequest,
     status: DoneStatus,
-    message: string,
+    message: string | ChatText,
     failed?: boolean,
     done?: IDoneMessage
   ): void;
@@ -45,7 +46,7 @@ export class MessageDispatcher {
   readonly inFlight = new Map<string, ChatRequest>();
 
   /** A message about the server or the connection, not about one request. */
-  notice = '';
+  notice: ChatText | null = null;
 
   /** The request another connection runs in this notebook, if any. */
   runningElsewhere(path: string): RunningElsewhere | null {
@@ -76,7 +77,7 @@ export class MessageDispatcher {
         console.debug('oci: prefill refused:', message.message);
         return;
       }
-      this.notice = `The server reported: ${message.message}`;
+      this.notice = { code: 'server-reported', detail: message.message };
       handlers.changed();
       return;
     }
@@ -111,7 +112,7 @@ export class MessageDispatcher {
         if (request.view.turns.length === 0) {
           handlers.finish(request, 'error', message.message);
         } else {
-          this.notice = `The server reported: ${message.message}`;
+          this.notice = { code: 'server-reported', detail: message.message };
           handlers.changed();
         }
         break;
@@ -129,15 +130,11 @@ export class MessageDispatcher {
       // The server cancels a closed socket's requests: end them here too,
       // with the reason, rather than leave them spinning.
       for (const request of [...this.inFlight.values()]) {
-        this._handlers.finish(
-          request,
-          'error',
-          'The connection to the server was lost; the request ended.'
-        );
+        this._handlers.finish(request, 'error', { code: 'connection-lost' });
       }
     }
     if (connection.state === 'open') {
-      this.notice = '';
+      this.notice = null;
     }
     this._handlers.changed();
   }

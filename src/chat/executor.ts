@@ -172,7 +172,7 @@ export class TurnExecutor {
       }
       const error = reason as Error;
       if (error instanceof KernelUnavailable) {
-        request.failure = error.message;
+        request.failure = error.text;
       }
       result = {
         status: 'error',

@@ -10,9 +10,10 @@ import * as React from 'react';
 import { Markdown, useThrottled } from './markdown';
 import { IRequestView, IStepCell, ITurnView, TurnViewState } from './model';
 import { BudgetName } from './protocol';
+import { chatText, slots, withNodes } from './texts';
 
 function chipLabel(
-  turn: Pick<ITurnView, 'state' | 'ename' | 'evalue'>,
+  turn: Pick<ITurnView, 'state' | 'ename' | 'evalue' | 'evalueText'>,
   trans: TranslationBundle
 ): string {
   switch (turn.state) {
@@ -35,8 +36,10 @@ function chipLabel(
     case 'cancelled':
       return trans.__('cancelled');
     case 'skipped':
-      // The server says why ("not run: same as before").
-      return turn.evalue || trans.__('not run');
+      // The server says why ("not run: same as before"), or the browser.
+      return turn.evalueText
+        ? chatText(turn.evalueText, trans)
+        : turn.evalue || trans.__('not run');
     case 'reply':
       return trans.__('no code');
     default:
@@ -49,13 +52,16 @@ function chipLabel(
  * styles) key on; the text is for people.
  */
 export function StateChip(props: {
-  turn: Pick<ITurnView, 'state' | 'ename' | 'evalue' | 'seconds'>;
+  turn: Pick<
+    ITurnView,
+    'state' | 'ename' | 'evalue' | 'evalueText' | 'seconds'
+  >;
   trans: TranslationBundle;
 }): JSX.Element {
   const { turn, trans } = props;
   const seconds =
     turn.seconds !== null && (turn.state === 'ok' || turn.state === 'error')
-      ? ` · ${formatSeconds(turn.seconds)}`
+      ? ` · ${formatSeconds(turn.seconds, trans)}`
       : '';
   return (
     <span
@@ -75,11 +81,14 @@ export function StateChip(props: {
   );
 }
 
-function formatSeconds(seconds: number): string {
+function formatSeconds(seconds: number, trans: TranslationBundle): string {
   if (seconds < 1) {
-    return `${Math.max(1, Math.round(seconds * 1000))} ms`;
+    return trans.__('%1 ms', Math.max(1, Math.round(seconds * 1000)));
   }
-  return seconds < 10 ? `${seconds.toFixed(1)} s` : `${Math.round(seconds)} s`;
+  return trans.__(
+    '%1 s',
+    seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)
+  );
 }
 
 const LIVE_STATES: ReadonlySet<TurnViewState> = new Set([
@@ -375,7 +384,10 @@ function budgetEnded(budget: BudgetName, trans: TranslationBundle): string {
   }
 }
 
-/** "step 2/4 · attempt 1/3 · reply 3/8" while a request runs. */
+/**
+ * "step 2/4 · attempt 1/3 · reply 3/8" while a request runs; each part's
+ * `text` is its translated sentence, with slots for the count and the limit.
+ */
 export function budgetLine(
   request: IRequestView,
   trans: TranslationBundle
@@ -386,20 +398,20 @@ export function budgetLine(
   if (budgets.steps > 1) {
     parts.push({
       key: 'steps',
-      text: trans.__('step'),
+      text: trans.__('step %1/%2', ...slots(2)),
       used: Math.max(1, request.step),
       limit: budgets.steps
     });
   }
   parts.push({
     key: 'attempts',
-    text: trans.__('attempt'),
+    text: trans.__('attempt %1/%2', ...slots(2)),
     used: Math.max(1, request.attempt),
     limit: budgets.attempts
   });
   parts.push({
     key: 'replies',
-    text: trans.__('reply'),
+    text: trans.__('reply %1/%2', ...slots(2)),
     used: Math.max(1, replies),
     limit: budgets.replies
   });
@@ -426,7 +438,7 @@ function Budgets(props: {
             className={`jp-OciChat-budget${part.used >= part.limit ? ' jp-mod-last' : ''}`}
             data-oci-budget-part={part.key}
           >
-            {part.text} <b>{part.used}</b>/{part.limit}
+            {withNodes(part.text, <b>{part.used}</b>, part.limit)}
           </span>
         </React.Fragment>
       ))}
@@ -537,7 +549,11 @@ export function RequestItem(props: {
             {request.message &&
               request.status !== 'success' &&
               request.status !== 'no_code' && (
-                <span className="jp-OciChat-endMessage">{request.message}</span>
+                <span className="jp-OciChat-endMessage">
+                  {request.messageText
+                    ? chatText(request.messageText, trans)
+                    : request.message}
+                </span>
               )}
           </footer>
         </div>

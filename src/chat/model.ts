@@ -42,6 +42,7 @@ import {
   IStepCell,
   IThread
 } from './types';
+import { ChatText } from './texts';
 
 export * from './types';
 export { fromHistory } from './threads';
@@ -176,7 +177,7 @@ export class ChatModel implements IOciChatModel {
   }
 
   /** A message about the server or the connection, not about one request. */
-  get notice(): string {
+  get notice(): ChatText | null {
     return this._dispatcher.notice;
   }
 
@@ -404,7 +405,7 @@ export class ChatModel implements IOciChatModel {
       settings: this._settings
     });
     options.thread.requests.push(request.view);
-    this._dispatcher.notice = '';
+    this._dispatcher.notice = null;
     this._dispatcher.inFlight.set(id, request);
     this._changed();
     void this._send(request);
@@ -427,20 +428,19 @@ export class ChatModel implements IOciChatModel {
         sendVariables: settings.sendVariables
       });
     } catch (reason) {
-      this._finish(
-        request,
-        'error',
-        `Could not read the notebook: ${(reason as Error).message ?? reason}`
-      );
+      this._finish(request, 'error', {
+        code: 'notebook-unreadable',
+        detail: String((reason as Error).message ?? reason)
+      });
       return;
     }
     if (request.view.stopping || request.isFinished) {
       // Stopped while the context was gathered: nothing reached the server.
-      this._finish(request, 'cancelled', 'Stopped.');
+      this._finish(request, 'cancelled', { code: 'stopped' });
       return;
     }
     if (!this._connection.send(request.askMessage(context, settings))) {
-      this._finish(request, 'error', 'Not connected to the server.');
+      this._finish(request, 'error', { code: 'not-connected' });
       return;
     }
     performance.mark('oci:ask-sent', { detail: { id: request.id } });
@@ -455,7 +455,7 @@ export class ChatModel implements IOciChatModel {
     // Interrupts a running cell; the server then ends the request.
     request.abort?.abort();
     if (!this._connection.send({ type: 'cancel', id: view.id })) {
-      this._finish(request, 'cancelled', 'Stopped.');
+      this._finish(request, 'cancelled', { code: 'stopped' });
     }
     this._changed();
   }
@@ -463,7 +463,7 @@ export class ChatModel implements IOciChatModel {
   private _finish(
     request: ChatRequest,
     status: DoneStatus,
-    message: string,
+    message: string | ChatText,
     failed = false,
     done?: IDoneMessage
   ): void {

@@ -10,7 +10,6 @@ import { PromiseDelegate } from '@lumino/coreutils';
 import type { NotebookPanel } from '@jupyterlab/notebook';
 
 import type {
-  BudgetName,
   DoneStatus,
   ExecuteTarget,
   IAskMessage,
@@ -30,6 +29,7 @@ import type {
   IThread,
   ITurnView
 } from './types';
+import { ChatText, englishText } from './texts';
 
 export interface IChatRequestOptions {
   id: string;
@@ -80,6 +80,7 @@ export class ChatRequest {
       turns: [],
       status: 'running',
       message: '',
+      messageText: null,
       answer: '',
       steps: 0,
       budget: null,
@@ -122,7 +123,7 @@ export class ChatRequest {
   /** Aborts the run (or the wait for the user's run) of the current turn. */
   abort: AbortController | null = null;
   /** Set when the browser itself had to give up (no kernel, notebook closed). */
-  failure: string | null = null;
+  failure: ChatText | null = null;
   /** Resolved with how the request ended. */
   readonly finished = new PromiseDelegate<IRequestResult>();
 
@@ -339,7 +340,7 @@ export class ChatRequest {
    */
   finish(
     status: DoneStatus,
-    message: string,
+    message: string | ChatText,
     failed = false,
     done?: IDoneMessage
   ): boolean {
@@ -368,7 +369,9 @@ export class ChatRequest {
     // A kernel the browser could not use ends the request as an error, even
     // though the browser had to cancel it to end it.
     view.status = failed ? 'error' : status;
-    view.message = message;
+    // The English text goes to the history; the code is for the view.
+    view.message = typeof message === 'string' ? message : englishText(message);
+    view.messageText = typeof message === 'string' ? null : message;
     view.stopping = false;
     for (const turn of view.turns) {
       turn.complete = true;
@@ -386,7 +389,10 @@ export class ChatRequest {
         } else {
           // Code a budget kept from running (the step budget, say).
           turn.state = 'skipped';
-          turn.evalue = turn.evalue || budgetNote(view.budget);
+          if (!turn.evalue) {
+            turn.evalueText = { code: 'not-run', budget: view.budget };
+            turn.evalue = englishText(turn.evalueText);
+          }
         }
       }
     }
@@ -403,18 +409,4 @@ export class ChatRequest {
 /** Whether a reply holds a code block (its code was meant to run). */
 function hasCode(reply: string): boolean {
   return /```/.test(reply);
-}
-
-/** Why code was not run when a budget ended the request first. */
-export function budgetNote(budget: BudgetName | null): string {
-  switch (budget) {
-    case 'steps':
-      return 'not run: over the step budget';
-    case 'attempts':
-      return 'not run: over the attempt budget';
-    case 'replies':
-      return 'not run: over the reply budget';
-    default:
-      return 'not run';
-  }
 }

@@ -136,6 +136,8 @@ export function fromHistory(request: IHistoryRequest): IRequestView {
     started: request.started * 1000,
     status: request.status === 'running' ? 'cancelled' : request.status,
     message: request.message,
+    // Said in English when it ended: shown as it was.
+    messageText: null,
     answer:
       request.answer ??
       (last && last.state === 'reply' && !stopped ? last.reply : ''),

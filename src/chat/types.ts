@@ -13,6 +13,7 @@ import type {
   IFixCell,
   TurnState
 } from './protocol';
+import type { ChatText } from './texts';
 
 /** The user's settings that shape a request (schema/plugin.json). */
 export interface IChatSettings {
@@ -64,6 +65,8 @@ export interface ITurnView {
   state: TurnViewState;
   ename: string;
   evalue: string;
+  /** `evalue` as a code the view translates, when the browser wrote it. */
+  evalueText?: ChatText;
   /** Seconds the code ran, once known. */
   seconds: number | null;
   /** The request's cell this turn's code was for (0: no code, or not yet known). */
@@ -96,8 +99,10 @@ export interface IRequestView {
   started: number;
   turns: ITurnView[];
   status: RequestStatus;
-  /** The server's closing words (or why the browser ended it). */
+  /** The server's closing words (or why the browser ended it), in English. */
   message: string;
+  /** Why the browser ended it, as a code the view translates; null: `message`. */
+  messageText: ChatText | null;
   /**
    * The model's final words (markdown): its answer after a success, its
    * explanation after a failure or a fix; "" if none.

@@ -12,6 +12,7 @@ import { IOciChatModel } from '../tokens';
 import { Composer } from './composer';
 import { warmUpMarkdown } from './markdown';
 import { RequestItem } from './messages';
+import { chatText, slots, withNodes } from './texts';
 import { IChatSettings } from './types';
 
 /** Re-render whenever a signal fires. */
@@ -61,8 +62,14 @@ function EmptyState(props: {
         ))}
       </ul>
       <p className="jp-OciChat-keys">
-        <kbd>Enter</kbd> {trans.__('sends')} · <kbd>Shift</kbd>+<kbd>Enter</kbd>{' '}
-        {trans.__('new line')} · <kbd>Esc</kbd> {trans.__('stops')}
+        {withNodes(
+          trans.__('%1 sends · %2 new line · %3 stops', ...slots(3)),
+          <kbd>Enter</kbd>,
+          <>
+            <kbd>Shift</kbd>+<kbd>Enter</kbd>
+          </>,
+          <kbd>Esc</kbd>
+        )}
       </p>
     </div>
   );
@@ -219,7 +226,7 @@ export function ChatView(props: IChatViewProps): JSX.Element {
       )}
       {model.notice && (
         <div className="jp-OciChat-banner jp-mod-warn" role="status">
-          {model.notice}
+          {chatText(model.notice, trans)}
         </div>
       )}
       {/* A log: a finished reply (turns are aria-busy while they stream) and
