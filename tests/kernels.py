@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import queue
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,6 +117,15 @@ def outcome_of(kernel: Kernel, execute: dict[str, Any], timeout: float = 60) -> 
         "status": "ok" if run.status == "ok" else "error",
         "output": run.text,
     }
+    if run.status == "ok" and not run.text.strip() and execute.get("inspect"):
+        # As the browser does after a silent run: the assigned names' short reprs, looked
+        # up with a silent user expression, by the same rules (prompts/values.py).
+        names = json.dumps(execute["inspect"])
+        found = kernel.value(
+            "__import__('json').dumps(__import__('oci_jupyter.prompts.values', "
+            f"fromlist=['x']).lookup_values(globals(), {names}))"
+        )
+        outcome["values"] = dict(json.loads(ast.literal_eval(found)))
     if run.status != "ok":
         content = run.reply["content"]
         outcome["error"] = {
