@@ -109,7 +109,8 @@ module.exports = {
       testMatch: [
         'chat-scripted.spec.ts',
         'nothing-lost.spec.ts',
-        'magic.spec.ts'
+        'magic.spec.ts',
+        'a11y.spec.ts'
       ],
       use: { baseURL: `http://127.0.0.1:${scriptedPort}` }
     }

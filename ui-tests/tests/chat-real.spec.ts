@@ -20,7 +20,8 @@ import {
   openPanel,
   outputText,
   PANEL,
-  requests
+  requests,
+  sendButton
 } from './helpers';
 
 const MODEL_READY_TIMEOUT = 5 * 60 * 1000;
@@ -267,8 +268,9 @@ test.describe('chat with the real model', () => {
       // the notebook ahead while they type (prefill); Enter once the server
       // has read it, which is what a user typing for that long gets.
       const input = chatInput(page);
-      await expect(input).toBeEnabled({ timeout: 60 * 1000 });
       await input.fill(prompt);
+      // The input is always editable; Send waits for the model and the socket.
+      await expect(sendButton(page)).toBeEnabled({ timeout: 60 * 1000 });
       await page.waitForTimeout(1500); // the composer's pause before a prefill
       await expect
         .poll(
