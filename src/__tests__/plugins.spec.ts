@@ -3,6 +3,9 @@
  * fake application (a command registry, server settings whose socket never
  * opens) and a fake notebook tracker.
  */
+import * as fs from 'fs';
+import * as path from 'path';
+
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
@@ -16,6 +19,10 @@ import { autoFixPlugin } from '../plugins/autofix';
 import { chatPlugin } from '../plugins/chat';
 import { IOciCellExecutor, IOciChatModel } from '../tokens';
 import { fakePanel, settle } from './fakes';
+
+const schema = JSON.parse(
+  fs.readFileSync(path.resolve(__dirname, '../../schema/plugin.json'), 'utf-8')
+) as Record<string, any>;
 
 /** A socket that stays connecting: the chat never reaches a server. */
 class SilentWebSocket {
@@ -120,7 +127,7 @@ describe('the plugins', () => {
     }
   });
 
-  it('auto-fix: the fix and restore commands, in the cell context menu', () => {
+  it('auto-fix: the fix and restore commands, in the cell context menu of the schema', () => {
     const { app, commands, contextMenu } = fakeApp();
     const chat = {
       isBusy: () => false,
@@ -136,10 +143,23 @@ describe('the plugins', () => {
       null,
       null
     );
-    expect(contextMenu.items).toEqual([
+    // Not added in code: the schema's `jupyter.lab.menus` holds them, so
+    // users can move or hide them in the settings.
+    expect(contextMenu.items).toEqual([]);
+    const menus = schema['jupyter.lab.menus'];
+    const context = menus.context as {
+      command: string;
+      selector: string;
+    }[];
+    expect(context.map(item => item.command)).toEqual([
       CommandIDs.fixCell,
       CommandIDs.restoreOriginal
     ]);
+    for (const item of context) {
+      expect(item.selector).toBe('.jp-Notebook .jp-CodeCell');
+    }
+    expect(commands.hasCommand(CommandIDs.fixCell)).toBe(true);
+    expect(commands.hasCommand(CommandIDs.restoreOriginal)).toBe(true);
     // No active cell: nothing to fix or restore.
     expect(commands.isEnabled(CommandIDs.fixCell)).toBe(false);
     expect(commands.isEnabled(CommandIDs.restoreOriginal)).toBe(false);

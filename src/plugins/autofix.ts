@@ -287,16 +287,9 @@ export const autoFixPlugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
-    app.contextMenu.addItem({
-      command: CommandIDs.fixCell,
-      selector: '.jp-Notebook .jp-CodeCell',
-      rank: 30
-    });
-    app.contextMenu.addItem({
-      command: CommandIDs.restoreOriginal,
-      selector: '.jp-Notebook .jp-CodeCell',
-      rank: 31
-    });
+    // The cell context menu's items are in the schema
+    // (`jupyter.lab.menus` → `context`): users move or hide them in the
+    // settings.
     const ids = [CommandIDs.fixCell, CommandIDs.restoreOriginal];
     followChatState(chat, commands, ids);
     if (palette) {

@@ -1080,9 +1080,15 @@ test.describe('auto-fix of failing cells', () => {
   }) => {
     script([reply('`y` is not defined; `x` is.', REPAIRED)]);
     await failingCell(page);
-    await page.evaluate(() =>
-      window.jupyterapp.commands.execute('oci:fix-cell')
-    );
+    // From the cell's context menu (the schema's `jupyter.lab.menus`).
+    await page
+      .locator('.jp-Notebook .jp-Cell')
+      .nth(1)
+      .locator('.jp-InputArea-editor')
+      .click({ button: 'right' });
+    await page
+      .locator('.lm-Menu-item', { hasText: 'Fix the Cell with OpenCodeInterpreter' })
+      .click();
     const dialog = page.locator('.jp-Dialog.jp-OciDiffDialog');
     await expect(dialog).toBeVisible({ timeout: 30 * 1000 });
     await dialog.getByRole('button', { name: 'Reject' }).click();
