@@ -1,6 +1,7 @@
 /**
- * The OpenCodeInterpreter sidebar: the model's state in a compact header,
- * the chat below it.
+ * The OpenCodeInterpreter sidebar, a JupyterLab `SidePanel`: its header (the
+ * name), its toolbar (the notebook the chat is about, clear the chat, the
+ * settings), the model's state in a compact section and the chat below it.
  */
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ServerConnection } from '@jupyterlab/services';
@@ -9,18 +10,32 @@ import {
   nullTranslator,
   TranslationBundle
 } from '@jupyterlab/translation';
-import { ReactWidget } from '@jupyterlab/ui-components';
+import {
+  CommandToolbarButton,
+  deleteIcon,
+  ReactWidget,
+  settingsIcon,
+  SidePanel,
+  Toolbar,
+  UseSignal
+} from '@jupyterlab/ui-components';
+import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
 import { Signal } from '@lumino/signaling';
+import { Panel } from '@lumino/widgets';
 import * as React from 'react';
 
-import { ChatView, useSignal } from './chat/view';
+import { ChatView, NotebookLabel } from './chat/view';
+import { CommandIDs } from './commands';
 import { EngineStatusView, UnreachableView } from './components';
 import { ociIcon } from './icon';
 import { EngineStatusModel } from './model';
 import { IOciChatModel } from './tokens';
 
 export const PANEL_ID = 'oci-jupyter-panel';
+
+/** JupyterLab's settings editor (hidden when it is not installed). */
+const SETTINGS_COMMAND = 'settingeditor:open';
 
 /** Why the hosted model cannot take a request now, or null when it can. */
 function engineBlocker(
@@ -60,7 +75,6 @@ function StatusSection(props: {
   trans: TranslationBundle;
 }): JSX.Element {
   const { model, trans } = props;
-  useSignal(model.stateChanged);
   const { status, failure } = model;
   let body: JSX.Element;
   if (failure) {
@@ -95,47 +109,72 @@ function PanelView(props: {
   chat: IOciChatModel;
   rendermime: IRenderMimeRegistry;
   focusRequested: Signal<OciPanel, void>;
-  onClearHistory: () => void;
   trans: TranslationBundle;
 }): JSX.Element {
   const { status, trans } = props;
-  useSignal(status.stateChanged);
   return (
-    <>
-      {/* Not a <header>: a sidebar has no banner landmark of its own. */}
-      <div className="jp-OciPanel-header">
-        <ociIcon.react tag="span" className="jp-OciPanel-icon" />
-        <h2 className="jp-OciPanel-title">{trans.__('OpenCodeInterpreter')}</h2>
-      </div>
-      <StatusSection model={status} trans={trans} />
-      <ChatView
-        model={props.chat}
-        engineBlocker={engineBlocker(status, trans)}
-        rendermime={props.rendermime}
-        focusRequested={props.focusRequested}
-        onClearHistory={props.onClearHistory}
-        trans={trans}
-      />
-    </>
+    <UseSignal signal={status.stateChanged}>
+      {() => (
+        <>
+          <StatusSection model={status} trans={trans} />
+          <ChatView
+            model={props.chat}
+            engineBlocker={engineBlocker(status, trans)}
+            rendermime={props.rendermime}
+            focusRequested={props.focusRequested}
+            trans={trans}
+          />
+        </>
+      )}
+    </UseSignal>
   );
 }
 
-export class OciPanel extends ReactWidget {
+/** The sidebar's header: the icon and the name (not a banner landmark). */
+function panelHeader(trans: TranslationBundle): Panel {
+  const header = new Panel();
+  header.addClass('jp-OciPanel-header');
+  header.node.appendChild(
+    ociIcon.element({ tag: 'span', className: 'jp-OciPanel-icon' })
+  );
+  const title = document.createElement('h2');
+  title.className = 'jp-OciPanel-title';
+  title.textContent = trans.__('OpenCodeInterpreter');
+  header.node.appendChild(title);
+  return header;
+}
+
+export class OciPanel extends SidePanel {
   constructor(options: OciPanel.IOptions) {
-    super();
+    const trans = (options.translator ?? nullTranslator).load('oci_jupyter');
+    super({
+      content: new Panel(),
+      header: panelHeader(trans),
+      translator: options.translator
+    });
     this.statusModel = new EngineStatusModel({
       settledInterval: options.settledInterval,
       serverSettings: options.serverSettings,
       isActive: () => this.isVisible
     });
     this.chatModel = options.chatModel;
-    this._rendermime = options.rendermime;
-    this._onClearHistory = options.onClearHistory;
-    this._trans = (options.translator ?? nullTranslator).load('oci_jupyter');
+    this._ociTrans = trans;
     this.id = PANEL_ID;
     this.addClass('jp-OciPanel');
     this.title.icon = ociIcon;
-    this.title.caption = this._trans.__('OpenCodeInterpreter');
+    this.title.caption = trans.__('OpenCodeInterpreter');
+    this._populateToolbar(this.toolbar, options.commands);
+    const body = ReactWidget.create(
+      <PanelView
+        status={this.statusModel}
+        chat={this.chatModel}
+        rendermime={options.rendermime}
+        focusRequested={this._focusRequested}
+        trans={trans}
+      />
+    );
+    body.addClass('jp-OciPanel-body');
+    this.addWidget(body);
     this.chatModel.stateChanged.connect(this._followRunning, this);
     this._followRunning();
   }
@@ -201,16 +240,35 @@ export class OciPanel extends ReactWidget {
     this.focusInput();
   }
 
-  protected render(): JSX.Element {
-    return (
-      <PanelView
-        status={this.statusModel}
-        chat={this.chatModel}
-        rendermime={this._rendermime}
-        focusRequested={this._focusRequested}
-        onClearHistory={this._onClearHistory}
-        trans={this._trans}
-      />
+  /** The toolbar: which notebook, clear its chat, the settings. */
+  private _populateToolbar(toolbar: Toolbar, commands: CommandRegistry): void {
+    const trans = this._ociTrans;
+    const notebook = ReactWidget.create(
+      <NotebookLabel model={this.chatModel} />
+    );
+    notebook.addClass('jp-OciPanel-notebookItem');
+    toolbar.addItem('notebook', notebook);
+    toolbar.addItem('spacer', Toolbar.createSpacerItem());
+    toolbar.addItem(
+      'clear',
+      new CommandToolbarButton({
+        commands,
+        id: CommandIDs.clearHistory,
+        icon: deleteIcon,
+        label: '',
+        caption: trans.__('Clear chat history')
+      })
+    );
+    toolbar.addItem(
+      'settings',
+      new CommandToolbarButton({
+        commands,
+        id: SETTINGS_COMMAND,
+        args: { query: 'OpenCodeInterpreter' },
+        icon: settingsIcon,
+        label: '',
+        caption: trans.__('OpenCodeInterpreter settings')
+      })
     );
   }
 
@@ -225,16 +283,15 @@ export class OciPanel extends ReactWidget {
 
   private _focusRequested = new Signal<OciPanel, void>(this);
   private _quietActivation = false;
-  private _onClearHistory: () => void;
-  private _rendermime: IRenderMimeRegistry;
-  private _trans: TranslationBundle;
+  private _ociTrans: TranslationBundle;
 }
 
 export namespace OciPanel {
   export interface IOptions {
     chatModel: IOciChatModel;
     rendermime: IRenderMimeRegistry;
-    onClearHistory: () => void;
+    /** Where the toolbar's buttons find their commands. */
+    commands: CommandRegistry;
     settledInterval?: number;
     serverSettings?: ServerConnection.ISettings;
     translator?: ITranslator;

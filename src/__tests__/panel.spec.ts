@@ -4,6 +4,7 @@
  * page's whenever nothing can be stopped).
  */
 import { ServerConnection } from '@jupyterlab/services';
+import { CommandRegistry } from '@lumino/commands';
 import { Signal } from '@lumino/signaling';
 
 import { OciPanel } from '../panel';
@@ -22,7 +23,7 @@ function makePanel(chat: FakeChat): OciPanel {
   return new OciPanel({
     chatModel: chat as unknown as IOciChatModel,
     rendermime: {} as any,
-    onClearHistory: () => undefined,
+    commands: new CommandRegistry(),
     serverSettings: ServerConnection.makeSettings({
       baseUrl: 'http://127.0.0.1:8888/',
       fetch: (() =>

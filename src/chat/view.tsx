@@ -4,7 +4,7 @@
  */
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { deleteIcon, notebookIcon } from '@jupyterlab/ui-components';
+import { notebookIcon, UseSignal } from '@jupyterlab/ui-components';
 import { ISignal } from '@lumino/signaling';
 import * as React from 'react';
 
@@ -14,18 +14,6 @@ import { warmUpMarkdown } from './markdown';
 import { RequestItem } from './messages';
 import { chatText, slots, withNodes } from './texts';
 import { IChatSettings } from './types';
-
-/** Re-render whenever a signal fires. */
-export function useSignal(signal: ISignal<unknown, unknown>): void {
-  const [, setVersion] = React.useState(0);
-  React.useEffect(() => {
-    const bump = () => setVersion(version => version + 1);
-    signal.connect(bump);
-    return () => {
-      signal.disconnect(bump);
-    };
-  }, [signal]);
-}
 
 const EXAMPLES = [
   'load data.csv and plot the monthly totals',
@@ -118,14 +106,54 @@ export interface IChatViewProps {
   engineBlocker: string | null;
   rendermime: IRenderMimeRegistry;
   focusRequested: ISignal<unknown, void>;
-  onClearHistory: () => void;
   trans: TranslationBundle;
 }
 
+/**
+ * The chat, drawn again whenever the chat model or its connection changes
+ * (JupyterLab's `UseSignal`).
+ */
 export function ChatView(props: IChatViewProps): JSX.Element {
+  const { model } = props;
+  return (
+    <UseSignal signal={model.stateChanged}>
+      {() => (
+        <UseSignal signal={model.connection.stateChanged}>
+          {() => <ChatBody {...props} />}
+        </UseSignal>
+      )}
+    </UseSignal>
+  );
+}
+
+/**
+ * The notebook the chat is about, for the sidebar's toolbar: its name, the
+ * full path as the tooltip.
+ */
+export function NotebookLabel(props: { model: IOciChatModel }): JSX.Element {
+  const { model } = props;
+  return (
+    <UseSignal signal={model.stateChanged}>
+      {() => {
+        const path = model.notebook ? (model.thread?.path ?? '') : '';
+        const name = path.split('/').pop() ?? path;
+        return (
+          <span className="jp-OciChat-notebook" title={path}>
+            {path && (
+              <>
+                <notebookIcon.react tag="span" className="jp-OciChat-nbIcon" />
+                <span className="jp-OciChat-notebookName">{name}</span>
+              </>
+            )}
+          </span>
+        );
+      }}
+    </UseSignal>
+  );
+}
+
+function ChatBody(props: IChatViewProps): JSX.Element {
   const { model, rendermime, trans } = props;
-  useSignal(model.stateChanged);
-  useSignal(model.connection.stateChanged);
   const retryIn = useRetryCountdown(model);
   const [draft, setDraft] = React.useState('');
   const input = React.useRef<HTMLTextAreaElement>(null);
@@ -174,28 +202,8 @@ export function ChatView(props: IChatViewProps): JSX.Element {
   };
 
   const elsewhere = model.runningElsewhere;
-  const path = thread?.path ?? '';
-  const name = path.split('/').pop() ?? path;
   return (
     <section className="jp-OciChat" aria-label={trans.__('Chat')}>
-      {panel && (
-        <div className="jp-OciChat-toolbar">
-          <span className="jp-OciChat-notebook" title={path}>
-            <notebookIcon.react tag="span" className="jp-OciChat-nbIcon" />
-            <span className="jp-OciChat-notebookName">{name}</span>
-          </span>
-          <button
-            type="button"
-            className="jp-OciChat-iconButton"
-            onClick={props.onClearHistory}
-            disabled={!thread || requests.length === 0 || running !== null}
-            title={trans.__('Clear this notebook’s chat')}
-            aria-label={trans.__('Clear chat history')}
-          >
-            <deleteIcon.react tag="span" />
-          </button>
-        </div>
-      )}
       {model.connection.state === 'closed' && (
         <div className="jp-OciChat-banner" role="status">
           <span>

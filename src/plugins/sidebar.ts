@@ -43,7 +43,7 @@ export const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       serverSettings: app.serviceManager.serverSettings,
       settledInterval: SETTLED_POLL_INTERVAL,
       translator: translator ?? undefined,
-      onClearHistory: () => void commands.execute(CommandIDs.clearHistory)
+      commands
     });
     app.shell.add(panel, 'right', { rank: 1000 });
     if (restorer) {
