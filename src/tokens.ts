@@ -12,6 +12,7 @@ import type { ISignal } from '@lumino/signaling';
 import type { IChatConnection } from './chat/connection';
 import type { RunningElsewhere } from './chat/dispatcher';
 import type {
+  IBackgroundRequest,
   IChatSettings,
   IFixOptions,
   IRefineTarget,
@@ -41,6 +42,11 @@ export interface IOciChatModel extends IDisposable {
   readonly running: IRequestView | null;
   /** The request another tab or user runs in the current notebook. */
   readonly runningElsewhere: RunningElsewhere | null;
+  /**
+   * This page's requests in flight in other notebooks than the current one
+   * (the user switched notebooks while they run), oldest first.
+   */
+  readonly background: IBackgroundRequest[];
   /** A message about the server or the connection. */
   readonly notice: ChatText | null;
   /** Ask about the current notebook; false when it cannot be sent now. */
@@ -49,6 +55,8 @@ export interface IOciChatModel extends IDisposable {
   fix(options: IFixOptions): Promise<IRequestResult> | null;
   /** Stop the current notebook's request. */
   stop(): void;
+  /** Stop one request of this page by its id, in whichever notebook it runs. */
+  stopRequest(id: string): void;
   /** Stop the request working on this cell, wherever it runs. */
   stopCell(cellId: string): void;
   /** Whether a request in flight writes, runs or fixes this cell. */

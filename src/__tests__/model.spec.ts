@@ -137,6 +137,39 @@ describe('ChatModel', () => {
     expect(model.thread?.requests[0].answer).toBe('It is 42.');
   });
 
+  it('lists a request in another notebook as a background one, and stops it', async () => {
+    const { connection, model } = setUp();
+    const a = fakePanel('dir/a.ipynb', ['x = 41']);
+    const b = fakePanel('b.ipynb', ['y = 1']);
+    model.notebook = a.panel;
+    await settle();
+    expect(model.ask('add one')).toBe(true);
+    await settle();
+    const id = lastAsk(connection).id;
+    // In its own notebook it is the running request, not a background one.
+    expect(model.background).toEqual([]);
+
+    model.notebook = b.panel;
+    await settle();
+    expect(model.background).toEqual([
+      {
+        id,
+        path: 'dir/a.ipynb',
+        prompt: 'add one',
+        mode: 'chat',
+        stopping: false
+      }
+    ]);
+    model.stopRequest(id);
+    expect(connection.sentOf('cancel')).toEqual([{ type: 'cancel', id }]);
+    expect(model.background[0].stopping).toBe(true);
+    connection.receive({ ...done(id), status: 'cancelled', message: '' });
+    expect(model.background).toEqual([]);
+    // An unknown id stops nothing.
+    model.stopRequest('nope');
+    expect(connection.sentOf('cancel')).toHaveLength(1);
+  });
+
   it('follows a rename of a background notebook with its request in flight', async () => {
     const { connection, model, fetched } = setUp();
     const a = fakePanel('a.ipynb', ['x = 41']);

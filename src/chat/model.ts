@@ -34,6 +34,7 @@ import { ChatRequest, IChatRequestOptions } from './request';
 import { ChatThreads, IHistoryStore } from './threads';
 import {
   DEFAULT_CHAT_SETTINGS,
+  IBackgroundRequest,
   IChatSettings,
   IFixOptions,
   IRefineTarget,
@@ -104,6 +105,26 @@ export class ChatModel implements IOciChatModel {
   get runningElsewhere(): RunningElsewhere | null {
     const path = this._notebook?.context.path;
     return path === undefined ? null : this._dispatcher.runningElsewhere(path);
+  }
+
+  /** This page's requests in flight in notebooks other than the current one. */
+  get background(): IBackgroundRequest[] {
+    const current = this.thread;
+    const requests: IBackgroundRequest[] = [];
+    for (const request of this._dispatcher.inFlight.values()) {
+      if (request.thread === current || request.isFinished) {
+        continue;
+      }
+      const { id, prompt, mode, stopping } = request.view;
+      requests.push({
+        id,
+        path: request.thread.path,
+        prompt,
+        mode,
+        stopping: !!stopping
+      });
+    }
+    return requests;
   }
 
   /** Anything the view shows changed. Token bursts are coalesced per frame. */
@@ -301,6 +322,14 @@ export class ChatModel implements IOciChatModel {
   stop(): void {
     const view = this.running;
     const request = view ? this._dispatcher.inFlight.get(view.id) : undefined;
+    if (request) {
+      this._stop(request);
+    }
+  }
+
+  /** Stop one request by its id, in whichever notebook it runs. */
+  stopRequest(id: string): void {
+    const request = this._dispatcher.inFlight.get(id);
     if (request) {
       this._stop(request);
     }

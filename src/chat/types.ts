@@ -192,3 +192,14 @@ export interface ITurnTiming {
   /** The browser's own share: placing the cell, collecting the outcome. */
   overheadMs: number;
 }
+
+/** A request of this page in flight in a notebook other than the current one. */
+export interface IBackgroundRequest {
+  id: string;
+  /** The notebook it works in (follows a rename). */
+  path: string;
+  prompt: string;
+  mode: 'chat' | 'fix';
+  /** Stop was asked; the request ends soon. */
+  stopping: boolean;
+}

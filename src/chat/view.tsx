@@ -220,6 +220,33 @@ function ChatBody(props: IChatViewProps): JSX.Element {
           </button>
         </div>
       )}
+      {model.background.map(request => {
+        const where = request.path.split('/').pop() ?? request.path;
+        return (
+          <div
+            key={request.id}
+            className="jp-OciChat-banner jp-OciChat-background"
+            role="status"
+            data-oci-background={request.id}
+            title={request.path}
+          >
+            <span className="jp-OciChat-backgroundText">
+              {request.mode === 'fix'
+                ? trans.__('Fixing a cell in %1', where)
+                : trans.__('Working in %1', where)}
+            </span>
+            <button
+              type="button"
+              className="jp-OciChat-link"
+              onClick={() => model.stopRequest(request.id)}
+              disabled={request.stopping}
+              aria-label={trans.__('Stop the request in %1', where)}
+            >
+              {request.stopping ? trans.__('Stopping…') : trans.__('Stop')}
+            </button>
+          </div>
+        );
+      })}
       {elsewhere && !running && (
         <div
           className="jp-OciChat-banner"

@@ -608,6 +608,43 @@ test.describe('chat with a scripted model', () => {
     ).toContainText('One.');
   });
 
+  test('a request in another notebook: a badge says where it works, and Stop ends it', async ({
+    page
+  }, testInfo) => {
+    // About 10 s of streaming: time to switch notebooks while it runs.
+    const long = Array.from({ length: 1000 }, (_, i) => `word${i}`).join(' ');
+    script([long, 'Not asked for.']);
+    const first = await newNotebook(page);
+    const panel = await openPanel(page);
+    await ask(page, 'tell me a long story');
+    const request = requests(page).last();
+    await expect(request.locator('.jp-OciChat-streaming')).toContainText(
+      'word20'
+    );
+    // Its own notebook shows it running, with no badge.
+    await expect(panel.locator('[data-oci-background]')).toHaveCount(0);
+
+    const second = await page.notebook.createNew();
+    await expect(panel.locator('.jp-OciChat-notebookName')).toHaveText(second!);
+    const badge = panel.locator('[data-oci-background]');
+    await expect(badge).toHaveCount(1);
+    await expect(badge).toContainText(`Working in ${first}`);
+    await panel.screenshot({ path: testInfo.outputPath('background.png') });
+    await badge
+      .getByRole('button', { name: `Stop the request in ${first}` })
+      .click();
+    await expect(badge).toHaveCount(0, { timeout: 10 * 1000 });
+
+    await page.notebook.activate(first);
+    const stopped = requests(page).last();
+    await expect(stopped).toHaveAttribute('data-oci-status', 'cancelled', {
+      timeout: 10 * 1000
+    });
+    // The stream stopped well before its end, and no cell was written.
+    await expect(stopped).not.toContainText('word999');
+    expect(await notebookCells(page)).toHaveLength(1);
+  });
+
   test('prefill: the notebook is sent ahead while the user types; nothing is asked', async ({
     page,
     tmpPath
