@@ -38,6 +38,7 @@ def test_an_mbpp_run_gives_two_rows_each_naming_its_protocol(tmp_path: Path) -> 
         {"MBPP": [(30, 60.0), (33, 66.0)], "MBPP+": [(25, 50.0), (26, 52.0)]},
         feedback="tests",
         oracle=True,
+        command="mbppplus",
     )
     rows = load_rows(run)
     assert [(r.score, r.by_turn, r.passed) for r in rows] == [
@@ -47,7 +48,8 @@ def test_an_mbpp_run_gives_two_rows_each_naming_its_protocol(tmp_path: Path) -> 
     text = markdown(rows)
     mbpp = text.split("### MBPP\n")[1].split("### MBPP+")[0]
     assert (
-        "| **Qwen2.5-Coder-1.5B Q4_K_M, --feedback tests (oracle), --prompt product, "
+        "| **Qwen2.5-Coder-1.5B Q4_K_M, oci-eval mbppplus, --feedback tests (oracle), "
+        "--prompt product, "
         "--success first-run** | 50 | 60.0 (30/50) | 66.0 (33/50) |"
     ) in mbpp
     assert "| OpenCodeInterpreter-DS-6.7B (paper, tests feedback) | all | 73.9 | 82.7 |" in mbpp
@@ -60,7 +62,7 @@ def test_an_mbpp_run_gives_two_rows_each_naming_its_protocol(tmp_path: Path) -> 
 def test_the_cli_prints_the_table_and_draws_the_plot(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    own = write_run(tmp_path / "own", {"HumanEval": [(40, 80.0), (41, 82.0)]})
+    own = write_run(tmp_path / "own", {"HumanEval": [(40, 80.0), (41, 82.0)]}, command="humaneval")
     oracle = write_run(
         tmp_path / "tests", {"HumanEval": [(40, 80.0), (44, 88.0)]}, feedback="tests", oracle=True
     )
@@ -68,7 +70,7 @@ def test_the_cli_prints_the_table_and_draws_the_plot(
     assert main([str(own), str(oracle), "--plot", str(image)]) == 0
     out = capsys.readouterr().out
     humaneval = out.split("### HumanEval\n")[1].split("### MBPP")[0]
-    assert "--feedback own, --prompt product" in humaneval
+    assert "oci-eval humaneval, --feedback own, --prompt product" in humaneval
     assert "--feedback tests (oracle)" in humaneval
     assert "88.0 (44/50)" in humaneval
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -70,8 +70,10 @@ def load_rows(folder: Path) -> list[Row]:
         raise FileNotFoundError(f"{path} does not exist: is {folder} an oci-eval run folder?")
     summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     config = summary.get("config", {})
+    # The command names which tests gave the feedback under `tests` (mbpp: the asserts,
+    # mbppplus: the base and plus inputs).
     protocol = (
-        f"--feedback {summary.get('feedback', 'own')}"
+        f"oci-eval {summary.get('command', '?')}, --feedback {summary.get('feedback', 'own')}"
         f"{' (oracle)' if summary.get('oracle') else ''}, "
         f"--prompt {summary.get('prompt', config.get('prompt', 'product'))}, "
         f"--success {summary.get('success', 'first-run')}"
@@ -155,7 +157,7 @@ def plot(rows: Sequence[Row], path: Path) -> None:
     for ax, score in zip(axes, SCORES, strict=True):
         for row in (r for r in rows if r.score == score):
             turns = list(range(1, len(row.by_turn) + 1))
-            label = row.protocol.split(",")[0].replace("--feedback ", "feedback: ")
+            label = ",".join(row.protocol.split(",")[:2]).replace("oci-eval ", "")
             ax.plot(turns, row.by_turn, "o-", label=f"{label} ({row.problems} problems)")
         paper = PAPER_ROWS["OpenCodeInterpreter-DS-6.7B"].get(score)
         if paper:
