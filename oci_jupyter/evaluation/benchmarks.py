@@ -14,7 +14,7 @@ tests``, in which tests give the feedback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -90,12 +90,8 @@ class HumanEvalBenchmark:
         )
         verdict = Verdict(check.status, check.detail, "", check.seconds)
         if explain and not verdict.passed:
-            verdict = Verdict(
-                check.status,
-                check.detail,
-                await self._feedback(problem, code, check.status, time_limit, workdir),
-                check.seconds,
-            )
+            feedback = await self._feedback(problem, code, check.status, time_limit, workdir)
+            verdict = replace(verdict, feedback=feedback)
         return Judgement({HUMANEVAL: verdict}, HUMANEVAL)
 
     async def _feedback(

@@ -25,7 +25,13 @@ from .problems import (
     select,
     task_number,
 )
-from .prompting import DEFAULT_PROMPT, PromptChoice, check_prompt
+from .prompting import (
+    DEFAULT_PROMPT,
+    PAPER_CLOSING,
+    PAPER_OPENING,
+    PromptChoice,
+    check_prompt,
+)
 
 ID_PREFIX = "HumanEval/"
 __all__ = [
@@ -55,24 +61,13 @@ test it on the examples of its docstring.
 """The user turn of every problem; ``{prompt}`` is the problem's signature and docstring."""
 
 PAPER_REQUEST = (
-    "You are an exceptionally intelligent coding assistant that consistently delivers "
-    "accurate and reliable responses to user instructions.\n"
-    "\n"
-    "@@ Instruction\n"
-    "Here is the given code to do completion:\n"
+    PAPER_OPENING + "Here is the given code to do completion:\n"
     "```python\n"
     "{prompt}\n"
     "```\n"
     "Please continue to complete the function with python programming language. You are not "
     "allowed to modify the given code and do the completion only. \n"
-    "\n"
-    "Please return all completed codes in one code block. \n"
-    "This code block should be in the following format:\n"
-    "```python\n"
-    "# Your codes here\n"
-    "```\n"
-    "\n"
-    "@@ Response"
+    "\n" + PAPER_CLOSING
 )
 """``--prompt paper``: the whole (and only) message of the first turn, a user turn, as the
 OpenCodeInterpreter paper's harness words it for HumanEval: ``build_humaneval_instruction``

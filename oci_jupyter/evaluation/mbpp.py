@@ -27,7 +27,13 @@ from typing import Any
 from ..engine import Message
 from ..prompts import SYSTEM_PROMPT
 from .problems import DataUnavailable, Problem, read_data
-from .prompting import DEFAULT_PROMPT, PromptChoice, check_prompt
+from .prompting import (
+    DEFAULT_PROMPT,
+    PAPER_CLOSING,
+    PAPER_OPENING,
+    PromptChoice,
+    check_prompt,
+)
 
 DATA_FILE = Path(__file__).with_name("data") / "MbppPlus.jsonl.gz"
 SHA256 = "08405a4e8764a4941cfe0945d25a956355a0454f364ea902c4020a44e7057973"
@@ -52,24 +58,13 @@ then the same request as HumanEval's (one block; self-tests allowed, which the `
 feedback protocol runs)."""
 
 PAPER_REQUEST = (
-    "You are an exceptionally intelligent coding assistant that consistently delivers "
-    "accurate and reliable responses to user instructions.\n"
-    "\n"
-    "@@ Instruction\n"
-    "Here is the given problem and test examples:\n"
+    PAPER_OPENING + "Here is the given problem and test examples:\n"
     "{problem}\n"
     "\n"
     "Please use the python programming language to solve this problem.\n"
     "Please make sure that your code includes the functions from the test samples and that "
     "the input and output formats of these functions match the test samples.\n"
-    "\n"
-    "Please return all completed codes in one code block. \n"
-    "This code block should be in the following format:\n"
-    "```python\n"
-    "# Your codes here\n"
-    "```\n"
-    "\n"
-    "@@ Response"
+    "\n" + PAPER_CLOSING
 )
 """``--prompt paper``: the whole (and only) message of the first turn, a user turn, as the
 OpenCodeInterpreter paper's harness words it for MBPP and MBPP+: ``build_mbpp_instruction``

@@ -51,3 +51,23 @@ __all__ = [
     "PromptChoice",
     "check_prompt",
 ]
+
+
+# The paper harness's first turn opens and closes the same way for every benchmark
+# (``build_humaneval_instruction`` / ``build_mbpp_instruction``): each benchmark's
+# PAPER_REQUEST puts its own instruction between these two.
+PAPER_OPENING = (
+    "You are an exceptionally intelligent coding assistant that consistently delivers "
+    "accurate and reliable responses to user instructions.\n"
+    "\n"
+    "@@ Instruction\n"
+)
+PAPER_CLOSING = (
+    "Please return all completed codes in one code block. \n"
+    "This code block should be in the following format:\n"
+    "```python\n"
+    "# Your codes here\n"
+    "```\n"
+    "\n"
+    "@@ Response"
+)
