@@ -8,5 +8,5 @@ scripts/setup.sh lab
 source .venv/bin/activate
 args=()
 [[ "$(id -u)" == 0 ]] && args+=(--allow-root)  # Jupyter refuses root unless told
-echo "== starting JupyterLab: open the OpenCodeInterpreter panel on the right (Accel+Shift+O)"
+echo "== starting JupyterLab: open the OpenCodeInterpreter panel on the right (Accel+Shift+1)"
 exec jupyter lab "${args[@]}" "$@"
