@@ -43,6 +43,23 @@ export function cellError(cell: ICellModel): IExecutionError | null {
   return null;
 }
 
+/**
+ * Whether a cell shows an error, without copying its outputs: asked on every
+ * output change of the active cell, to show or hide its toolbar's Fix button.
+ */
+export function hasError(cell: ICellModel): boolean {
+  if (cell.type !== 'code') {
+    return false;
+  }
+  const outputs = (cell as CodeCell['model']).outputs;
+  for (let i = 0; i < outputs.length; i++) {
+    if (outputs.get(i).type === 'error') {
+      return true;
+    }
+  }
+  return false;
+}
+
 /** The source a fix replaced, kept in the cell's metadata. */
 export function originalSource(cell: ICellModel): string | null {
   const meta = cell.getMetadata(METADATA_KEY) as

@@ -14,3 +14,22 @@ export const ociIcon = new LabIcon({
   name: 'oci-jupyter:icon',
   svgstr: chipSparkleSvg
 });
+
+// A wrench with the same sparkle: "the model fixes this cell", for the Fix
+// command (the cell toolbar, its menus). The wrench follows the theme like
+// the toolbar's other icons (`jp-icon3`); the sparkle takes the brand colour,
+// the same in light and dark themes, so the button stands out on a failing
+// cell. The wrench is Material's "build" (Apache 2.0), a little smaller.
+const wrenchSparkleSvg = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <path transform="translate(0 2) scale(0.9)" d="M22.7 19l-9.1-9.1c.9-2.3.4-5-1.5-6.9-2-2-5-2.4-7.4-1.3L9 6 6 9 1.6 4.7C.4 7.1.9 10.1 2.9 12.1c1.9 1.9 4.6 2.4 6.9 1.5l9.1 9.1c.4.4 1 .4 1.4 0l2.3-2.3c.5-.4.5-1.1.1-1.4z"/>
+  </g>
+  <g class="jp-icon-brand1" fill="#1976D2">
+    <path d="M18.5 1l1.3 3.2 3.2 1.3-3.2 1.3-1.3 3.2-1.3-3.2-3.2-1.3 3.2-1.3z"/>
+  </g>
+</svg>`;
+
+export const fixIcon = new LabIcon({
+  name: 'oci-jupyter:fix',
+  svgstr: wrenchSparkleSvg
+});

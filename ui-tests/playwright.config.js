@@ -108,6 +108,7 @@ module.exports = {
       name: 'scripted',
       testMatch: [
         'chat-scripted.spec.ts',
+        'autofix-toolbar.spec.ts',
         'nothing-lost.spec.ts',
         'magic.spec.ts',
         'a11y.spec.ts'

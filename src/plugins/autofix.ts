@@ -2,6 +2,10 @@
  * The auto-fix plugin: a failing cell offers "Fix with OpenCodeInterpreter"
  * (or is fixed at once, per the `autoFix` setting); in suggest mode each
  * rewrite is a diff the user accepts. Fixes are requests of the chat.
+ *
+ * The Fix command is also an item of JupyterLab's cell toolbar (the schema's
+ * `jupyter.lab.toolbars` → `Cell`), shown on the active cell when it failed;
+ * the button under every failing cell is the `fixButtonInCell` setting.
  */
 import {
   JupyterFrontEnd,
@@ -16,6 +20,7 @@ import {
 } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import {
   ITranslator,
   nullTranslator,
@@ -26,6 +31,7 @@ import {
   AutoFixMode,
   cellError,
   confirmFix,
+  hasError,
   hideFixButton,
   hideFixResult,
   IFixResultView,
@@ -36,6 +42,7 @@ import {
 } from '../autofix';
 import { IRequestResult } from '../chat/types';
 import { CommandIDs, followChatState } from '../commands';
+import { fixIcon } from '../icon';
 import { METADATA_KEY } from '../notebook';
 import { IOciChatModel } from '../tokens';
 import { followSettings } from './settings';
@@ -97,17 +104,32 @@ export const autoFixPlugin: JupyterFrontEndPlugin<void> = {
     const trans = (translator ?? nullTranslator).load('oci_jupyter');
     const { commands } = app;
     let autoFix: AutoFixMode = 'suggest';
+    let fixButtonInCell = true;
+    /** Whether failing cells get the button under their error. */
+    const buttonsShown = () => autoFix !== 'off' && fixButtonInCell;
     followSettings(settingRegistry, settings => {
+      const shown = buttonsShown();
       autoFix =
         (settings.get('autoFix').composite as AutoFixMode | undefined) ??
         'suggest';
+      fixButtonInCell =
+        (settings.get('fixButtonInCell').composite as boolean | undefined) ??
+        true;
+      // Live: the cells already failing get or lose their button now, not
+      // at their next run.
+      if (buttonsShown() !== shown) {
+        tracker.forEach(refreshButtons);
+      }
     });
 
     const panelOf = (cell: Cell): NotebookPanel | null =>
       tracker.find(p => p.content.widgets.includes(cell)) ?? null;
 
-    /** The fix button under a failing cell. */
+    /** The fix button under a failing cell, unless the settings hide it. */
     const offerFix = (cell: CodeCell): void => {
+      if (!buttonsShown()) {
+        return;
+      }
       showFixButton(cell, trans.__('Fix with OpenCodeInterpreter'), () => {
         const current = panelOf(cell);
         if (current) {
@@ -168,7 +190,6 @@ export const autoFixPlugin: JupyterFrontEndPlugin<void> = {
         if (
           cell instanceof CodeCell &&
           !cell.isDisposed &&
-          autoFix !== 'off' &&
           cellError(cell.model) !== null
         ) {
           offerFix(cell);
@@ -205,48 +226,113 @@ export const autoFixPlugin: JupyterFrontEndPlugin<void> = {
         offerFix(cell);
       }
     );
+    /**
+     * Give a notebook's failing cells their button, or take them all away,
+     * per the settings. Offers a fix, never starts one: nobody has just run
+     * those cells. Cells drawn lazily, when scrolled to, get their button
+     * when they are drawn.
+     */
+    function refreshButtons(notebook: NotebookPanel): void {
+      for (const cell of notebook.content.widgets) {
+        if (!buttonsShown()) {
+          hideFixButton(cell);
+          continue;
+        }
+        if (!(cell instanceof CodeCell) || !hasError(cell.model)) {
+          continue;
+        }
+        void cell.ready.then(() => {
+          if (
+            !cell.isDisposed &&
+            hasError(cell.model) &&
+            !chat.isBusy(cell.model.id)
+          ) {
+            offerFix(cell);
+          }
+        });
+      }
+    }
     // A notebook opened with errors in its saved outputs offers their fix
-    // again (never starts one: nobody has just run those cells). Cells drawn
-    // lazily, when scrolled to, get their button when they are drawn.
+    // again.
     tracker.widgetAdded.connect((_, notebook) => {
       void notebook.context.ready.then(() => {
-        for (const cell of notebook.content.widgets) {
-          if (!(cell instanceof CodeCell) || cellError(cell.model) === null) {
-            continue;
-          }
-          void cell.ready.then(() => {
-            if (
-              autoFix !== 'off' &&
-              !cell.isDisposed &&
-              cellError(cell.model) !== null &&
-              !chat.isBusy(cell.model.id)
-            ) {
-              offerFix(cell);
-            }
-          });
+        if (!notebook.isDisposed) {
+          refreshButtons(notebook);
         }
       });
+      followActiveCell(notebook);
     });
+
+    /**
+     * The cell toolbar's Fix button is on the notebook's active cell and
+     * shows only while that cell has an error: its state is asked again
+     * when the active cell's outputs gain or lose one (run, cleared), which
+     * the chat's own state changes do not tell.
+     */
+    function followActiveCell(notebook: NotebookPanel): void {
+      let outputs: CodeCell['model']['outputs'] | null = null;
+      let failed = false;
+      const onOutputs = () => {
+        const cell = notebook.content.activeCell;
+        const now = !!cell && hasError(cell.model);
+        if (now !== failed) {
+          failed = now;
+          commands.notifyCommandChanged(CommandIDs.fixCell);
+        }
+      };
+      const onActiveCell = () => {
+        outputs?.changed.disconnect(onOutputs);
+        const cell = notebook.content.activeCell;
+        outputs = cell instanceof CodeCell ? cell.model.outputs : null;
+        outputs?.changed.connect(onOutputs);
+        failed = !!cell && hasError(cell.model);
+      };
+      onActiveCell();
+      notebook.content.activeCellChanged.connect(onActiveCell);
+      notebook.disposed.connect(() => {
+        notebook.content.activeCellChanged.disconnect(onActiveCell);
+        outputs?.changed.disconnect(onOutputs);
+        outputs = null;
+      });
+    }
+
+    /**
+     * The notebook and cell the Fix command is about: the cell toolbar
+     * passes its notebook (`widgetId`, maybe not the current one in a split
+     * view), menus and keys mean the current notebook's active cell.
+     */
+    const fixTarget = (
+      args: ReadonlyPartialJSONObject
+    ): { notebook: NotebookPanel; cell: Cell } | null => {
+      const id = args.widgetId;
+      const notebook =
+        typeof id === 'string'
+          ? (tracker.find(p => p.id === id) ?? null)
+          : tracker.currentWidget;
+      const cell = notebook?.content.activeCell ?? null;
+      return notebook && cell ? { notebook, cell } : null;
+    };
+    /** A code cell with an error that no request is working on. */
+    const fixable = (args: ReadonlyPartialJSONObject): boolean => {
+      const cell = fixTarget(args)?.cell;
+      return !!cell && hasError(cell.model) && !chat.isBusy(cell.model.id);
+    };
 
     commands.addCommand(CommandIDs.fixCell, {
       label: trans.__('Fix the Cell with OpenCodeInterpreter'),
       caption: trans.__(
         'Ask the model to fix the active cell’s error; only that cell is rewritten and run'
       ),
-      isEnabled: () => {
-        const cell = tracker.activeCell;
-        return (
-          !!cell &&
-          chat.running === null &&
-          cellError(cell.model) !== null &&
-          !chat.isBusy(cell.model.id)
-        );
-      },
-      execute: () => {
-        const notebook = tracker.currentWidget;
-        const cell = tracker.activeCell;
-        if (notebook && cell) {
-          startFix(notebook, cell);
+      icon: fixIcon,
+      // In the cell toolbar (`toolbar: true`) the button is there only on a
+      // failing cell; the context menu and the palette keep the item,
+      // disabled, so the command stays findable.
+      isVisible: args => (args.toolbar === true ? fixable(args) : true),
+      isEnabled: args => chat.running === null && fixable(args),
+      execute: args => {
+        const target = fixTarget(args);
+        if (target) {
+          startFix(target.notebook, target.cell);
         }
       }
     });
