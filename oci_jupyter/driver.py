@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .loop import Execute, Finished, Generate, RefinementLoop, Turn
 from .prompts import code_block_end
+from .texts import Text, text
 from .types import ExecutionOutcome
 
 
@@ -33,6 +34,15 @@ class KernelGone(Exception):
 
 class Stopped(Exception):
     """The user stopped the request (Stop, Esc, KeyboardInterrupt)."""
+
+
+# Each of the three may be raised with a sentence of oci_jupyter.texts instead of words, so
+# that the loop's end keeps its code (the sidebar translates it).
+def _words(exc: Exception) -> str | Text:
+    """What the exception says: its sentence as raised, else its words ("" for none)."""
+    if exc.args and isinstance(exc.args[0], Text):
+        return exc.args[0]
+    return str(exc)
 
 
 @dataclass(frozen=True)
@@ -88,18 +98,18 @@ def drive_sync(
                 try:
                     reply = generate(action)
                 except ModelFailed as exc:
-                    return loop.on_model_error(str(exc))
+                    return loop.on_model_error(_words(exc))
                 action = _replied(loop, action, reply, notify)
             else:
                 try:
                     outcome = execute(action)
                 except KernelGone as exc:
-                    return loop.kernel_lost(str(exc) or "The kernel is gone.")
+                    return loop.kernel_lost(_words(exc))
                 action = _ran(loop, outcome, notify)
         except Stopped as exc:
-            return loop.cancel(str(exc) or "Stopped.")
+            return loop.cancel(_words(exc) or text("stopped"))
         except KeyboardInterrupt:
-            return loop.cancel("Interrupted.")
+            return loop.cancel(text("keyboard_interrupt"))
 
 
 async def drive(
@@ -118,16 +128,16 @@ async def drive(
                 try:
                     reply = await generate(action)
                 except ModelFailed as exc:
-                    return loop.on_model_error(str(exc))
+                    return loop.on_model_error(_words(exc))
                 action = _replied(loop, action, reply, ended.append)
             else:
                 try:
                     outcome = await execute(action)
                 except KernelGone as exc:
-                    return loop.kernel_lost(str(exc) or "The kernel is gone.")
+                    return loop.kernel_lost(_words(exc))
                 action = _ran(loop, outcome, ended.append)
         except Stopped as exc:
-            return loop.cancel(str(exc) or "Stopped.")
+            return loop.cancel(_words(exc) or text("stopped"))
         while ended:
             event = ended.pop(0)
             if notify is not None:

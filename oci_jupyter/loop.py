@@ -44,7 +44,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from .prompts import (
     calls_input,
@@ -59,6 +59,7 @@ from .prompts import (
     ungrounded_numbers,
     unread_feedback,
 )
+from .texts import Text, TextCode, text
 from .types import ExecutionOutcome, GenerationParams, Message, OutcomeStatus
 
 __all__ = [
@@ -178,11 +179,38 @@ class Finished:
     status: LoopStatus
     turns: list[Turn]
     message: str = ""
+    """How it ended, in English (what the ``%%oci`` magic, the history and ``oci-eval``
+    read); ``code`` and ``params`` say the same for the sidebar to translate."""
     answer: str = ""
     """The model's last words without code: the answer after a success, the explanation
     after a failure or a fix."""
     budget: BudgetName | None = None
     """The budget that ended the loop, if one did."""
+    code: TextCode | Literal[""] = ""
+    """The :mod:`oci_jupyter.texts` code of ``message`` ("": words without one)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """The code's parameters, as JSON."""
+
+    @classmethod
+    def said(
+        cls,
+        status: LoopStatus,
+        turns: list[Turn],
+        said: Text,
+        *,
+        answer: str = "",
+        budget: BudgetName | None = None,
+    ) -> Finished:
+        """The end, in the words of one sentence of :mod:`oci_jupyter.texts`."""
+        return cls(
+            status,
+            turns,
+            str(said),
+            answer=answer,
+            budget=budget,
+            code=said.code,
+            params=said.json_params(),
+        )
 
     @property
     def final_code(self) -> str | None:
@@ -309,18 +337,14 @@ class RefinementLoop:
         if new_step:
             if self._step >= self.budgets.steps:
                 return self._finish(
-                    "success",
-                    f"Stopped at the step budget ({_count(self.budgets.steps, 'step')}); "
-                    "the last step ran without errors.",
-                    budget="steps",
+                    "success", text("step_budget", steps=self.budgets.steps), budget="steps"
                 )
             self._step, self._attempt, self._step_ok = self._step + 1, 0, None
         elif self._attempt >= self.budgets.attempts:
             # Another look at a cell that already used its attempts (a fix that ran, say).
             return self._finish(
                 "success" if self._step_ok else "failed",
-                f"Stopped at the attempt budget ({_count(self.budgets.attempts, 'attempt')} in a "
-                "cell).",
+                text("attempt_budget", attempts=self.budgets.attempts),
                 budget="attempts",
             )
         self._attempt += 1
@@ -330,7 +354,7 @@ class RefinementLoop:
             turn.skipped = "input"
             turn.feedback = input_feedback()
             self._step_ok = False
-            return self._after_failure(turn.feedback, "The code asks for input().")
+            return self._after_failure(turn.feedback, text("asks_input"))
         repeated = self._failed_before(turn.code)
         if repeated is not None:
             where, outcome = repeated
@@ -338,7 +362,7 @@ class RefinementLoop:
             turn.feedback = repeat_feedback(where, outcome)
             self._step_ok = False
             return self._after_failure(
-                turn.feedback, f"The model repeated code that failed ({outcome.summary()})."
+                turn.feedback, text("repeated_failure", problem=outcome.summary())
             )
         self.state = "executing"
         self._mark = self.clock()
@@ -365,29 +389,32 @@ class RefinementLoop:
         self._ran.append(_Ran(turn.step, turn.code or "", outcome, where))
         if outcome.status == "cancelled":
             self._step_ok = False
-            return self._finish("cancelled", "The run was interrupted.")
+            return self._finish("cancelled", text("interrupted"))
         if outcome.ok:
             self._step_ok = True
             if not self.read_results:
-                return self._finish("success", "The code ran without errors.")
+                return self._finish("success", text("ran_ok"))
             return self._next_reply()
         self._step_ok = False
         return self._after_failure(turn.feedback, outcome.summary(), appended=True)
 
-    def on_model_error(self, message: str) -> Finished:
-        """The model could not answer (engine error, server unreachable)."""
+    def on_model_error(self, message: str | Text) -> Finished:
+        """The model could not answer (engine error, server unreachable): the engine's words,
+        or a sentence of :mod:`oci_jupyter.texts`."""
         self._expect("generating")
         self.turns[-1].generate_seconds = self.clock() - self._mark
-        return self._finish("error", message)
+        return self._finish("error", _said(message, "model_error"))
 
-    def cancel(self, message: str = "Cancelled.") -> Finished:
-        return self.stop("cancelled", message)
+    def cancel(self, message: str | Text | None = None) -> Finished:
+        """Stopped from outside (Stop, Esc): "Cancelled.", or why, in the caller's words."""
+        return self.stop("cancelled", _said(message or text("cancelled"), "stopped_because"))
 
-    def kernel_lost(self, message: str = "The kernel is gone.") -> Finished:
-        """Nothing can run any more: further replies would only write code nobody runs."""
-        return self.stop("error", message)
+    def kernel_lost(self, message: str | Text | None = None) -> Finished:
+        """Nothing can run any more: further replies would only write code nobody runs.
+        "The kernel is gone.", or what the kernel or the browser said."""
+        return self.stop("error", _said(message or text("kernel_gone"), "kernel_error"))
 
-    def stop(self, status: LoopStatus, message: str) -> Finished:
+    def stop(self, status: LoopStatus, message: Text) -> Finished:
         """End the loop for a reason outside it (cancel, the kernel is gone)."""
         if self.result is not None:
             return self.result
@@ -428,8 +455,7 @@ class RefinementLoop:
             ok = bool(self._step_ok)
             return self._finish(
                 "success" if ok else "failed",
-                f"Stopped at the reply budget ({_count(self.budgets.replies, 'reply', 'replies')})"
-                + ("; the last step ran without errors." if ok else "."),
+                text("reply_budget_ran_ok" if ok else "reply_budget", replies=self.budgets.replies),
                 budget="replies",
             )
         return self._generate()
@@ -439,16 +465,23 @@ class RefinementLoop:
         return self._next_reply()
 
     def _after_failure(
-        self, feedback: str, problem: str, *, appended: bool = False
+        self, feedback: str, problem: str | Text, *, appended: bool = False
     ) -> Generate | Finished:
+        """``problem``: the run's error summary, or why the code did not run."""
         if not appended:
             self.messages.append({"role": "user", "content": feedback})
         if self._attempt >= self.budgets.attempts:
-            attempts = f"{self._attempt} attempt" + ("s" if self._attempt != 1 else "")
-            where = f" in step {self._step}" if self._step > 1 else ""
-            return self._finish(
-                "failed", f"Still failing after {attempts}{where}: {problem}", budget="attempts"
+            failing = (
+                text(
+                    "still_failing_in_step",
+                    attempts=self._attempt,
+                    step=self._step,
+                    problem=problem,
+                )
+                if self._step > 1
+                else text("still_failing", attempts=self._attempt, problem=problem)
             )
+            return self._finish("failed", failing, budget="attempts")
         return self._next_reply()
 
     def _answer(self, reply: str) -> Finished | Generate:
@@ -465,13 +498,13 @@ class RefinementLoop:
                 # instead of running it: an answer must come from what the runs printed.
                 self._checked_answer = True
                 return self._another_look("unchecked", unchecked_feedback(unchecked))
-            done = "Answered." if self.mode == "chat" else "Fixed."
+            done = text("answered" if self.mode == "chat" else "fixed")
             return self._finish("success", done, answer=reply)
         if self._step_ok is False:
-            return self._finish("failed", "The model stopped without fixed code.", answer=reply)
+            return self._finish("failed", text("no_fixed_code"), answer=reply)
         if self.mode == "fix":
-            return self._finish("failed", "The model's reply has no code.", answer=reply)
-        return self._finish("no_code", "The model's reply has no code.", answer=reply)
+            return self._finish("failed", text("no_code"), answer=reply)
+        return self._finish("no_code", text("no_code"), answer=reply)
 
     def _another_look(self, why: SkipReason, feedback: str) -> Generate | Finished:
         """The reply is not taken for the answer: the model is told why and asked again."""
@@ -527,13 +560,13 @@ class RefinementLoop:
     def _finish(
         self,
         status: LoopStatus,
-        message: str,
+        message: Text,
         *,
         answer: str = "",
         budget: BudgetName | None = None,
     ) -> Finished:
         self.state = "finished"
-        self.result = Finished(status, list(self.turns), message, answer=answer, budget=budget)
+        self.result = Finished.said(status, list(self.turns), message, answer=answer, budget=budget)
         return self.result
 
     def _expect(self, state: State) -> None:
@@ -548,9 +581,16 @@ def _edited(asked: str | None, ran: str | None) -> str | None:
     return ran
 
 
-def _count(number: int, noun: str, nouns: str = "") -> str:
-    """ "1 step", "2 steps": for the budget messages."""
-    return f"{number} {noun if number == 1 else nouns or noun + 's'}"
+def _said(
+    message: str | Text, code: Literal["model_error", "kernel_error", "stopped_because"]
+) -> Text:
+    """A sentence of :mod:`oci_jupyter.texts` as it is; someone else's words (the engine's,
+    the kernel's, the caller's) as the one parameter of ``code``."""
+    if isinstance(message, Text):
+        return message
+    if code == "stopped_because":
+        return text(code, reason=message)
+    return text(code, error=message)
 
 
 # ---- memory across requests ------------------------------------------------------------------

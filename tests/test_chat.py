@@ -125,6 +125,8 @@ async def test_two_turns_error_then_fixed(tmp_path: Path) -> None:
         "status": "success",
         "turns": 3,
         "message": "Answered.",
+        "code": "answered",
+        "params": {},
         "final_code": "total = 6\nprint(total)\n",
         "answer": ANSWER,
         "steps": 1,
@@ -346,21 +348,26 @@ async def test_closing_the_connection_cancels_its_requests(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    ("raw", "message"),
+    ("raw", "message", "code"),
     [
-        ("not json", "JSON"),
-        ('{"type": "dance"}', "unknown message type"),
-        ('{"type": "ask"}', "invalid ask: id"),
-        ('{"type": "ask", "id": "x", "max_turns": 0}', "max_turns"),
-        ('{"type": "outcome", "id": "x", "turn": 1, "status": "great"}', "status"),
+        ("not json", "JSON", "not_json"),
+        ('{"type": "dance"}', "unknown message type", "unknown_type"),
+        ('{"type": "ask"}', "invalid ask: id", "invalid_message"),
+        ('{"type": "ask", "id": "x", "max_turns": 0}', "max_turns", "invalid_message"),
+        (
+            '{"type": "outcome", "id": "x", "turn": 1, "status": "great"}',
+            "status",
+            "invalid_message",
+        ),
     ],
 )
-async def test_bad_messages_get_an_error(tmp_path: Path, raw: str, message: str) -> None:
+async def test_bad_messages_get_an_error(tmp_path: Path, raw: str, message: str, code: str) -> None:
     session, browser, engine, _ = make_session(tmp_path, [FIXED], [])
     await started(engine)
     await session.receive(raw)
     (error,) = browser.of("error")
     assert message in error["message"]
+    assert error["code"] == code
     assert engine.prompts == []
 
 
@@ -368,10 +375,17 @@ async def test_an_invalid_ask_with_an_id_still_gets_its_done(tmp_path: Path) -> 
     session, browser, engine, _ = make_session(tmp_path, [FIXED], [])
     await started(engine)
     await session.receive('{"type": "ask", "id": "bad", "max_turns": 99}')
-    assert "max_turns" in browser.of("error")[0]["message"]
+    (error,) = browser.of("error")
+    assert "max_turns" in error["message"]
     (done,) = browser.of("done")
     assert done["id"] == "bad"
     assert done["status"] == "error"
+    # The done says what the error said.
+    assert (done["message"], done["code"], done["params"]) == (
+        error["message"],
+        "invalid_message",
+        error["params"],
+    )
 
 
 async def test_a_kernel_that_is_gone_ends_the_request(tmp_path: Path) -> None:
@@ -386,15 +400,20 @@ async def test_a_kernel_that_is_gone_ends_the_request(tmp_path: Path) -> None:
     (done,) = browser.of("done")
     assert done["status"] == "error"
     assert done["message"] == "The notebook has no kernel."
+    # The browser's own words: it translates its own code for them.
+    assert (done["code"], done["params"]) == ("kernel_error", {"error": done["message"]})
     assert len(engine.prompts) == 1  # no second turn for code that cannot run
 
 
 @pytest.mark.parametrize(
-    ("fields", "reason"),
-    [({"prompt": "  "}, "empty"), ({"mode": "fix", "prompt": ""}, "failing cell")],
+    ("fields", "reason", "code"),
+    [
+        ({"prompt": "  "}, "empty", "empty_request"),
+        ({"mode": "fix", "prompt": ""}, "failing cell", "fix_needs_cell"),
+    ],
 )
 async def test_requests_that_cannot_run_end_with_one_done(
-    tmp_path: Path, fields: dict[str, Any], reason: str
+    tmp_path: Path, fields: dict[str, Any], reason: str, code: str
 ) -> None:
     session, browser, engine, _ = make_session(tmp_path, [FIXED], [])
     await started(engine)
@@ -402,6 +421,7 @@ async def test_requests_that_cannot_run_end_with_one_done(
     (done,) = browser.of("done")
     assert done["status"] == "error"
     assert reason in done["message"]
+    assert (done["code"], done["params"]) == (code, {})
 
 
 async def test_engine_not_ready_is_an_error_done(tmp_path: Path) -> None:
@@ -412,6 +432,7 @@ async def test_engine_not_ready_is_an_error_done(tmp_path: Path) -> None:
     (done,) = browser.of("done")
     assert done["status"] == "error"
     assert "loading" in done["message"]
+    assert (done["code"], done["params"]) == ("model_loading", {})
 
 
 async def test_a_duplicate_id_is_refused(tmp_path: Path) -> None:
@@ -419,7 +440,13 @@ async def test_a_duplicate_id_is_refused(tmp_path: Path) -> None:
     await started(engine)
     await session.receive(ask())
     await session.receive(ask())
-    assert "already running" in browser.of("error")[0]["message"]
+    (error,) = browser.of("error")
+    assert "already running" in error["message"]
+    assert (error["id"], error["code"], error["params"]) == (
+        "r1",
+        "already_running",
+        {"id": "'r1'"},
+    )
     session.cancel("r1")
     await finish(browser)
     assert len(browser.of("done")) == 1
@@ -589,6 +616,7 @@ async def test_the_step_budget_ends_the_request_and_says_so(tmp_path: Path) -> N
     (done,) = browser.of("done")
     assert (done["status"], done["budget"], done["steps"]) == ("success", "steps", 1)
     assert "step budget" in done["message"]
+    assert (done["code"], done["params"]) == ("step_budget", {"steps": 1})
     assert len(browser.of("execute")) == 1
 
 
@@ -685,6 +713,7 @@ async def test_concurrent_requests_per_connection_are_capped(tmp_path: Path) -> 
     refused = [d for d in browser.of("done") if d["id"] == "c"]
     assert len(refused) == 1
     assert "at most 2" in refused[0]["message"]
+    assert (refused[0]["code"], refused[0]["params"]) == ("too_many_requests", {"count": 2})
     await session.close()
     assert sorted(d["id"] for d in browser.of("done")) == ["a", "b", "c"]
 

@@ -16,10 +16,10 @@ import pytest
 
 from oci_jupyter.chat import ChatSession, ChatStore, NotebookRequests, RequestRecord
 from oci_jupyter.chat.protocol import InvalidMessage, Progress, parse_client_message
-from oci_jupyter.chat.session import BUSY_ELSEWHERE, BUSY_HERE
 from oci_jupyter.loop import Execute, Generate, RefinementLoop
 from oci_jupyter.prompts import FeedbackMarker
 from oci_jupyter.prompts.feedback import EDITED_NOTE, execution_feedback
+from oci_jupyter.texts import text
 from oci_jupyter.types import ExecutionOutcome
 
 from .doubles import ScriptedTestEngine
@@ -44,6 +44,9 @@ KERNEL_GONE = {
     "status": "error",
     "error": {"ename": "KernelUnavailable", "evalue": "The kernel restarted."},
 }
+
+BUSY_HERE = str(text("busy_here"))
+BUSY_ELSEWHERE = str(text("busy_elsewhere"))
 
 
 def dones(browser: Browser, request_id: str) -> list[dict[str, Any]]:
@@ -449,6 +452,7 @@ async def test_one_request_per_notebook_across_connections(tmp_path: Path) -> No
     await second.receive(ask("b"))
     (refused,) = second_browser.of("done")
     assert (refused["id"], refused["status"], refused["message"]) == ("b", "error", BUSY_ELSEWHERE)
+    assert (refused["code"], refused["params"]) == ("busy_elsewhere", {})
     assert "b" not in second.running
     # Another notebook is not held up.
     second_browser.done.clear()
@@ -471,7 +475,11 @@ async def test_one_request_per_notebook_within_a_connection(tmp_path: Path) -> N
     await session.receive(ask("a"))
     await session.receive(ask("b", notebook="/work.ipynb"))  # the same notebook
     (refused,) = dones(browser, "b")
-    assert (refused["status"], refused["message"]) == ("error", BUSY_HERE)
+    assert (refused["status"], refused["message"], refused["code"]) == (
+        "error",
+        BUSY_HERE,
+        "busy_here",
+    )
     await session.close()
     assert sorted(d["id"] for d in browser.of("done")) == ["a", "b"]
 

@@ -26,8 +26,8 @@ import pytest
 from oci_jupyter import chat_handlers
 from oci_jupyter.chat import ChatSession
 from oci_jupyter.chat.protocol import MAX_MESSAGE_BYTES, MAX_TEXT
-from oci_jupyter.chat.session import BUSY_ELSEWHERE, BUSY_HERE
 from oci_jupyter.prompts.feedback import EDITED_NOTE
+from oci_jupyter.texts import text
 
 from .faults import (
     ANSWER,
@@ -57,6 +57,9 @@ from .test_magic import Script, script, script_path, scripted_server  # noqa: F4
 
 OUTCOME_GRACE = 0.3
 """Seconds the server waits for an outcome past the time limit (30 by default)."""
+
+BUSY_HERE = str(text("busy_here"))
+BUSY_ELSEWHERE = str(text("busy_elsewhere"))
 
 
 @pytest.fixture

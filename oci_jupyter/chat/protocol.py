@@ -7,6 +7,12 @@ docs/design.md describes the exchange; src/chat/protocol.ts is its TypeScript tw
   ``progress`` (where the run of an ``execute`` stands: queued behind the user's cell, running)
 - server -> browser: ``token``, ``turn``, ``execute``, ``done`` (exactly one per request id),
   ``error``, ``notebook`` (a notebook's request started or ended on another connection)
+
+The server's own words in ``done`` and ``error`` come twice: ``message`` in English, and
+``code`` with ``params``, a sentence of :mod:`oci_jupyter.texts` that the browser translates
+(it shows ``message`` for a code it does not know; a ``done`` whose loop ended in someone
+else's words, the engine's say, has the code that quotes them). A param is a string, a number
+or another sentence (``{"code", "params"}``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..loop import Budgets, Finished
 from ..prompts.values import MAX_NAMES
+from ..texts import Text, text
 from ..types import ExecutionOutcome
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -178,10 +185,12 @@ class LoopDefaults(BaseModel):
 
 
 class InvalidMessage(ValueError):
-    """A message the browser should not have sent; ``request_id`` if it named one."""
+    """A message the browser should not have sent (``said``: what is wrong);
+    ``request_id`` if it named one."""
 
-    def __init__(self, message: str, request_id: str | None, kind: str | None) -> None:
-        super().__init__(message)
+    def __init__(self, said: Text, request_id: str | None, kind: str | None) -> None:
+        super().__init__(str(said))
+        self.said = said
         self.request_id = request_id
         self.kind = kind
 
@@ -193,25 +202,26 @@ def parse_client_message(raw: str | bytes) -> AnyClientMessage:
         # must still name its id, so that it gets its done.
         data = json.loads(raw)
     except ValueError:
-        raise InvalidMessage("messages must be JSON objects", None, None) from None
+        raise InvalidMessage(text("not_json"), None, None) from None
     if not isinstance(data, dict):
-        raise InvalidMessage("messages must be JSON objects", None, None)
+        raise InvalidMessage(text("not_json"), None, None)
     kind = data.get("type")
     request_id = data.get("id") if isinstance(data.get("id"), str) else None
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidMessage(
-            f"message over {MAX_MESSAGE_BYTES:,} bytes (send less context)",
+            text("message_too_big", limit=MAX_MESSAGE_BYTES),
             request_id,
             kind if isinstance(kind, str) else None,
         )
     if kind not in ("ask", "outcome", "cancel", "prefill", "progress"):
-        raise InvalidMessage(f"unknown message type {kind!r}", request_id, None)
+        raise InvalidMessage(text("unknown_type", type=repr(kind)), request_id, None)
     try:
         return _CLIENT.validate_python(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"][1:])  # [0] is the union's tag
-        raise InvalidMessage(f"invalid {kind}: {where}: {first['msg']}", request_id, kind) from None
+        said = text("invalid_message", kind=kind, field=where, problem=first["msg"])
+        raise InvalidMessage(said, request_id, kind) from None
 
 
 # ---- server -> browser -----------------------------------------------------------------------
@@ -257,17 +267,16 @@ def execute(
     }
 
 
-def done(request_id: str, result: Finished | None = None, **early: Any) -> dict[str, Any]:
-    """The one ``done`` of a request: from the loop's result, or for a request that never
-    started (``status`` and ``message`` given)."""
-    if result is None:
-        result = Finished(early.get("status", "error"), [], early.get("message", ""))
+def done(request_id: str, result: Finished) -> dict[str, Any]:
+    """The one ``done`` of a request, from the loop's result (or ``Finished.said`` for a
+    request that never started)."""
     return {
         "type": "done",
         "id": request_id,
         "status": result.status,
         "turns": len(result.turns),
         "message": result.message,
+        **({"code": result.code, "params": result.params} if result.code else {}),
         "final_code": result.final_code,
         "answer": result.answer,
         "steps": result.steps,
@@ -289,8 +298,14 @@ def notebook(path: str, running: Ask | None) -> dict[str, Any]:
     }
 
 
-def error(request_id: str | None, message: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "error", "message": message}
+def error(request_id: str | None, said: Text) -> dict[str, Any]:
+    """A message the server could not take (with its id, if it named one)."""
+    body: dict[str, Any] = {
+        "type": "error",
+        "message": str(said),
+        "code": said.code,
+        "params": said.json_params(),
+    }
     if request_id is not None:
         body["id"] = request_id
     return body

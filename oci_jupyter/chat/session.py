@@ -13,7 +13,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..driver import KernelGone, ModelFailed, ReplyCutter, Stopped, TurnEnded, drive
-from ..engine import Delta, Engine, EngineError, Finish, GenerationParams
+from ..engine import (
+    Delta,
+    Engine,
+    EngineError,
+    EngineNotReady,
+    EngineStatus,
+    Finish,
+    GenerationParams,
+)
 from ..loop import SKIP_NOTES, Execute, Finished, Generate, RefinementLoop, alternate
 from ..prompts import (
     REQUEST_HINT,
@@ -27,6 +35,7 @@ from ..prompts import (
     fix_request,
 )
 from ..prompts.values import assigned_names
+from ..texts import Text, text
 from ..types import ExecutionOutcome, Message
 from . import protocol
 from .notebooks import NotebookRequests
@@ -37,11 +46,6 @@ log = logging.getLogger(__name__)
 FAILING_CELL_PLACEHOLDER = "(the failing cell, shown below)"
 PREFILL_PROBE = "\x00request\x00"
 """Stands for the user's words while the prompt a request will begin with is built."""
-BUSY_ELSEWHERE = (
-    "A request is already running in this notebook (in another tab or window): "
-    "stop it there or wait for it to finish."
-)
-BUSY_HERE = "A request is already running in this notebook: stop it or wait for it to finish."
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -112,10 +116,12 @@ class ChatSession:
         try:
             message = protocol.parse_client_message(raw)
         except InvalidMessage as exc:
-            await self._emit(protocol.error(exc.request_id, str(exc)))
+            await self._emit(protocol.error(exc.request_id, exc.said))
             if exc.kind == "ask" and exc.request_id and exc.request_id not in self.running:
                 # Every request id ends with exactly one done, even one that never started.
-                await self._emit(protocol.done(exc.request_id, status="error", message=str(exc)))
+                await self._emit(
+                    protocol.done(exc.request_id, Finished.said("error", [], exc.said))
+                )
             return
         if isinstance(message, Ask):
             await self._start(message)
@@ -210,21 +216,21 @@ class ChatSession:
     async def _start(self, ask: Ask) -> None:
         if ask.id in self.running:
             return await self._emit(
-                protocol.error(ask.id, f"request {ask.id!r} is already running")
+                protocol.error(ask.id, text("already_running", id=repr(ask.id)))
             )
-        problem = None
+        problem: Text | None = None
         if ask.mode == "fix" and ask.cell is None:
-            problem = "a fix needs the failing cell"
+            problem = text("fix_needs_cell")
         elif ask.mode == "chat" and not ask.prompt.strip():
-            problem = "the request is empty"
+            problem = text("empty_request")
         elif len(self.running) >= self.max_running:
-            problem = f"at most {self.max_running} requests can run at once on one connection"
+            problem = text("too_many_requests", count=self.max_running)
         elif ask.notebook and not self.notebooks.claim(ask.notebook, self, ask):
             # One kernel, one loop: two requests would run their cells into each other.
             holder = self.notebooks.holder(ask.notebook)
-            problem = BUSY_HERE if holder and holder[0] is self else BUSY_ELSEWHERE
+            problem = text("busy_here" if holder and holder[0] is self else "busy_elsewhere")
         if problem is not None:
-            return await self._emit(protocol.done(ask.id, status="error", message=problem))
+            return await self._emit(protocol.done(ask.id, Finished.said("error", [], problem)))
         running = _Running(ask)
         self.running[ask.id] = running
         running.task = asyncio.get_running_loop().create_task(self._run(running))
@@ -243,7 +249,7 @@ class ChatSession:
         try:
             conversation = await self._conversation(ask.notebook)
             if not self.engine.ready:
-                raise EngineError(_not_ready(self.engine))
+                raise EngineNotReady(self.engine.status)
             messages, reply_tokens = await self._prompt(request, ask, conversation, fix)
             loop = RefinementLoop(
                 messages,
@@ -267,23 +273,31 @@ class ChatSession:
             )
             conversation = alternate([*before, *loop.exchange(messages[-1]["content"])])
         except PromptTooLong as exc:
-            result = Finished("error", [], f"The request is too long: {exc}")
+            result = Finished.said("error", [], text("prompt_too_long", error=str(exc)))
+        except EngineNotReady as exc:
+            result = Finished.said("error", loop.turns if loop else [], _not_ready(exc.status))
         except EngineError as exc:
-            result = Finished("error", loop.turns if loop else [], str(exc))
+            result = Finished.said(
+                "error", loop.turns if loop else [], text("model_error", error=str(exc))
+            )
         except asyncio.CancelledError:
             # Stop's backstop, or the server shutting down: the record and the done still go
             # out, so the cancellation is taken back until they have.
-            result = Finished("cancelled", loop.turns if loop else [], "Cancelled.")
+            result = Finished.said("cancelled", loop.turns if loop else [], text("cancelled"))
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
             outside = not running.forced
         except Exception as exc:  # reported to the browser; the server goes on
             log.exception("oci chat request %s failed", ask.id)
-            result = Finished("error", loop.turns if loop else [], f"{type(exc).__name__}: {exc}")
+            result = Finished.said(
+                "error",
+                loop.turns if loop else [],
+                text("internal_error", name=type(exc).__name__, error=str(exc)),
+            )
         finally:
             if result is None:  # a BaseException other than a cancellation
-                result = Finished("cancelled", loop.turns if loop else [], "Cancelled.")
+                result = Finished.said("cancelled", loop.turns if loop else [], text("cancelled"))
             await self._finish(running, record, result, conversation)
         if outside:
             raise asyncio.CancelledError  # whoever cancelled the task sees it cancelled
@@ -333,7 +347,8 @@ class ChatSession:
         self._release(running)
         if not running.ended:  # cancelled before it began: its done was never sent
             running.ended = True
-            self._post(protocol.done(running.ask.id, status="cancelled", message="Cancelled."))
+            cancelled = Finished.said("cancelled", [], text("cancelled"))
+            self._post(protocol.done(running.ask.id, cancelled))
 
     async def _prompt(
         self,
@@ -390,7 +405,7 @@ class ChatSession:
 
         async def generate(action: Generate) -> str:
             if running.cancelled:
-                raise Stopped("Cancelled.")
+                raise Stopped(text("cancelled"))
             await self._emit(
                 protocol.turn_state(
                     ask.id,
@@ -410,7 +425,7 @@ class ChatSession:
             )
             timing.update(generate=time.perf_counter() - mark, first_token=first_token)
             if running.cancelled or (finish is not None and finish.reason == "cancelled"):
-                raise Stopped("Cancelled.")
+                raise Stopped(text("cancelled"))
             return reply
 
         async def execute(action: Execute) -> ExecutionOutcome:
@@ -445,9 +460,9 @@ class ChatSession:
             outcome = await self._wait_outcome(running, action.turn)
             self.timings.append({**timing, "execute": time.perf_counter() - mark})
             if outcome is None:
-                raise Stopped("Cancelled.")
+                raise Stopped(text("cancelled"))
             if outcome.error is not None and outcome.error.ename == "KernelUnavailable":
-                raise KernelGone(outcome.error.evalue or "The kernel is unavailable.")
+                raise KernelGone(outcome.error.evalue or text("kernel_unavailable"))
             state = protocol.turn_state(
                 ask.id, outcome.turn, outcome.status, step=action.step, attempt=action.attempt
             )
@@ -501,6 +516,8 @@ class ChatSession:
                             break  # the code block closed (run it now), or Stop
                     else:
                         finish = event
+        except EngineNotReady as exc:
+            raise ModelFailed(_not_ready(exc.status)) from exc
         except EngineError as exc:
             raise ModelFailed(str(exc)) from exc
         finally:
@@ -582,7 +599,14 @@ def _request(ask: Ask) -> tuple[str, tuple[str, ExecutionOutcome] | None]:
     return request, fix
 
 
-def _not_ready(engine: Engine) -> str:
-    status = engine.status
-    reason = f": {status.error}" if status.error else ""
-    return f"The model is {status.state}{reason}"
+def _not_ready(status: EngineStatus) -> Text:
+    """Why the engine cannot answer, one sentence per state."""
+    if status.state == "loading":
+        return text("model_loading")
+    if status.state == "idle":
+        return text("model_idle")
+    if status.state == "stopped":
+        return text("model_stopped")
+    if status.error:
+        return text("model_failed", error=status.error)
+    return text("model_not_ready")

@@ -66,10 +66,14 @@ class RequestRecord:
     answer: str = ""
     steps: int = 0
     budget: str | None = None
+    code: str = ""
+    """``message`` as a sentence of :mod:`oci_jupyter.texts` (the panel translates it)."""
+    params: dict[str, Any] = field(default_factory=dict)
 
     def finish(self, result: Finished) -> None:
         self.turns = [TurnRecord.of(t) for t in result.turns]
         self.status, self.message = result.status, result.message
+        self.code, self.params = result.code, result.params
         self.answer, self.steps, self.budget = result.answer, result.steps, result.budget
 
 

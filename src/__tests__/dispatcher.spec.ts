@@ -7,12 +7,13 @@ import type { NotebookPanel } from '@jupyterlab/notebook';
 import { IDispatchHandlers, MessageDispatcher } from '../chat/dispatcher';
 import { DoneStatus, IExecuteMessage } from '../chat/protocol';
 import { ChatRequest } from '../chat/request';
+import type { ChatText } from '../chat/texts';
 import { DEFAULT_CHAT_SETTINGS } from '../chat/types';
 import { FakeConnection } from './fakes';
 
 class RecordingHandlers implements IDispatchHandlers {
   executed: [string, IExecuteMessage][] = [];
-  finished: [string, DoneStatus, string, boolean | undefined][] = [];
+  finished: [string, DoneStatus, string | ChatText, boolean | undefined][] = [];
   changes = 0;
   soon = 0;
   constructor(private _dispatcher: () => MessageDispatcher) {}
@@ -22,7 +23,7 @@ class RecordingHandlers implements IDispatchHandlers {
   finish(
     request: ChatRequest,
     status: DoneStatus,
-    message: string,
+    message: string | ChatText,
     failed?: boolean
   ): void {
     this.finished.push([request.id, status, message, failed]);
@@ -132,6 +133,64 @@ describe('MessageDispatcher', () => {
     expect(dispatcher.inFlight.size).toBe(0);
   });
 
+  it("hands on the server's code for the view to translate", () => {
+    const { connection, handlers } = setUp();
+    connection.receive({
+      type: 'done',
+      id: 'r1',
+      status: 'success',
+      turns: 2,
+      message:
+        'Stopped at the step budget (2 steps); the last step ran without errors.',
+      code: 'step_budget',
+      params: { steps: 2 },
+      final_code: null
+    });
+    expect(handlers.finished).toEqual([
+      [
+        'r1',
+        'success',
+        { code: 'server', server: 'step_budget', params: { steps: 2 } },
+        false
+      ]
+    ]);
+  });
+
+  it('hands on the English of a done without a code it knows', () => {
+    for (const code of [undefined, 'newer_code']) {
+      const { connection, handlers } = setUp();
+      connection.receive({
+        type: 'done',
+        id: 'r1',
+        status: 'failed',
+        turns: 1,
+        message: 'Gave up.',
+        code,
+        final_code: null
+      });
+      expect(handlers.finished).toEqual([['r1', 'failed', 'Gave up.', false]]);
+    }
+  });
+
+  it('ends a refused ask with the code of its error', () => {
+    const { connection, handlers } = setUp();
+    connection.receive({
+      type: 'error',
+      id: 'r1',
+      message: "request 'r1' is already running",
+      code: 'already_running',
+      params: { id: "'r1'" }
+    });
+    expect(handlers.finished).toEqual([
+      [
+        'r1',
+        'error',
+        { code: 'server', server: 'already_running', params: { id: "'r1'" } },
+        undefined
+      ]
+    ]);
+  });
+
   it('ends a request whose ask was refused; later errors are notices', () => {
     const first = setUp();
     first.connection.receive({ type: 'error', id: 'r1', message: 'too big' });
@@ -190,6 +249,17 @@ describe('MessageDispatcher', () => {
     expect(dispatcher.notice).toEqual({
       code: 'server-reported',
       detail: 'too many requests'
+    });
+    connection.receive({
+      type: 'error',
+      message: 'messages must be JSON objects',
+      code: 'not_json',
+      params: {}
+    });
+    expect(dispatcher.notice).toEqual({
+      code: 'server-reported',
+      detail: 'messages must be JSON objects',
+      said: { code: 'server', server: 'not_json', params: {} }
     });
   });
 

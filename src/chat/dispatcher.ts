@@ -2,18 +2,20 @@
  * The dispatcher of the server's websocket messages: each goes to the
  * request in flight it names (or says something about the server or about
  * the notebooks other connections work in), and a lost connection ends the
- * requests in flight.
+ * requests in flight. The server's words go on as codes the view translates
+ * (`serverText`), or as its English when it sent no code this client knows.
  */
 import type { IChatConnection } from './connection';
 import type {
   DoneStatus,
   IDoneMessage,
+  IErrorMessage,
   IExecuteMessage,
   INotebookMessage,
   ServerMessage
 } from './protocol';
 import type { ChatRequest } from './request';
-import type { ChatText } from './texts';
+import { ChatText, serverText } from './texts';
 
 /** A request another connection runs in a notebook. */
 export type RunningElsewhere = NonNullable<INotebookMessage['running']>;
@@ -77,7 +79,7 @@ export class MessageDispatcher {
         console.debug('oci: prefill refused:', message.message);
         return;
       }
-      this.notice = { code: 'server-reported', detail: message.message };
+      this.notice = reported(message);
       handlers.changed();
       return;
     }
@@ -101,7 +103,7 @@ export class MessageDispatcher {
         handlers.finish(
           request,
           message.status,
-          request.failure ?? message.message,
+          request.failure ?? serverText(message) ?? message.message,
           request.failure !== null,
           message
         );
@@ -110,9 +112,13 @@ export class MessageDispatcher {
         // The server rejected a message of this request. An `ask` it could
         // not accept gets no `done`: end the request here.
         if (request.view.turns.length === 0) {
-          handlers.finish(request, 'error', message.message);
+          handlers.finish(
+            request,
+            'error',
+            serverText(message) ?? message.message
+          );
         } else {
-          this.notice = { code: 'server-reported', detail: message.message };
+          this.notice = reported(message);
           handlers.changed();
         }
         break;
@@ -142,4 +148,12 @@ export class MessageDispatcher {
   private _connection: IChatConnection;
   private _handlers: IDispatchHandlers;
   private _elsewhere = new Map<string, RunningElsewhere>();
+}
+
+/** A server error as a notice: its code when known, its English anyway. */
+function reported(message: IErrorMessage): ChatText {
+  const said = serverText(message);
+  return said
+    ? { code: 'server-reported', detail: message.message, said }
+    : { code: 'server-reported', detail: message.message };
 }

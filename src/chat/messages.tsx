@@ -458,6 +458,10 @@ export function RequestItem(props: {
   const running = request.status === 'running';
   const { segments, answer } = layoutTurns(request);
   const answerText = answer ? request.answer || answer.reply : request.answer;
+  // How it ended, in the user's language when the words came as a code.
+  const endMessage = request.messageText
+    ? chatText(request.messageText, trans)
+    : request.message;
   return (
     <article
       className="jp-OciChat-request"
@@ -541,19 +545,15 @@ export function RequestItem(props: {
               <span
                 className="jp-OciChat-budgetEnd"
                 data-oci-budget={request.budget}
-                title={request.message || undefined}
+                title={endMessage || undefined}
               >
                 {budgetEnded(request.budget, trans)}
               </span>
             )}
-            {request.message &&
+            {endMessage &&
               request.status !== 'success' &&
               request.status !== 'no_code' && (
-                <span className="jp-OciChat-endMessage">
-                  {request.messageText
-                    ? chatText(request.messageText, trans)
-                    : request.message}
-                </span>
+                <span className="jp-OciChat-endMessage">{endMessage}</span>
               )}
           </footer>
         </div>

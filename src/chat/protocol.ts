@@ -9,6 +9,11 @@
  * with an `outcome`. After every run the model reads the outcome, then
  * answers in words (`done.answer`), takes the next step (a new cell below the
  * previous step's) or refines the cell.
+ *
+ * The server's own words in `done` and `error` come twice: `message` in
+ * English, and `code` with `params`, a sentence of oci_jupyter/texts.py that
+ * the view translates (./texts.ts); an unknown code, or none (an older
+ * server), shows `message`.
  */
 
 // ---- the notebook context sent with each request
@@ -216,12 +221,34 @@ export interface IExecuteMessage {
 export type DoneStatus =
   'success' | 'failed' | 'no_code' | 'cancelled' | 'error';
 
-export interface IDoneMessage {
+/**
+ * A parameter of a server sentence: words or a number put in as they are (a
+ * kernel's error, an id), or another whole sentence.
+ */
+export type ServerParam = string | number | IServerText;
+
+export type ServerParams = { [name: string]: ServerParam };
+
+/** A sentence of the server's (oci_jupyter/texts.py): its code and parameters. */
+export interface IServerText {
+  code: string;
+  params?: ServerParams;
+}
+
+/** The server's words as a code beside the English `message`. */
+export interface IServerSaid {
+  /** The English text. */
+  message: string;
+  /** Its sentence, for the view to translate; absent from older servers. */
+  code?: string;
+  params?: ServerParams;
+}
+
+export interface IDoneMessage extends IServerSaid {
   type: 'done';
   id: string;
   status: DoneStatus;
   turns: number;
-  message: string;
   final_code: string | null;
   /**
    * The model's last words without code (markdown): the answer after a
@@ -234,10 +261,9 @@ export interface IDoneMessage {
   budget?: BudgetName | null;
 }
 
-export interface IErrorMessage {
+export interface IErrorMessage extends IServerSaid {
   type: 'error';
   id?: string;
-  message: string;
 }
 
 /**
@@ -315,7 +341,7 @@ export interface IHistoryTurn {
   attempt?: number;
 }
 
-export interface IHistoryRequest {
+export interface IHistoryRequest extends IServerSaid {
   id: string;
   mode: string;
   prompt: string;
@@ -323,7 +349,6 @@ export interface IHistoryRequest {
   started: number;
   turns: IHistoryTurn[];
   status: DoneStatus | 'running';
-  message: string;
   /** As in `done` (older records lack them). */
   answer?: string;
   steps?: number;

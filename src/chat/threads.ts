@@ -5,6 +5,7 @@
  * renamed; requests in flight are newer than any history and win.
  */
 import type { IChatHistory, IHistoryRequest } from './protocol';
+import { serverText } from './texts';
 import type { IRequestView, ITurnView, IThread } from './types';
 
 /** Where a notebook's past requests are kept (the server's REST API). */
@@ -136,8 +137,8 @@ export function fromHistory(request: IHistoryRequest): IRequestView {
     started: request.started * 1000,
     status: request.status === 'running' ? 'cancelled' : request.status,
     message: request.message,
-    // Said in English when it ended: shown as it was.
-    messageText: null,
+    // The server's code, kept with the record; older records: the English.
+    messageText: serverText(request),
     answer:
       request.answer ??
       (last && last.state === 'reply' && !stopped ? last.reply : ''),

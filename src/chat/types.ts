@@ -101,7 +101,10 @@ export interface IRequestView {
   status: RequestStatus;
   /** The server's closing words (or why the browser ended it), in English. */
   message: string;
-  /** Why the browser ended it, as a code the view translates; null: `message`. */
+  /**
+   * The same as a code the view translates (the browser's own, or the
+   * server's); null: `message` as it is (no code this client knows).
+   */
   messageText: ChatText | null;
   /**
    * The model's final words (markdown): its answer after a success, its
