@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from oci_jupyter.engine import Message
-from oci_jupyter.evaluation import humaneval, mbpp
 from oci_jupyter.evaluation.benchmarks import get_benchmark
 from oci_jupyter.evaluation.cli import main
 from oci_jupyter.evaluation.feedback import HEADER, feedback_turn
@@ -32,9 +30,14 @@ from oci_jupyter.evaluation.runner import (
 from oci_jupyter.prompts import FeedbackMarker
 
 from .doubles import ScriptedTestEngine
+from .eval_helpers import (
+    HUMANEVAL,
+    MBPP,
+    assert_no_hidden_tests,
+    runtime_dir_in_tmp,  # noqa: F401  (an autouse fixture: importing it turns it on)
+    scripted,
+)
 
-HUMANEVAL = {p.task_id: p for p in humaneval.load_problems()}
-MBPP = {p.task_id: p for p in mbpp.load_problems()}
 STRLEN = HUMANEVAL["HumanEval/23"]  # check: '' -> 0, 'x' -> 1, 'asdasnakj' -> 9
 NOT_PRIME = MBPP["Mbpp/3"]
 SIMILAR = MBPP["Mbpp/2"]
@@ -56,17 +59,6 @@ PRIME_RIGHT = reply(
 )
 
 
-@pytest.fixture(autouse=True)
-def _jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-
-
-async def scripted(replies: Sequence[str]) -> ScriptedTestEngine:
-    engine = ScriptedTestEngine(replies)
-    assert (await engine.wait_ready(10)).state == "ready"
-    return engine
-
-
 async def solve_with(
     problem: Problem, replies: Sequence[str], tmp_path: Path, **settings: Any
 ) -> tuple[list[dict[str, Any]], ScriptedTestEngine, KernelSession]:
@@ -75,24 +67,6 @@ async def solve_with(
     records = await solve(problem, EngineModel(engine), kernel, EvalSettings(**settings))
     await kernel.shutdown()
     return records, engine, kernel
-
-
-def hidden_parts(problem: Problem) -> list[str]:
-    """What of a problem's tests must never be in a prompt under ``own``."""
-    if problem.task_id.startswith("HumanEval/"):
-        return [problem.test.strip()]
-    asserts = [line for line in problem.test.splitlines() if line.startswith("assert")]
-    hidden = [a for a in asserts[1:] if a != asserts[0]]  # the first is the shown example
-    plus = [json.dumps(args)[1:-1] for args in problem.plus_input if len(json.dumps(args)) > 12]
-    return hidden + plus
-
-
-def assert_no_hidden_tests(prompts: Sequence[Sequence[Message]], problem: Problem) -> None:
-    assert prompts
-    for messages in prompts:
-        for message in messages:
-            for part in hidden_parts(problem):
-                assert part not in message["content"]
 
 
 # ---- the feedback text of each kind of failure ------------------------------------------------

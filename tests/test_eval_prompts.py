@@ -8,18 +8,15 @@ the prompt is the subject here, not the feedback.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from oci_jupyter.engine import Message
 from oci_jupyter.evaluation import humaneval, mbpp
 from oci_jupyter.evaluation.benchmarks import BENCHMARKS, get_benchmark
 from oci_jupyter.evaluation.cli import PROTOCOL_KEYS, build_parser, main
 from oci_jupyter.evaluation.kernels import KernelSession
-from oci_jupyter.evaluation.problems import Problem
 from oci_jupyter.evaluation.prompting import DEFAULT_PROMPT, PROMPTS
 from oci_jupyter.evaluation.runner import (
     EngineModel,
@@ -30,10 +27,14 @@ from oci_jupyter.evaluation.runner import (
 )
 from oci_jupyter.prompts import SYSTEM_PROMPT
 
-from .doubles import ScriptedTestEngine
+from .eval_helpers import (
+    HUMANEVAL,
+    MBPP,
+    assert_no_hidden_tests,
+    runtime_dir_in_tmp,  # noqa: F401  (an autouse fixture: importing it turns it on)
+    scripted,
+)
 
-HUMANEVAL = {p.task_id: p for p in humaneval.load_problems()}
-MBPP = {p.task_id: p for p in mbpp.load_problems()}
 STRLEN = HUMANEVAL["HumanEval/23"]
 SIMILAR = MBPP["Mbpp/2"]
 PREAMBLE = (
@@ -47,34 +48,6 @@ CLOSING = (
 )
 STRLEN_RIGHT = "```python\ndef strlen(string: str) -> int:\n    return len(string)\n```"
 STRLEN_ZERO = "```python\ndef strlen(string: str) -> int:\n    return 0\n```"
-
-
-@pytest.fixture(autouse=True)
-def _jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-
-
-async def scripted(replies: Sequence[str]) -> ScriptedTestEngine:
-    engine = ScriptedTestEngine(replies)
-    assert (await engine.wait_ready(10)).state == "ready"
-    return engine
-
-
-def hidden_parts(problem: Problem) -> list[str]:
-    """What of a problem's tests must never be in a prompt."""
-    if problem.task_id.startswith("HumanEval/"):
-        return [problem.test.strip(), "def check(candidate)", "candidate("]
-    asserts = [line for line in problem.test.splitlines() if line.startswith("assert")]
-    hidden = [a for a in asserts[1:] if a != asserts[0]]  # the first is the shown example
-    plus = [json.dumps(args)[1:-1] for args in problem.plus_input if len(json.dumps(args)) > 12]
-    return hidden + plus
-
-
-def assert_no_hidden_tests(messages: Sequence[Message], problem: Problem) -> None:
-    assert messages
-    for message in messages:
-        for part in hidden_parts(problem):
-            assert part not in message["content"]
 
 
 # ---- the paper's first turn --------------------------------------------------------------------
@@ -120,10 +93,10 @@ def test_paper_prompt_of_an_mbpp_problem(benchmark: str) -> None:
 def test_no_prompt_holds_a_hidden_test() -> None:
     for prompt in PROMPTS:
         for problem in HUMANEVAL.values():
-            assert_no_hidden_tests(get_benchmark("humaneval").messages(problem, prompt), problem)
+            assert_no_hidden_tests([get_benchmark("humaneval").messages(problem, prompt)], problem)
         for problem in MBPP.values():
             for name in ("mbpp", "mbppplus"):
-                assert_no_hidden_tests(get_benchmark(name).messages(problem, prompt), problem)
+                assert_no_hidden_tests([get_benchmark(name).messages(problem, prompt)], problem)
 
 
 # ---- the default stays the product's ----------------------------------------------------------
@@ -173,7 +146,7 @@ async def test_paper_prompt_keeps_the_feedback_turns_of_feedback(tmp_path: Path)
     assert first == humaneval.paper_messages(STRLEN)
     assert second[:2] == [*first, {"role": "assistant", "content": STRLEN_ZERO}]
     assert second[2]["content"].startswith("Execution result: \nThe results aren't as expected.")
-    assert_no_hidden_tests(second, STRLEN)
+    assert_no_hidden_tests([second], STRLEN)
 
 
 # ---- the prompt is part of the protocol ---------------------------------------------------------

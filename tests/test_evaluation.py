@@ -6,6 +6,7 @@ ipykernels; a last test runs a few problems end to end on the real bundled model
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 from collections.abc import Sequence
@@ -36,15 +37,21 @@ from oci_jupyter.evaluation.runner import (
     run_evaluation,
     solve,
 )
+from oci_jupyter.evaluation.timed_process import run_script
 from oci_jupyter.prompts import READ_HINT, FeedbackMarker
 
 from .conftest import free_port
 from .doubles import ScriptedTestEngine
+from .eval_helpers import (
+    HUMANEVAL,
+    assert_no_hidden_tests,
+    runtime_dir_in_tmp,  # noqa: F401  (an autouse fixture: importing it turns it on)
+    scripted,
+)
 
-PROBLEMS = {p.task_id: p for p in load_problems()}
-TRUNCATE = PROBLEMS["HumanEval/2"]  # truncate_number(number) -> number % 1.0
-STRLEN = PROBLEMS["HumanEval/23"]  # strlen(string) -> len(string)
-ADD = PROBLEMS["HumanEval/53"]  # add(x, y) -> x + y
+TRUNCATE = HUMANEVAL["HumanEval/2"]  # truncate_number(number) -> number % 1.0
+STRLEN = HUMANEVAL["HumanEval/23"]  # strlen(string) -> len(string)
+ADD = HUMANEVAL["HumanEval/53"]  # add(x, y) -> x + y
 
 
 def reply(code: str) -> str:
@@ -68,19 +75,6 @@ STRLEN_THREE = reply(  # runs without errors, prints the right 3, fails the hidd
 IN_WORDS = "strlen('abc') printed 3, the length of 'abc': the function works."
 
 
-@pytest.fixture(autouse=True)
-def _jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Kernels' connection files go to a temporary folder, not the user's runtime dir."""
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-
-
-async def scripted(replies: Sequence[str]) -> ScriptedTestEngine:
-    engine = ScriptedTestEngine(replies)
-    status = await engine.wait_ready(10)
-    assert status.state == "ready"
-    return engine
-
-
 async def solve_one(
     problem: Problem, replies: Sequence[str], tmp_path: Path, **settings: Any
 ) -> tuple[list[dict[str, Any]], ScriptedTestEngine, KernelSession]:
@@ -89,18 +83,6 @@ async def solve_one(
     await kernel.start()
     records = await solve(problem, EngineModel(engine), kernel, EvalSettings(**settings))
     return records, engine, kernel
-
-
-def assert_no_hidden_tests(prompts: Sequence[Sequence[Message]]) -> None:
-    """Nothing of any problem's hidden tests is in anything the model was sent."""
-    assert prompts
-    for messages in prompts:
-        for message in messages:
-            text = message["content"]
-            assert "def check(candidate)" not in text
-            assert "candidate(" not in text  # the hidden asserts call the solution so
-            for problem in PROBLEMS.values():
-                assert problem.test.strip() not in text
 
 
 # ---- the turn logic (scripted model, real kernels) ------------------------------------------
@@ -119,7 +101,7 @@ async def test_solved_at_turn_one(tmp_path: Path) -> None:
     assert passed_at(records, 1)
     assert passed_at(records, 2)  # the loop stopped: turn 1's code stands for turn 2
     assert len(engine.prompts) == 1
-    assert_no_hidden_tests(engine.prompts)
+    assert_no_hidden_tests(engine.prompts, *HUMANEVAL.values())
 
 
 async def test_wrong_at_turn_one_fixed_at_turn_two(tmp_path: Path) -> None:
@@ -143,7 +125,7 @@ async def test_wrong_at_turn_one_fixed_at_turn_two(tmp_path: Path) -> None:
     assert asked[-1]["content"] == first["feedback"]
     assert asked[-1]["content"].startswith(f"{FeedbackMarker} the code raised an error.")
     assert "name 'strng' is not defined" in asked[-1]["content"]
-    assert_no_hidden_tests(engine.prompts)
+    assert_no_hidden_tests(engine.prompts, *HUMANEVAL.values())
 
     summary = summarize(records, 2)
     assert [(r["turn"], r["passed"], r["pass_at_1"]) for r in summary["pass_at_1_by_turn"]] == [
@@ -241,7 +223,7 @@ async def test_kernel_death_fails_the_problem_and_the_next_one_runs(tmp_path: Pa
     assert summary["pass_at_1_by_turn"][0]["passed"] == 1
     assert summary["loop_status"] == {"kernel_died": 1, "success": 1}
     assert len(engine.prompts) == 2  # no feedback turn after a dead kernel
-    assert_no_hidden_tests(engine.prompts)
+    assert_no_hidden_tests(engine.prompts, *HUMANEVAL.values())
 
 
 async def test_resume_skips_finished_problems_and_writes_everything(tmp_path: Path) -> None:
@@ -264,7 +246,7 @@ async def test_resume_skips_finished_problems_and_writes_everything(tmp_path: Pa
     assert not any("def strlen" in text for text in asked)  # finished: not asked again
     assert sum(1 for r in RecordStore(out).load() if r["task_id"] == "HumanEval/23") == 1
     assert summary["problems"] == 3
-    assert_no_hidden_tests(again.prompts)
+    assert_no_hidden_tests(again.prompts, *HUMANEVAL.values())
 
     lines = (out / "records.jsonl").read_text().splitlines()
     record = json.loads(lines[0])
@@ -316,7 +298,7 @@ async def test_read_rule_shows_the_model_its_own_successful_output(tmp_path: Pat
     assert asked[-2] == {"role": "assistant", "content": STRLEN_RIGHT}
     assert asked[-1] == {"role": "user", "content": first["feedback"]}
     assert asked[-1]["content"] == f"{FeedbackMarker}\n3\n\n{READ_HINT}"
-    assert_no_hidden_tests(engine.prompts)
+    assert_no_hidden_tests(engine.prompts, *HUMANEVAL.values())
 
     assert second["code"] is None
     assert second["reply"] == IN_WORDS
@@ -495,7 +477,7 @@ async def test_hidden_tests_run_apart_with_a_limit(tmp_path: Path) -> None:
     slow = hidden_test_program(STRLEN, "def strlen(s):\n    while True:\n        pass\n")
     assert (await run_hidden_tests(slow, time_limit=1)).status == "timeout"
     # The prompt's helpers (poly in HumanEval/32) exist for code that leaves them out.
-    zero = PROBLEMS["HumanEval/32"]
+    zero = HUMANEVAL["HumanEval/32"]
     assert (
         await run_hidden_tests(
             hidden_test_program(zero, zero.prompt + zero.canonical_solution), time_limit=10
@@ -503,10 +485,50 @@ async def test_hidden_tests_run_apart_with_a_limit(tmp_path: Path) -> None:
     ).passed
 
 
+async def test_a_script_past_its_limit_takes_its_children_with_it(tmp_path: Path) -> None:
+    """What the hidden tests and the judge both rely on: the whole process group is killed."""
+    script = tmp_path / "spawns.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', "
+        "\"import time; time.sleep(3); open('late', 'w').close()\"])\n"
+        "open('started', 'w').close()\n"
+        "time.sleep(60)\n"
+    )
+    run = await run_script(script, cwd=tmp_path, time_limit=2)
+    assert run.timed_out
+    assert run.stderr == ""
+    assert (tmp_path / "started").exists()
+    await asyncio.sleep(3)  # past the moment the child would have written
+    assert not (tmp_path / "late").exists()
+
+
+@pytest.mark.parametrize(
+    ("code", "failure"),
+    [
+        (
+            "import sys\n"
+            "sys.stderr.buffer.write(b'one\\nValueError: bad \\xff\\n \\n')\nsys.exit(3)",
+            "ValueError: bad \ufffd",  # the last line that is not blank; bad bytes replaced
+        ),
+        ("import sys\nsys.exit(3)", "exit status 3"),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "killed by signal 9"),
+    ],
+)
+async def test_a_failed_script_says_why_in_one_line(
+    tmp_path: Path, code: str, failure: str
+) -> None:
+    script = tmp_path / "fails.py"
+    script.write_text(code)
+    run = await run_script(script, cwd=tmp_path, time_limit=10)
+    assert not run.timed_out
+    assert run.failure() == failure
+
+
 # ---- pure parts ------------------------------------------------------------------------------
 def test_problem_prompts_never_contain_hidden_tests() -> None:
-    assert len(PROBLEMS) == 164
-    assert_no_hidden_tests([problem_messages(p) for p in PROBLEMS.values()])
+    assert len(HUMANEVAL) == 164
+    assert_no_hidden_tests([problem_messages(p) for p in HUMANEVAL.values()], *HUMANEVAL.values())
     messages = problem_messages(STRLEN)
     assert messages[0]["role"] == "system"
     assert "def strlen(string: str) -> int:" in messages[1]["content"]
@@ -680,7 +702,7 @@ def test_cli_against_a_running_server(tmp_path: Path, capsys: pytest.CaptureFixt
     assert records[1]["tokens"]["completion"] > 0
     prompts = json.loads(script.read_text())["prompts"]
     assert len(prompts) == 2
-    assert_no_hidden_tests(prompts)
+    assert_no_hidden_tests(prompts, *HUMANEVAL.values())
 
 
 # ---- the real model --------------------------------------------------------------------------

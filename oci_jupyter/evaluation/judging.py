@@ -7,18 +7,15 @@ process did not finish (it was killed at the limit, or died) gets a verdict all 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from . import judge_process
-from .kernels import MEMORY_LIMIT, _kill_group
+from .kernels import MEMORY_LIMIT
+from .timed_process import ScriptRun, run_script
 
 VerdictStatus = Literal["passed", "failed", "timeout"]
 JUDGE_SCRIPT = Path(judge_process.__file__)
@@ -71,32 +68,7 @@ async def run_judge(
             json.dumps({**job, "verdict": str(verdict_path), "memory_limit": memory_limit}),
             encoding="utf-8",
         )
-        started = time.monotonic()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-B",
-            str(JUDGE_SCRIPT),
-            str(job_path),
-            cwd=folder,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        timed_out = False
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), time_limit)
-        except TimeoutError:
-            timed_out, stderr = True, b""
-            _kill_group(process.pid)
-            await process.wait()
-        finally:
-            if process.returncode is None:
-                _kill_group(process.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    await process.wait()
-        seconds = time.monotonic() - started
+        run = await run_script(JUDGE_SCRIPT, str(job_path), cwd=Path(folder), time_limit=time_limit)
         try:
             found = json.loads(verdict_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -105,22 +77,18 @@ async def run_judge(
     for name in names:
         if name in found:
             raw = found[name]
-            verdicts[name] = Verdict(raw["status"], raw["detail"], raw["feedback"], seconds)
-        elif timed_out:
+            verdicts[name] = Verdict(raw["status"], raw["detail"], raw["feedback"], run.seconds)
+        elif run.timed_out:
             detail = f"the judging did not finish within {time_limit:g} s"
-            verdicts[name] = Verdict("timeout", detail, judge_process.TIMED_OUT, seconds)
+            verdicts[name] = Verdict("timeout", detail, judge_process.TIMED_OUT, run.seconds)
         else:
-            verdicts[name] = _crashed(process.returncode, stderr, seconds)
+            verdicts[name] = _crashed(run)
     return verdicts
 
 
-def _crashed(returncode: int | None, stderr: bytes, seconds: float) -> Verdict:
+def _crashed(run: ScriptRun) -> Verdict:
     """The process ended without a verdict (os._exit, a signal, a crash of the judge)."""
-    text = stderr.decode("utf-8", "replace").strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    if returncode is not None and returncode < 0:
-        detail = f"killed by signal {-returncode}"
-    else:
-        detail = lines[-1].strip() if lines else f"exit status {returncode}"
+    text = run.stderr.strip()
+    detail = run.failure()
     feedback = judge_process.candidate_traceback_text(text) if text else detail
-    return Verdict("failed", detail[:300], feedback[: judge_process.FEEDBACK_LIMIT], seconds)
+    return Verdict("failed", detail[:300], feedback[: judge_process.FEEDBACK_LIMIT], run.seconds)

@@ -13,12 +13,9 @@ kernel the model's code ran in), with a time limit and a memory limit.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -30,6 +27,7 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
 from ..loop import ExecutionOutcome
+from .timed_process import run_script
 
 MEMORY_LIMIT = 4 * 1024**3
 """Address-space limit (bytes) of the model's code, in the kernel and in the hidden tests:
@@ -38,8 +36,8 @@ INTERRUPT_GRACE = 3.0
 """Seconds a kernel gets to stop after an interrupt before it is restarted."""
 POLL = 0.25
 
-# Run silently in every fresh kernel before the model's code.
-_KERNEL_SETUP = """\
+# Run silently in every fresh kernel before the model's code, and put before the hidden tests.
+_MEMORY_LIMIT_SETUP = """\
 import resource as _r
 _r.setrlimit(_r.RLIMIT_AS, ({limit}, {limit}))
 del _r
@@ -134,7 +132,7 @@ class KernelSession:
         self._client = client
         await client.wait_for_ready(timeout=self.startup_timeout)
         if self.memory_limit:
-            setup = _KERNEL_SETUP.format(limit=self.memory_limit)
+            setup = _MEMORY_LIMIT_SETUP.format(limit=self.memory_limit)
             client.execute(setup, silent=True, store_history=False, allow_stdin=False)
 
     def _disconnect(self) -> None:
@@ -263,12 +261,6 @@ def _exit_code(manager: AsyncKernelManager) -> int | None:
 # ---- hidden tests ----------------------------------------------------------------------------
 HiddenStatus = Literal["passed", "failed", "timeout"]
 
-_PROLOGUE = """\
-import resource as _r
-_r.setrlimit(_r.RLIMIT_AS, ({limit}, {limit}))
-del _r
-"""
-
 
 @dataclass(frozen=True)
 class HiddenResult:
@@ -288,50 +280,16 @@ async def run_hidden_tests(
     workdir: Path | None = None,
     memory_limit: int | None = MEMORY_LIMIT,
 ) -> HiddenResult:
-    """Run ``program`` in a new Python process (its own session, so that a timeout kills
-    everything it started). Exit status 0 is a pass; else the detail is the error's last
-    line."""
-    source = (_PROLOGUE.format(limit=memory_limit) if memory_limit else "") + program
+    """Run ``program`` in a new Python process (see :mod:`.timed_process`). Exit status 0 is
+    a pass; else the detail is the error's last line."""
+    source = (_MEMORY_LIMIT_SETUP.format(limit=memory_limit) if memory_limit else "") + program
     with tempfile.TemporaryDirectory(prefix="oci-eval-hidden-", dir=workdir) as folder:
         script = Path(folder) / "hidden_test.py"
         script.write_text(source, encoding="utf-8")
-        started = time.monotonic()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-B",
-            str(script),
-            cwd=folder,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), time_limit)
-        except TimeoutError:
-            _kill_group(process.pid)
-            await process.wait()
-            return HiddenResult(
-                "timeout",
-                f"the hidden tests did not finish within {time_limit:g} s",
-                time.monotonic() - started,
-            )
-        finally:
-            if process.returncode is None:
-                _kill_group(process.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    await process.wait()
-        seconds = time.monotonic() - started
-    if process.returncode == 0:
-        return HiddenResult("passed", "", seconds)
-    lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    detail = lines[-1].strip() if lines else f"exit status {process.returncode}"
-    if process.returncode is not None and process.returncode < 0:
-        detail = f"killed by signal {-process.returncode}"
-    return HiddenResult("failed", detail[:300], seconds)
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+        run = await run_script(script, cwd=Path(folder), time_limit=time_limit)
+    if run.timed_out:
+        detail = f"the hidden tests did not finish within {time_limit:g} s"
+        return HiddenResult("timeout", detail, run.seconds)
+    if run.returncode == 0:
+        return HiddenResult("passed", "", run.seconds)
+    return HiddenResult("failed", run.failure()[:300], run.seconds)
