@@ -335,7 +335,8 @@ class TokenizeHandler(OCIHandler):
 class RestartHandler(OCIHandler):
     """``POST /oci/restart`` -> 202 with the status (``loading``): the model loads again in
     the background, without restarting Jupyter (running requests are cancelled first).
-    409 while the model loads. Needs the "write" permission on ``oci`` (as every POST here)."""
+    409 while the model loads (``text``: the error's message as ``{"code", "params"}``).
+    Needs the "write" permission on ``oci`` (as every POST here)."""
 
     @web.authenticated
     @authorized
@@ -349,7 +350,7 @@ class RestartHandler(OCIHandler):
                     str(exc),
                     type="engine_busy",
                     code=self.engine.status.state,
-                    extra={"status": self.engine.status.to_json()},
+                    extra={"status": self.engine.status.to_json(), "text": exc.said.json()},
                 )
             )
         self.log.info("oci: restarting the %s engine", self.engine.name)

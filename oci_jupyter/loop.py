@@ -65,6 +65,7 @@ from .types import ExecutionOutcome, GenerationParams, Message, OutcomeStatus
 __all__ = [
     "REPEAT_TEMPERATURE",
     "SKIP_NOTES",
+    "SKIP_TEXTS",
     "Action",
     "Budgets",
     "Execute",
@@ -82,13 +83,16 @@ __all__ = [
 ]
 
 SkipReason = Literal["input", "repeat", "repeat_ok", "unchecked", "unread"]
-SKIP_NOTES: dict[SkipReason, str] = {
-    "input": "not run: asks for input()",
-    "repeat": "not run: same as before",
-    "repeat_ok": "not run: already ran",
-    "unchecked": "not final: states a number no run printed",
-    "unread": "not final: the last run printed nothing",
+SKIP_TEXTS: dict[SkipReason, Text] = {
+    "input": text("not_run_input"),
+    "repeat": text("not_run_repeat"),
+    "repeat_ok": text("not_run_already_ran"),
+    "unchecked": text("not_final_unchecked"),
+    "unread": text("not_final_unread"),
 }
+"""Why a turn's code was not run (or its answer not taken as final), as the chat says it."""
+SKIP_NOTES: dict[SkipReason, str] = {reason: str(said) for reason, said in SKIP_TEXTS.items()}
+"""The same in English (the ``%%oci`` magic's note)."""
 LoopStatus = Literal["success", "failed", "no_code", "cancelled", "error"]
 LoopMode = Literal["chat", "fix"]
 BudgetName = Literal["attempts", "steps", "replies"]
@@ -168,7 +172,8 @@ class Turn:
     execute_seconds: float = 0.0
     skipped: SkipReason | None = None
     """Why the code was not run: it called input(), it repeats code that already failed, or
-    it repeats a step that already ran."""
+    it repeats a step that already ran; or why an answer was not taken as final (the chat
+    says it with :data:`SKIP_TEXTS`)."""
     step: int = 0
     """The cell this reply's code was for (0: a reply without code)."""
     attempt: int = 0

@@ -1,11 +1,14 @@
 """The server's own words to the user, each sentence written once: a code, its English
 template and its parameters.
 
-What the chat's ``done`` and ``error`` messages say reaches the sidebar as a :class:`Text`
-(``code`` and ``params``, beside the English ``message``): the sidebar translates the code
-(src/chat/texts.ts holds the same sentences, as ``trans.__``/``trans._n`` calls) and shows
-the English ``message`` for a code it does not know. The ``%%oci`` magic, the logs, the
-history and ``oci-eval`` read the English rendering.
+What the server says to the sidebar reaches it as a :class:`Text` (``code`` and ``params``)
+beside the English: the chat's ``done`` and ``error`` (``message``), a ``turn`` whose code
+was not run (``evalue``, kept in the history as ``skipped``), and ``GET /oci/status``
+(``detail``/``error``, as ``detail_text``/``error_text``) with the refusal of
+``POST /oci/restart`` (``text``). The sidebar translates the code (src/chat/texts.ts holds
+the same sentences, as ``trans.__``/``trans._n`` calls) and shows the English for a code it
+does not know. The ``%%oci`` magic, the logs, the history, OpenAI clients and ``oci-eval``
+read the English rendering.
 
 Rules, so that every sentence can be translated whole:
 
@@ -71,6 +74,34 @@ TextCode = Literal[
     "unknown_type",
     "invalid_message",
     "already_running",
+    # why a reply's code was not run, or its answer not taken as final (a ``turn``'s note)
+    "not_run_input",
+    "not_run_repeat",
+    "not_run_already_ran",
+    "not_final_unchecked",
+    "not_final_unread",
+    # what the engine is doing (the status's ``detail``, shown while the model is not ready)
+    "engine_starting",
+    "engine_verifying",
+    "engine_contacting_hub",
+    "engine_downloading",
+    "engine_assembling",
+    "engine_loading_llamacpp",
+    "engine_importing_vllm",
+    "engine_starting_vllm",
+    "engine_reading_config",
+    "engine_asking_models",
+    "engine_load_cancelled",
+    "engine_load_failed",
+    "engine_restart_stopping",
+    "engine_restart_releasing",
+    "engine_restart_cancelled",
+    "engine_restart_failed",
+    "engine_died",
+    "engine_shut_down",
+    # why the engine cannot answer (the status's ``error``; a refused restart)
+    "engine_died_because",
+    "restart_while_loading",
 ]
 
 
@@ -167,6 +198,40 @@ TEMPLATES: dict[TextCode, Template] = {
     "unknown_type": "unknown message type {type}",
     "invalid_message": "invalid {kind}: {field}: {problem}",
     "already_running": "request {id} is already running",
+    "not_run_input": "not run: asks for input()",
+    "not_run_repeat": "not run: same as before",
+    "not_run_already_ran": "not run: already ran",
+    "not_final_unchecked": "not final: states a number no run printed",
+    "not_final_unread": "not final: the last run printed nothing",
+    # A status line, not a sentence: what the engine is doing at the moment. ``file`` is a
+    # file name, ``url`` a server's address, ``device`` what vLLM runs on ("cpu").
+    "engine_starting": "starting",
+    "engine_verifying": "verifying {file}",
+    "engine_contacting_hub": "contacting the hub for {file}",
+    "engine_downloading": "downloading {file}",
+    "engine_assembling": "assembling {file}",
+    "engine_loading_llamacpp": "loading {file} into llama.cpp",
+    "engine_importing_vllm": "importing vLLM",
+    "engine_starting_vllm": (
+        "starting vLLM on {device}: loading {model}, profiling memory and allocating the KV cache"
+    ),
+    "engine_reading_config": "reading the tokenizer and model config",
+    "engine_asking_models": "asking {url} for its models",
+    "engine_load_cancelled": "load cancelled",
+    "engine_load_failed": "load failed",
+    "engine_restart_stopping": "restarting: stopping running requests",
+    "engine_restart_releasing": "restarting: releasing the model",
+    "engine_restart_cancelled": "restart cancelled",
+    "engine_restart_failed": "restart failed",
+    "engine_died": "engine died",
+    "engine_shut_down": "shut down",
+    # ``engine``: its name ("vLLM", "llama.cpp"); ``reason``: the engine's own words.
+    "engine_died_because": (
+        "The {engine} engine died: {reason}; restart the model from the panel."
+    ),
+    "restart_while_loading": (
+        "The model is loading; a restart is possible once it is ready or has failed."
+    ),
 }
 
 Param: TypeAlias = "str | int | Text"
@@ -194,11 +259,13 @@ class Text:
     def json_params(self) -> dict[str, Any]:
         """The parameters as JSON (a nested sentence as ``{"code", "params"}``)."""
         return {
-            name: ({"code": value.code, "params": value.json_params()})
-            if isinstance(value, Text)
-            else value
+            name: value.json() if isinstance(value, Text) else value
             for name, value in self.params.items()
         }
+
+    def json(self) -> dict[str, Any]:
+        """``{"code", "params"}``: the sentence for the browser, beside its English."""
+        return {"code": self.code, "params": self.json_params()}
 
 
 def text(code: TextCode, **params: Param) -> Text:

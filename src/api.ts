@@ -6,7 +6,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IChatHistory } from './chat/protocol';
+import { IChatHistory, IServerText } from './chat/protocol';
 
 /**
  * Lifecycle of the model hosted by the server (see `GET /oci/status`).
@@ -24,10 +24,17 @@ export interface IEngineStatus {
   state: EngineState;
   /** Human-readable detail, e.g. what the loader is doing right now. */
   detail: string;
+  /**
+   * `detail` as a sentence of the server's, for the view to translate (null:
+   * words without a code; older servers lack it).
+   */
+  detail_text?: IServerText | null;
   /** Load progress in 0..1, or null when the engine cannot tell. */
   progress: number | null;
   /** Why the engine failed, when `state` is `error`. */
   error: string | null;
+  /** `error` likewise (null: an exception's own words). */
+  error_text?: IServerText | null;
   context_length: number | null;
   /** Unix time (s) when the engine entered `state`. */
   since: number;
@@ -40,7 +47,9 @@ export interface IEngineStatus {
 export class ServerExtensionError extends Error {
   constructor(
     message: string,
-    readonly httpStatus: number | null = null
+    readonly httpStatus: number | null = null,
+    /** `message` as a sentence of the server's, when it sent one. */
+    readonly said: IServerText | null = null
   ) {
     super(message);
     this.name = 'ServerExtensionError';
@@ -118,12 +127,20 @@ export async function restartEngine(
     // Not JSON (a proxy's error page, or a 403 from Jupyter): the HTTP status says it.
   }
   if (!response.ok) {
-    const message = (body as { error?: { message?: unknown } } | null)?.error
-      ?.message;
+    const refusal = body as {
+      error?: { message?: unknown };
+      text?: IServerText;
+    } | null;
+    const message = refusal?.error?.message;
+    if (typeof message === 'string') {
+      throw new ServerExtensionError(
+        message,
+        response.status,
+        typeof refusal?.text === 'object' ? refusal.text : null
+      );
+    }
     throw new ServerExtensionError(
-      typeof message === 'string'
-        ? message
-        : `HTTP ${response.status} ${response.statusText}`.trim(),
+      `HTTP ${response.status} ${response.statusText}`.trim(),
       response.status
     );
   }

@@ -11,6 +11,7 @@ import {
   restartEngine,
   ServerExtensionError
 } from './api';
+import { serverWords } from './chat/texts';
 
 function stateLabel(state: EngineState, trans: TranslationBundle): string {
   switch (state) {
@@ -103,7 +104,12 @@ function RestartButton(props: {
       await restartEngine(props.serverSettings);
     } catch (reason) {
       if (mounted.current) {
-        setFailure((reason as Error).message ?? String(reason));
+        // The server's refusal in the user's language; other failures as they are.
+        setFailure(
+          reason instanceof ServerExtensionError
+            ? serverWords(reason.message, reason.said, trans)
+            : ((reason as Error).message ?? String(reason))
+        );
       }
     } finally {
       if (mounted.current) {
@@ -175,9 +181,15 @@ export function EngineStatusView(props: {
       {status.state === 'loading' && status.progress !== null && (
         <LoadProgress progress={status.progress} trans={trans} />
       )}
-      {showDetail && <p className="jp-OciStatus-detail">{status.detail}</p>}
+      {showDetail && (
+        <p className="jp-OciStatus-detail">
+          {serverWords(status.detail, status.detail_text, trans)}
+        </p>
+      )}
       {status.state === 'error' && status.error && (
-        <pre className="jp-OciErrorText jp-OciStatus-error">{status.error}</pre>
+        <pre className="jp-OciErrorText jp-OciStatus-error">
+          {serverWords(status.error, status.error_text, trans)}
+        </pre>
       )}
       {status.state === 'error' && (
         <RestartButton trans={trans} serverSettings={props.serverSettings} />

@@ -32,6 +32,7 @@ from oci_jupyter.engine.bundled import (
     ModelUnavailable,
     resolve_model_file,
 )
+from oci_jupyter.texts import Text
 
 PARTS = 12  # >= 10, so that lexical order (1, 10, 11, 12, 2, ...) differs from numeric order
 HUB_REPO = "ocitest-org/Tiny-Coder-GGUF"
@@ -273,7 +274,7 @@ def test_verified_cached_copy_is_reused_without_the_mirror(
     mtime = first.stat().st_mtime_ns
     mirror.remove()
 
-    events: list[tuple[str, float | None]] = []
+    events: list[tuple[Text, float | None]] = []
     again = resolve_model_file(
         spec, cache_dir=cache_dir, try_hub=False, progress=lambda *e: events.append(e)
     )
@@ -290,14 +291,14 @@ def test_unstamped_cached_copy_is_hashed_once_then_stamped(
     cache_dir.mkdir()
     (cache_dir / spec.filename).write_bytes(payload)  # e.g. copied in by hand; no mirror at all
 
-    events: list[tuple[str, float | None]] = []
+    events: list[tuple[Text, float | None]] = []
     path = resolve_model_file(
         spec, cache_dir=cache_dir, try_hub=False, progress=lambda *e: events.append(e)
     )
 
     assert path.read_bytes() == payload
     assert events
-    assert all(what.startswith("verifying") for what, _ in events)
+    assert all(what.code == "engine_verifying" for what, _ in events)
     assert events[-1][1] == 1.0
     assert _stamp(path).exists()
 
@@ -349,7 +350,7 @@ def test_wrong_cached_copy_without_any_source_fails_with_every_reason(
 def test_hub_download(spec: ModelFile, hub: Hub, payload: bytes, cache_dir: Path) -> None:
     hub.blobs[_hub_path(spec)] = payload  # no mirror installed: the hub is the only source
 
-    events: list[tuple[str, float | None]] = []
+    events: list[tuple[Text, float | None]] = []
     path = resolve_model_file(
         spec, cache_dir=cache_dir, hub_timeout=5.0, progress=lambda *e: events.append(e)
     )
@@ -358,7 +359,7 @@ def test_hub_download(spec: ModelFile, hub: Hub, payload: bytes, cache_dir: Path
     assert hub.requests == [f"/{HUB_REPO}/resolve/main/{spec.filename}"]
     assert _stamp(path).exists()
     assert stat.S_IMODE(path.stat().st_mode) & 0o444 == 0o444
-    assert any(what.startswith("downloading") for what, _ in events)
+    assert any(what.code == "engine_downloading" for what, _ in events)
     assert _leftovers(cache_dir) == []
 
 
@@ -453,7 +454,7 @@ def test_offline_switch_makes_no_hub_request(
 def test_progress_fractions_increase_to_one(
     spec: ModelFile, mirror: Mirror, cache_dir: Path
 ) -> None:
-    events: list[tuple[str, float | None]] = []
+    events: list[tuple[Text, float | None]] = []
 
     resolve_model_file(
         spec, cache_dir=cache_dir, try_hub=False, progress=lambda *e: events.append(e)
@@ -464,7 +465,7 @@ def test_progress_fractions_increase_to_one(
     assert all(0.0 < f <= 1.0 for f in fractions)
     assert all(a < b for a, b in itertools.pairwise(fractions)), fractions
     assert fractions[-1] == 1.0
-    assert all(what.startswith("assembling") for what, _ in events)
+    assert all(what.code == "engine_assembling" for what, _ in events)
 
 
 # ---- the real model --------------------------------------------------------------------------

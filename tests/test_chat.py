@@ -258,6 +258,8 @@ async def test_a_fix_that_hands_back_the_failing_cell_is_not_run(tmp_path: Path)
             "turn": 1,
             "state": "skipped",
             "evalue": "not run: same as before",
+            "code": "not_run_repeat",
+            "params": {},
             "step": 1,
             "attempt": 1,
         }
@@ -270,6 +272,7 @@ async def test_a_fix_that_hands_back_the_failing_cell_is_not_run(tmp_path: Path)
     # The history says why (the chip after a reload).
     turns = store.load("work.ipynb")["requests"][0]["turns"]
     assert [t["skipped"] for t in turns] == ["not run: same as before", None, None]
+    assert [t["skipped_code"] for t in turns] == ["not_run_repeat", "", ""]
 
 
 async def test_fix_under_review_waits_past_the_time_limit(tmp_path: Path) -> None:

@@ -548,6 +548,7 @@ async def test_restart_while_the_model_loads_is_409(jp_fetch: Any, jp_serverapp:
     code, error = await fetch_error(jp_fetch, "oci", "restart", method="POST", body="")
     assert code == 409
     assert "loading" in error["error"]["message"]
+    assert error["text"] == {"code": "restart_while_loading", "params": {}}  # the panel's
     assert error["status"]["state"] == "loading"
     assert dying_engine(jp_serverapp).loads == 1
 

@@ -214,6 +214,9 @@ async def test_failed_load_is_reported_and_jupyter_keeps_working(
     status = json.loads((await jp_fetch("oci", "status")).body)
     assert status["state"] == "error"
     assert "out of memory loading weights" in status["error"]
+    # The panel translates the detail; the exception's words have no code.
+    assert status["detail_text"] == {"code": "engine_load_failed", "params": {}}
+    assert status["error_text"] is None
     code, error = await fetch_error(jp_fetch, *CHAT, method="POST", body=body())
     assert code == 503
     assert "out of memory loading weights" in error["error"]["message"]

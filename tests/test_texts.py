@@ -1,10 +1,12 @@
 """The server's own words (oci_jupyter.texts): every code renders its English from one
 template, and tests/server_texts.json, which src/__tests__/server-texts.spec.ts reads too,
 holds the English of every code, so the sidebar's table cannot drift from this one.
-The codes reach the browser in ``done`` and ``error``."""
+The codes reach the browser in ``done`` and ``error``, in a ``skipped`` turn (and its
+history record), in ``GET /oci/status`` and in the refusal of ``POST /oci/restart``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,14 @@ import pytest
 
 from oci_jupyter.chat import RequestRecord, protocol
 from oci_jupyter.chat.protocol import InvalidMessage, parse_client_message
-from oci_jupyter.loop import Budgets, Finished, RefinementLoop
+from oci_jupyter.chat.session import _not_ready
+from oci_jupyter.chat.store import TurnRecord
+from oci_jupyter.engine.base import EngineBusy
+from oci_jupyter.loop import SKIP_NOTES, SKIP_TEXTS, Budgets, Finished, RefinementLoop, Turn
 from oci_jupyter.texts import TEMPLATES, Plural, Text, text
 from oci_jupyter.types import ExecutionOutcome
+
+from .doubles import DyingTestEngine, ScriptedTestEngine
 
 SAMPLES = json.loads((Path(__file__).parent / "server_texts.json").read_text(encoding="utf-8"))
 
@@ -174,3 +181,105 @@ def test_the_history_keeps_the_code() -> None:
         record.message == "Stopped at the step budget (2 steps); the last step ran without errors."
     )
     assert (record.code, record.params) == ("step_budget", {"steps": 2})
+
+
+# ---- why a turn's code was not run --------------------------------------------------------------
+@pytest.mark.parametrize("reason", list(SKIP_TEXTS))
+def test_a_skipped_turn_sends_its_note_with_a_code(reason: Any) -> None:
+    sent = protocol.skipped("r1", 2, SKIP_TEXTS[reason], step=1, attempt=2)
+    assert sent == {
+        "type": "turn",
+        "id": "r1",
+        "turn": 2,
+        "state": "skipped",
+        "evalue": SKIP_NOTES[reason],  # the English, as the %%oci magic says it too
+        "code": SKIP_TEXTS[reason].code,
+        "params": {},
+        "step": 1,
+        "attempt": 2,
+    }
+    json.dumps(sent)
+
+
+def test_the_skip_notes_keep_their_english() -> None:
+    assert SKIP_NOTES == {
+        "input": "not run: asks for input()",
+        "repeat": "not run: same as before",
+        "repeat_ok": "not run: already ran",
+        "unchecked": "not final: states a number no run printed",
+        "unread": "not final: the last run printed nothing",
+    }
+
+
+def test_the_history_keeps_the_code_of_a_skipped_turn() -> None:
+    turn = Turn(1, "```python\nname = input()\n```", "name = input()", skipped="input", step=1)
+    record = TurnRecord.of(turn)
+    assert (record.skipped, record.skipped_code, record.skipped_params) == (
+        "not run: asks for input()",
+        "not_run_input",
+        {},
+    )
+    ran = TurnRecord.of(Turn(2, "x", "x = 1", ExecutionOutcome("ok"), step=1, attempt=2))
+    assert (ran.skipped, ran.skipped_code, ran.skipped_params) == (None, "", {})
+
+
+# ---- the model's status -------------------------------------------------------------------------
+async def test_the_status_sends_its_detail_with_a_code() -> None:
+    engine = ScriptedTestEngine(fail_load="out of memory")
+    await engine.wait_ready(5)
+    body = engine.status.to_json()
+    assert (body["detail"], body["detail_text"]) == (
+        "load failed",
+        {"code": "engine_load_failed", "params": {}},
+    )
+    # The exception's own words: nothing of ours to translate.
+    assert (body["error"], body["error_text"]) == ("RuntimeError: out of memory", None)
+    json.dumps(body)
+    await engine.shutdown()
+    body = engine.status.to_json()
+    assert (body["detail"], body["detail_text"]) == (
+        "shut down",
+        {"code": "engine_shut_down", "params": {}},
+    )
+
+
+async def test_words_without_a_code_send_none() -> None:
+    engine = ScriptedTestEngine(hold_loading=True)
+    engine.start()
+    while engine.status.detail != "waiting to be released":  # the double's own words
+        await asyncio.sleep(0.01)
+    assert engine.status.to_json()["detail_text"] is None
+    engine.release.set()
+    await engine.wait_ready(5)
+    assert (engine.status.detail, engine.status.detail_text) == ("", None)
+    await engine.shutdown()
+
+
+async def test_a_dead_engine_says_why_in_a_sentence() -> None:
+    engine = DyingTestEngine()
+    await engine.wait_ready(5)
+    engine._died("the core exited")
+    status = engine.status
+    assert status.error == (
+        "The test engine died: the core exited; restart the model from the panel."
+    )
+    assert status.to_json()["detail_text"] == {"code": "engine_died", "params": {}}
+    died = text("engine_died_because", engine="test", reason="the core exited").json()
+    assert status.to_json()["error_text"] == died
+    # A request then fails with that sentence inside its own.
+    said = _not_ready(status)
+    assert said.json() == {"code": "model_failed", "params": {"error": died}}
+    assert str(said) == f"The model failed: {status.error}"
+    await engine.shutdown()
+
+
+async def test_a_restart_while_the_model_loads_is_refused_with_a_code() -> None:
+    engine = ScriptedTestEngine(hold_loading=True)
+    engine.start()
+    with pytest.raises(EngineBusy) as caught:
+        engine.restart()
+    assert caught.value.said == text("restart_while_loading")
+    assert str(caught.value) == TEMPLATES["restart_while_loading"]
+    engine.release.set()
+    await engine.wait_ready(5)
+    await engine.shutdown()

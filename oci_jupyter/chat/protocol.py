@@ -12,7 +12,8 @@ The server's own words in ``done`` and ``error`` come twice: ``message`` in Engl
 ``code`` with ``params``, a sentence of :mod:`oci_jupyter.texts` that the browser translates
 (it shows ``message`` for a code it does not know; a ``done`` whose loop ended in someone
 else's words, the engine's say, has the code that quotes them). A param is a string, a number
-or another sentence (``{"code", "params"}``).
+or another sentence (``{"code", "params"}``). A ``skipped`` turn says why its code was not
+run the same way: ``evalue`` in English, ``code`` and ``params`` beside it.
 """
 
 from __future__ import annotations
@@ -239,6 +240,20 @@ def turn_state(request_id: str, turn: int, state: TurnState, **fields: Any) -> d
     return {"type": "turn", "id": request_id, "turn": turn, "state": state, **fields}
 
 
+def skipped(request_id: str, turn: int, why: Text, *, step: int, attempt: int) -> dict[str, Any]:
+    """A turn whose code was not run (it calls input(), it already failed), or whose answer
+    was not taken as final: ``evalue`` says why in English, ``code``/``params`` the same."""
+    return turn_state(
+        request_id,
+        turn,
+        "skipped",
+        evalue=str(why),
+        **why.json(),
+        step=step,
+        attempt=attempt,
+    )
+
+
 def execute(
     request_id: str,
     turn: int,
@@ -300,12 +315,7 @@ def notebook(path: str, running: Ask | None) -> dict[str, Any]:
 
 def error(request_id: str | None, said: Text) -> dict[str, Any]:
     """A message the server could not take (with its id, if it named one)."""
-    body: dict[str, Any] = {
-        "type": "error",
-        "message": str(said),
-        "code": said.code,
-        "params": said.json_params(),
-    }
+    body: dict[str, Any] = {"type": "error", "message": str(said), **said.json()}
     if request_id is not None:
         body["id"] = request_id
     return body

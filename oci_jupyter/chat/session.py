@@ -22,7 +22,7 @@ from ..engine import (
     Finish,
     GenerationParams,
 )
-from ..loop import SKIP_NOTES, Execute, Finished, Generate, RefinementLoop, alternate
+from ..loop import SKIP_TEXTS, Execute, Finished, Generate, RefinementLoop, alternate
 from ..prompts import (
     REQUEST_HINT,
     CellContext,
@@ -476,11 +476,10 @@ class ChatSession:
             if turn.skipped is not None:
                 # Code that is not run (it calls input(), it already failed): say why.
                 await self._emit(
-                    protocol.turn_state(
+                    protocol.skipped(
                         ask.id,
                         turn.number,
-                        "skipped",
-                        evalue=SKIP_NOTES[turn.skipped],
+                        SKIP_TEXTS[turn.skipped],
                         step=turn.step,
                         attempt=turn.attempt,
                     )
@@ -608,5 +607,7 @@ def _not_ready(status: EngineStatus) -> Text:
     if status.state == "stopped":
         return text("model_stopped")
     if status.error:
-        return text("model_failed", error=status.error)
+        # The engine's death is a sentence of ours (translated within this one); a failed
+        # load is the exception's own words.
+        return text("model_failed", error=status.error_text or status.error)
     return text("model_not_ready")

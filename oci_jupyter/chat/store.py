@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..loop import SKIP_NOTES, Finished, Turn
+from ..loop import SKIP_TEXTS, Finished, Turn
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,14 @@ class TurnRecord:
     """Why the code was not run, as the chat says it ("not run: same as before")."""
     step: int = 0
     attempt: int = 0
+    skipped_code: str = ""
+    """``skipped`` as a sentence of :mod:`oci_jupyter.texts` (the panel translates it)."""
+    skipped_params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, turn: Turn) -> TurnRecord:
         outcome = turn.outcome
+        why = SKIP_TEXTS[turn.skipped] if turn.skipped else None
         return cls(
             turn.number,
             turn.reply,
@@ -48,9 +52,11 @@ class TurnRecord:
             if outcome is not None
             else None,
             turn.feedback,
-            SKIP_NOTES[turn.skipped] if turn.skipped else None,
+            str(why) if why else None,
             turn.step,
             turn.attempt,
+            why.code if why else "",
+            why.json_params() if why else {},
         )
 
 

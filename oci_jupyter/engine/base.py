@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ..texts import Text, text
 from ..types import GenerationParams, Message
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,11 @@ class EngineNotReady(EngineError):
 
 
 class EngineBusy(EngineError):
-    """The engine cannot do this now (a restart while the model loads)."""
+    """The engine cannot do this now (a restart while the model loads): ``said`` why."""
+
+    def __init__(self, said: Text) -> None:
+        super().__init__(str(said))
+        self.said = said
 
 
 @dataclass(frozen=True)
@@ -78,9 +83,18 @@ class EngineStatus:
     error: str | None = None
     context_length: int | None = None
     since: float = field(default_factory=time.time)
+    detail_text: Text | None = None
+    """``detail`` as a sentence of :mod:`oci_jupyter.texts`, for the panel to translate
+    (None: words without a code)."""
+    error_text: Text | None = None
+    """``error`` likewise (None: an exception's own words, shown as they are)."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        body = asdict(self)
+        for name in ("detail_text", "error_text"):
+            said: Text | None = getattr(self, name)
+            body[name] = said.json() if said is not None else None
+        return body
 
 
 class Engine(abc.ABC):
@@ -139,23 +153,28 @@ class Engine(abc.ABC):
         log.error("%s engine died: %s", self.title, reason)
         self._set_status(
             "error",
-            error=f"The {self.title} engine died: {reason}; restart the model from the panel.",
-            detail="engine died",
+            error=text("engine_died_because", engine=self.title, reason=reason),
+            detail=text("engine_died"),
             progress=None,
         )
 
     def _set_status(self, state: EngineState | None = None, **changes: Any) -> None:
+        """Change the status. ``detail`` and ``error`` may be a :class:`Text`: the status
+        keeps its English (for logs and API clients) and the sentence (for the panel)."""
         if state is not None and state != self._status.state:
             self._status.state = state
             self._status.since = time.time()
         for key, value in changes.items():
+            if key in ("detail", "error"):
+                setattr(self._status, f"{key}_text", value if isinstance(value, Text) else None)
+                value = str(value) if isinstance(value, Text) else value
             setattr(self._status, key, value)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> asyncio.Task[None]:
         """Begin loading in the background and return at once (idempotent)."""
         if self._load_task is None:
-            self._set_status("loading", detail="starting", error=None, progress=None)
+            self._set_status("loading", detail=text("engine_starting"), error=None, progress=None)
             self._load_task = asyncio.get_running_loop().create_task(self._run_load())
         return self._load_task
 
@@ -169,10 +188,12 @@ class Engine(abc.ABC):
         try:
             await self._load()
         except asyncio.CancelledError:
-            self._set_status("stopped", detail="load cancelled", progress=None)
+            self._set_status("stopped", detail=text("engine_load_cancelled"), progress=None)
             raise
         except Exception as exc:  # any failure is reported, never raised into Jupyter
-            self._set_status("error", error=_describe(exc), detail="load failed", progress=None)
+            self._set_status(
+                "error", error=_describe(exc), detail=text("engine_load_failed"), progress=None
+            )
         else:
             self._set_status("ready", detail="", progress=None, error=None)
 
@@ -185,12 +206,10 @@ class Engine(abc.ABC):
         is released (:meth:`_close`), and the load runs again: ``ready`` or ``error``.
         """
         if self._status.state == "loading":
-            raise EngineBusy(
-                "The model is loading; a restart is possible once it is ready or has failed."
-            )
+            raise EngineBusy(text("restart_while_loading"))
         # Not loading: any earlier load task has ended.
         self._set_status(
-            "loading", detail="restarting: stopping running requests", error=None, progress=None
+            "loading", detail=text("engine_restart_stopping"), error=None, progress=None
         )
         self._load_task = asyncio.get_running_loop().create_task(self._run_restart())
         return self._load_task
@@ -198,19 +217,21 @@ class Engine(abc.ABC):
     async def _run_restart(self) -> None:
         try:
             await self._stop_requests(self.restart_timeout)
-            self._set_status(detail="restarting: releasing the model")
+            self._set_status(detail=text("engine_restart_releasing"))
             try:
                 await self._close()
             except Exception:  # a dead engine may fail to close; its memory goes with it
                 log.warning("%s: closing the old engine failed", self.title, exc_info=True)
             self._reset()
         except asyncio.CancelledError:
-            self._set_status("stopped", detail="restart cancelled", progress=None)
+            self._set_status("stopped", detail=text("engine_restart_cancelled"), progress=None)
             raise
         except Exception as exc:
-            self._set_status("error", error=_describe(exc), detail="restart failed", progress=None)
+            self._set_status(
+                "error", error=_describe(exc), detail=text("engine_restart_failed"), progress=None
+            )
             return
-        self._set_status(detail="starting", context_length=None)
+        self._set_status(detail=text("engine_starting"), context_length=None)
         await self._run_load()
 
     async def _stop_requests(self, timeout: float) -> None:
@@ -237,7 +258,7 @@ class Engine(abc.ABC):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._load_task
         await self._close()
-        self._set_status("stopped", detail="shut down")
+        self._set_status("stopped", detail=text("engine_shut_down"))
 
     # ---- generation --------------------------------------------------------------------------
     async def stream_chat(

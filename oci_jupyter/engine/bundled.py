@@ -28,7 +28,9 @@ from pathlib import Path
 
 import httpx
 
-Progress = Callable[[str, float | None], None]
+from ..texts import Text, text
+
+Progress = Callable[[Text, float | None], None]
 """Reports (what is happening, fraction done or None)."""
 
 _CHUNK = 8 * 1024 * 1024
@@ -137,7 +139,7 @@ def verify(path: Path, spec: ModelFile, progress: Progress | None = None) -> Non
             digest.update(chunk)
             done += len(chunk)
             if progress:
-                progress(f"verifying {path.name}", done / size)
+                progress(text("engine_verifying", file=path.name), done / size)
     if digest.hexdigest() != spec.sha256:
         raise ModelUnavailable(
             f"{path} has sha256 {digest.hexdigest()}, expected {spec.sha256}: "
@@ -154,7 +156,7 @@ def _atomic_target(final: Path) -> tuple[int, Path]:
 
 
 def _write_verified(
-    final: Path, spec: ModelFile, chunks: Iterator[bytes], progress: Progress | None, what: str
+    final: Path, spec: ModelFile, chunks: Iterator[bytes], progress: Progress | None, what: Text
 ) -> Path:
     """Write chunks to a temporary file, check size and hash, then rename into place."""
     fd, tmp = _atomic_target(final)
@@ -225,7 +227,9 @@ def assemble_from_mirror(spec: ModelFile, target: Path, progress: Progress | Non
                 while chunk := handle.read(_CHUNK):
                     yield chunk
 
-    return _write_verified(target, spec, chunks(), progress, f"assembling {spec.filename}")
+    return _write_verified(
+        target, spec, chunks(), progress, text("engine_assembling", file=spec.filename)
+    )
 
 
 def download_from_hub(
@@ -249,7 +253,7 @@ def download_from_hub(
                 spec,
                 response.iter_bytes(_CHUNK),
                 progress,
-                f"downloading {spec.filename}",
+                text("engine_downloading", file=spec.filename),
             )
     except httpx.HTTPError as exc:
         raise ModelUnavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
@@ -275,7 +279,7 @@ def resolve_model_file(
             failures.append(f"cached copy: {exc}")
     if try_hub and not hub_disabled():
         if progress:
-            progress(f"contacting the hub for {spec.filename}", None)
+            progress(text("engine_contacting_hub", file=spec.filename), None)
         try:
             return download_from_hub(spec, target, hub_timeout, progress)
         except ModelUnavailable as exc:
@@ -302,7 +306,7 @@ def main() -> None:
 
     last = [-1.0]
 
-    def report(detail: str, fraction: float | None) -> None:
+    def report(detail: Text, fraction: float | None) -> None:
         if fraction is None or fraction - last[0] >= 0.1 or fraction >= 1.0:
             last[0] = fraction if fraction is not None else last[0]
             shown = f" {fraction:4.0%}" if fraction is not None else ""

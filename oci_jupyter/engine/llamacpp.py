@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..texts import Text, text
 from .base import (
     Delta,
     Engine,
@@ -296,11 +297,13 @@ class LlamaCppEngine(Engine):
     async def _load(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
 
-        def progress(detail: str, fraction: float | None) -> None:
+        def progress(detail: Text, fraction: float | None) -> None:
             loop.call_soon_threadsafe(self._progress, detail, fraction)
 
         self.model_file = await asyncio.to_thread(self._find_model_file, progress)
-        self._set_status(detail=f"loading {self.model_file.name} into llama.cpp", progress=None)
+        self._set_status(
+            detail=text("engine_loading_llamacpp", file=self.model_file.name), progress=None
+        )
         self._llm, self._formatter, self._prefix_formatter = await asyncio.to_thread(
             self._open_model, self.model_file
         )
@@ -310,7 +313,7 @@ class LlamaCppEngine(Engine):
         self._worker = threading.Thread(target=self._serve, name="oci-llamacpp", daemon=True)
         self._worker.start()
 
-    def _progress(self, detail: str, fraction: float | None) -> None:
+    def _progress(self, detail: Text, fraction: float | None) -> None:
         if self.status.state == "loading":
             self._set_status(detail=detail, progress=fraction)
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
+from ..texts import text
 from .base import (
     Delta,
     Engine,
@@ -64,7 +65,7 @@ class OpenAIEngine(Engine):
             timeout=Timeout(self._timeout, connect=self._connect_timeout),
             max_retries=0,
         )
-        self._set_status(detail=f"asking {self._base_url} for its models")
+        self._set_status(detail=text("engine_asking_models", url=self._base_url))
         try:
             listing = await self._client.models.list()
         except Exception as exc:

@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..texts import text
 from .base import (
     Delta,
     Engine,
@@ -135,13 +136,12 @@ class VLLMEngine(Engine):
 
     async def _load(self) -> None:
         loop = asyncio.get_running_loop()
-        self._set_status(detail="importing vLLM", progress=None)
+        self._set_status(detail=text("engine_importing_vllm"), progress=None)
         api = await loop.run_in_executor(None, _check_and_import, self._model)
         device = await loop.run_in_executor(None, _describe_device, self._tensor_parallel_size)
         self._set_status(
             device=device,
-            detail=f"starting vLLM on {device}: loading {self.status.model}, "
-            "profiling memory and allocating the KV cache",
+            detail=text("engine_starting_vllm", device=device, model=self.status.model),
         )
         future = loop.run_in_executor(None, _start_engine, api, self.engine_args(device))
         try:
@@ -156,7 +156,7 @@ class VLLMEngine(Engine):
             ) from exc
 
         try:
-            self._set_status(detail="reading the tokenizer and model config")
+            self._set_status(detail=text("engine_reading_config"))
             tokenizer = engine.get_tokenizer()
             if inspect.isawaitable(tokenizer):  # vLLM < 0.11
                 tokenizer = await tokenizer

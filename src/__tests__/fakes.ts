@@ -5,6 +5,11 @@
  * never needs the widgets in these tests).
  */
 import { NotebookModel, NotebookPanel } from '@jupyterlab/notebook';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { ReactWidget } from '@jupyterlab/ui-components';
+import { MessageLoop } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+import * as React from 'react';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ConnectionState, IChatConnection } from '../chat/connection';
@@ -143,4 +148,38 @@ export async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) {
     await new Promise(resolve => setTimeout(resolve, 0));
   }
+}
+
+/** A "translation" that marks each sentence and records what was asked. */
+export function markingBundle(): TranslationBundle & { asked: string[] } {
+  const asked: string[] = [];
+  const format = (msgid: string, args: unknown[]) =>
+    msgid.replace(/%(\d+)/g, (_, n) => String(args[Number(n) - 1]));
+  return {
+    asked,
+    __: (msgid: string, ...args: unknown[]) => {
+      asked.push(msgid);
+      return `«${format(msgid, args)}»`;
+    },
+    _n: (one: string, other: string, n: number, ...args: unknown[]) => {
+      asked.push(`${one} | ${other}`);
+      return `«${format(n === 1 ? one : other, [n, ...args])}»`;
+    }
+  } as unknown as TranslationBundle & { asked: string[] };
+}
+
+/**
+ * An element rendered into the page by JupyterLab's own ReactWidget, once
+ * React has drawn it.
+ */
+export async function rendered(
+  element: React.ReactElement
+): Promise<HTMLElement> {
+  const widget = ReactWidget.create(element);
+  Widget.attach(widget, document.body);
+  MessageLoop.sendMessage(widget, Widget.Msg.UpdateRequest);
+  for (let tries = 0; !widget.node.firstChild && tries < 100; tries++) {
+    await new Promise(resolve => setTimeout(resolve, 10));
+  }
+  return widget.node;
 }

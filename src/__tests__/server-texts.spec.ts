@@ -8,8 +8,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
+import { nullTranslator } from '@jupyterlab/translation';
+import * as React from 'react';
 
+import { StateChip } from '../chat/messages';
 import { ChatModel } from '../chat/model';
 import type {
   IAskMessage,
@@ -22,10 +24,17 @@ import {
   englishText,
   SERVER_CODES,
   serverSentence,
-  serverText
+  serverText,
+  serverWords
 } from '../chat/texts';
 import { fromHistory } from '../chat/threads';
-import { FakeConnection, fakePanel, settle } from './fakes';
+import {
+  FakeConnection,
+  fakePanel,
+  markingBundle,
+  rendered,
+  settle
+} from './fakes';
 
 jest.mock('../api', () => ({
   fetchChatHistory: jest.fn((notebook: string) =>
@@ -46,24 +55,6 @@ const SAMPLES: ISample[] = JSON.parse(
     'utf-8'
   )
 );
-
-/** A "translation" that marks each sentence and records what was asked. */
-function markingBundle(): TranslationBundle & { asked: string[] } {
-  const asked: string[] = [];
-  const format = (msgid: string, args: unknown[]) =>
-    msgid.replace(/%(\d+)/g, (_, n) => String(args[Number(n) - 1]));
-  return {
-    asked,
-    __: (msgid: string, ...args: unknown[]) => {
-      asked.push(msgid);
-      return `«${format(msgid, args)}»`;
-    },
-    _n: (one: string, other: string, n: number, ...args: unknown[]) => {
-      asked.push(`${one} | ${other}`);
-      return `«${format(n === 1 ? one : other, [n, ...args])}»`;
-    }
-  } as unknown as TranslationBundle & { asked: string[] };
-}
 
 describe('server texts', () => {
   it('knows exactly the codes of oci_jupyter/texts.py', () => {
@@ -147,6 +138,20 @@ describe('server texts', () => {
     expect(serverText(said)).toBeNull();
   });
 
+  it('shows words with a known code translated, others as they are', () => {
+    const trans = markingBundle();
+    expect(
+      serverWords('load failed', { code: 'engine_load_failed' }, trans)
+    ).toBe('«load failed»');
+    expect(serverWords('warming up', { code: 'newer_code' }, trans)).toBe(
+      'warming up'
+    );
+    expect(serverWords('RuntimeError: out of memory', null, trans)).toBe(
+      'RuntimeError: out of memory'
+    );
+    expect(serverWords('waiting', undefined, trans)).toBe('waiting');
+  });
+
   it('translates a notice with its code', () => {
     const said = serverText({
       message: 'messages must be JSON objects',
@@ -227,6 +232,81 @@ describe("the server's words in the panel", () => {
     expect(chatText(view.messageText!, markingBundle())).toBe(
       '«the request is empty»'
     );
+  });
+
+  it('translates why a turn was not run', async () => {
+    const { connection, model, id } = await started();
+    connection.receive({
+      type: 'turn',
+      id,
+      turn: 1,
+      state: 'skipped',
+      step: 1,
+      attempt: 2,
+      evalue: 'not run: same as before',
+      code: 'not_run_repeat',
+      params: {}
+    });
+    const turn = model.running!.turns[0];
+    // The English stays with the turn (the history's); the view translates.
+    expect(turn.evalue).toBe('not run: same as before');
+    const chip = (
+      await rendered(
+        React.createElement(StateChip, { turn, trans: markingBundle() })
+      )
+    ).querySelector('[data-oci-turn-state="skipped"]')!;
+    expect(chip.textContent).toBe('«not run: same as before»');
+    expect(chip.getAttribute('title')).toBe('«not run: same as before»');
+  });
+
+  it('shows the English of a skipped turn it cannot translate', async () => {
+    const { connection, model, id } = await started();
+    connection.receive({
+      type: 'turn',
+      id,
+      turn: 1,
+      state: 'skipped',
+      evalue: 'not run: too late',
+      code: 'newer_code',
+      params: {}
+    });
+    const turn = model.running!.turns[0];
+    expect(turn.evalueText).toBeUndefined();
+    const chip = await rendered(
+      React.createElement(StateChip, { turn, trans: markingBundle() })
+    );
+    expect(chip.textContent).toBe('not run: too late');
+  });
+
+  it('translates a past skipped turn by the code its record kept', () => {
+    const turn = (extra: object) =>
+      fromHistory({
+        id: 'r1',
+        mode: 'chat',
+        prompt: 'p',
+        started: 1700000000,
+        status: 'success',
+        message: 'Answered.',
+        turns: [
+          {
+            turn: 1,
+            reply: 'x',
+            code: 'name = input()',
+            outcome: null,
+            feedback: null,
+            skipped: 'not run: asks for input()',
+            ...extra
+          }
+        ]
+      }).turns[0];
+    const coded = turn({ skipped_code: 'not_run_input', skipped_params: {} });
+    expect(coded.state).toBe('skipped');
+    expect(chatText(coded.evalueText!, markingBundle())).toBe(
+      '«not run: asks for input()»'
+    );
+    // Older records: the English only.
+    expect(turn({}).evalueText).toBeUndefined();
+    expect(turn({ skipped_code: '' }).evalueText).toBeUndefined();
   });
 
   it('translates a past request by the code its record kept', () => {

@@ -63,16 +63,15 @@ export function StateChip(props: {
     turn.seconds !== null && (turn.state === 'ok' || turn.state === 'error')
       ? ` · ${formatSeconds(turn.seconds, trans)}`
       : '';
+  const evalue = turn.evalueText
+    ? chatText(turn.evalueText, trans)
+    : turn.evalue;
   return (
     <span
       className={`jp-OciChat-chip jp-mod-${turn.state}`}
       data-oci-turn-state={turn.state}
       title={
-        turn.evalue
-          ? turn.ename
-            ? `${turn.ename}: ${turn.evalue}`
-            : turn.evalue
-          : undefined
+        evalue ? (turn.ename ? `${turn.ename}: ${evalue}` : evalue) : undefined
       }
     >
       {chipLabel(turn, trans)}

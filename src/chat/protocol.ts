@@ -13,7 +13,7 @@
  * The server's own words in `done` and `error` come twice: `message` in
  * English, and `code` with `params`, a sentence of oci_jupyter/texts.py that
  * the view translates (./texts.ts); an unknown code, or none (an older
- * server), shows `message`.
+ * server), shows `message`. A `skipped` turn's `evalue` comes the same way.
  */
 
 // ---- the notebook context sent with each request
@@ -178,6 +178,9 @@ export interface ITurnMessage {
   state: TurnState;
   ename?: string;
   evalue?: string;
+  /** With `skipped`: `evalue` as a sentence of the server's (see `IServerSaid`). */
+  code?: string;
+  params?: ServerParams;
   /**
    * With `generating`: the request's current step (0 before any code ran);
    * with other states: the step this turn's code was for.
@@ -335,6 +338,9 @@ export interface IHistoryTurn {
   feedback: string | null;
   /** Why the code was not run ("not run: same as before"); older records lack it. */
   skipped?: string | null;
+  /** `skipped` as a sentence of the server's ("": none; older records lack it). */
+  skipped_code?: string;
+  skipped_params?: ServerParams;
   /** The cell the code was for (0: no code); older records lack it. */
   step?: number;
   /** The try in that cell; older records lack it. */

@@ -29,7 +29,7 @@ import type {
   IThread,
   ITurnView
 } from './types';
-import { ChatText, englishText } from './texts';
+import { ChatText, englishText, serverText } from './texts';
 
 export interface IChatRequestOptions {
   id: string;
@@ -246,6 +246,15 @@ export class ChatRequest {
         turn.state = message.state;
         turn.ename = message.ename ?? '';
         turn.evalue = message.evalue ?? '';
+        // Why the code was not run, in the server's words: translated when known.
+        turn.evalueText =
+          message.state === 'skipped'
+            ? (serverText({
+                message: turn.evalue,
+                code: message.code,
+                params: message.params
+              }) ?? undefined)
+            : undefined;
       }
     }
   }

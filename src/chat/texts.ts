@@ -5,15 +5,23 @@
  * that goes to the model and into the history (`englishText`), so a
  * sentence is written once and always whole.
  *
- * The server's own words (`done` and `error`) are codes too: `serverText`
- * keeps a known one, `serverSentence` translates it. Their English is
- * oci_jupyter/texts.py's, word for word (tests/server_texts.json holds every
- * code's English; both test suites check against it).
+ * The server's own words (`done` and `error`, why a turn's code was not
+ * run, the model's status) are codes too: `serverText` keeps a known one,
+ * `serverSentence` translates it, `serverWords` shows one with its English
+ * fallback. Their English is oci_jupyter/texts.py's, word for word
+ * (tests/server_texts.json holds every code's English; both test suites
+ * check against it).
  */
 import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { BudgetName, IServerSaid, ServerParam, ServerParams } from './protocol';
+import {
+  BudgetName,
+  IServerSaid,
+  IServerText,
+  ServerParam,
+  ServerParams
+} from './protocol';
 
 /** Why the code could not run in the notebook's kernel. */
 export type KernelProblem =
@@ -201,7 +209,32 @@ export const SERVER_CODES = [
   'message_too_big',
   'unknown_type',
   'invalid_message',
-  'already_running'
+  'already_running',
+  'not_run_input',
+  'not_run_repeat',
+  'not_run_already_ran',
+  'not_final_unchecked',
+  'not_final_unread',
+  'engine_starting',
+  'engine_verifying',
+  'engine_contacting_hub',
+  'engine_downloading',
+  'engine_assembling',
+  'engine_loading_llamacpp',
+  'engine_importing_vllm',
+  'engine_starting_vllm',
+  'engine_reading_config',
+  'engine_asking_models',
+  'engine_load_cancelled',
+  'engine_load_failed',
+  'engine_restart_stopping',
+  'engine_restart_releasing',
+  'engine_restart_cancelled',
+  'engine_restart_failed',
+  'engine_died',
+  'engine_shut_down',
+  'engine_died_because',
+  'restart_while_loading'
 ] as const;
 
 export type ServerCode = (typeof SERVER_CODES)[number];
@@ -233,6 +266,19 @@ export function serverText(said: IServerSaid): ChatText | null {
     return null; // a parameter missing or of the wrong kind
   }
   return text;
+}
+
+/**
+ * Words of the server in the user's language: the sentence `said` when this
+ * client knows it, else the server's English `message` as it is.
+ */
+export function serverWords(
+  message: string,
+  said: IServerText | null | undefined,
+  trans: TranslationBundle
+): string {
+  const text = said ? serverText({ message, ...said }) : null;
+  return text ? chatText(text, trans) : message;
 }
 
 /** A parameter the sentence needs is missing or not of its kind. */
@@ -412,6 +458,69 @@ export function serverSentence(
       );
     case 'already_running':
       return say(trans, 'request %1 is already running', words('id'));
+    case 'not_run_input':
+      return trans.__('not run: asks for input()');
+    case 'not_run_repeat':
+      return trans.__('not run: same as before');
+    case 'not_run_already_ran':
+      return trans.__('not run: already ran');
+    case 'not_final_unchecked':
+      return trans.__('not final: states a number no run printed');
+    case 'not_final_unread':
+      return trans.__('not final: the last run printed nothing');
+    // What the engine is doing: a status line, not a sentence.
+    case 'engine_starting':
+      return trans.__('starting');
+    case 'engine_verifying':
+      return say(trans, 'verifying %1', words('file'));
+    case 'engine_contacting_hub':
+      return say(trans, 'contacting the hub for %1', words('file'));
+    case 'engine_downloading':
+      return say(trans, 'downloading %1', words('file'));
+    case 'engine_assembling':
+      return say(trans, 'assembling %1', words('file'));
+    case 'engine_loading_llamacpp':
+      return say(trans, 'loading %1 into llama.cpp', words('file'));
+    case 'engine_importing_vllm':
+      return trans.__('importing vLLM');
+    case 'engine_starting_vllm':
+      return say(
+        trans,
+        'starting vLLM on %1: loading %2, profiling memory and allocating the KV cache',
+        words('device'),
+        words('model')
+      );
+    case 'engine_reading_config':
+      return trans.__('reading the tokenizer and model config');
+    case 'engine_asking_models':
+      return say(trans, 'asking %1 for its models', words('url'));
+    case 'engine_load_cancelled':
+      return trans.__('load cancelled');
+    case 'engine_load_failed':
+      return trans.__('load failed');
+    case 'engine_restart_stopping':
+      return trans.__('restarting: stopping running requests');
+    case 'engine_restart_releasing':
+      return trans.__('restarting: releasing the model');
+    case 'engine_restart_cancelled':
+      return trans.__('restart cancelled');
+    case 'engine_restart_failed':
+      return trans.__('restart failed');
+    case 'engine_died':
+      return trans.__('engine died');
+    case 'engine_shut_down':
+      return trans.__('shut down');
+    case 'engine_died_because':
+      return say(
+        trans,
+        'The %1 engine died: %2; restart the model from the panel.',
+        words('engine'),
+        words('reason')
+      );
+    case 'restart_while_loading':
+      return trans.__(
+        'The model is loading; a restart is possible once it is ready or has failed.'
+      );
   }
 }
 

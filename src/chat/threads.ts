@@ -122,6 +122,15 @@ export function fromHistory(request: IHistoryRequest): IRequestView {
             : 'skipped',
       ename: turn.outcome?.ename ?? '',
       evalue: turn.outcome?.evalue ?? turn.skipped ?? '',
+      // Why it was not run, by the code the record kept; older records: the English.
+      evalueText:
+        !turn.outcome && turn.skipped
+          ? (serverText({
+              message: turn.skipped,
+              code: turn.skipped_code,
+              params: turn.skipped_params
+            }) ?? undefined)
+          : undefined,
       seconds: turn.outcome ? turn.outcome.seconds : null,
       step,
       attempt

@@ -65,7 +65,7 @@ export interface ITurnView {
   state: TurnViewState;
   ename: string;
   evalue: string;
-  /** `evalue` as a code the view translates, when the browser wrote it. */
+  /** `evalue` as a code the view translates (the browser's or the server's). */
   evalueText?: ChatText;
   /** Seconds the code ran, once known. */
   seconds: number | null;
