@@ -14,6 +14,7 @@ import {
 import {
   ask,
   chatInput,
+  failOnPageErrors,
   marks,
   newNotebook,
   notebookCells,
@@ -23,6 +24,8 @@ import {
   requests,
   sendButton
 } from './helpers';
+
+failOnPageErrors();
 
 const MODEL_READY_TIMEOUT = 5 * 60 * 1000;
 /**

@@ -1,8 +1,10 @@
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import * as path from 'path';
-import { IMAGES } from './helpers';
+import { failOnPageErrors, IMAGES } from './helpers';
 
 const PANEL = '#oci-jupyter-panel';
+
+failOnPageErrors();
 const OPEN_PANEL = 'oci:open-panel';
 // The real model loads in ~1-30 s; a cold page cache on CI can take longer.
 const MODEL_READY_TIMEOUT = 5 * 60 * 1000;
