@@ -244,7 +244,7 @@ export class OciPanel extends SidePanel {
   private _populateToolbar(toolbar: Toolbar, commands: CommandRegistry): void {
     const trans = this._ociTrans;
     const notebook = ReactWidget.create(
-      <NotebookLabel model={this.chatModel} />
+      <NotebookLabel model={this.chatModel} trans={trans} />
     );
     notebook.addClass('jp-OciPanel-notebookItem');
     toolbar.addItem('notebook', notebook);

@@ -130,8 +130,11 @@ export function ChatView(props: IChatViewProps): JSX.Element {
  * The notebook the chat is about, for the sidebar's toolbar: its name, the
  * full path as the tooltip.
  */
-export function NotebookLabel(props: { model: IOciChatModel }): JSX.Element {
-  const { model } = props;
+export function NotebookLabel(props: {
+  model: IOciChatModel;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { model, trans } = props;
   return (
     <UseSignal signal={model.stateChanged}>
       {() => {
@@ -139,11 +142,16 @@ export function NotebookLabel(props: { model: IOciChatModel }): JSX.Element {
         const name = path.split('/').pop() ?? path;
         return (
           <span className="jp-OciChat-notebook" title={path}>
-            {path && (
+            {path ? (
               <>
                 <notebookIcon.react tag="span" className="jp-OciChat-nbIcon" />
                 <span className="jp-OciChat-notebookName">{name}</span>
               </>
+            ) : (
+              // Says what the toolbar is about instead of leaving its row bare.
+              <span className="jp-OciChat-noNotebook">
+                {trans.__('No notebook')}
+              </span>
             )}
           </span>
         );

@@ -4,10 +4,14 @@
  * page's whenever nothing can be stopped).
  */
 import { ServerConnection } from '@jupyterlab/services';
+import { nullTranslator } from '@jupyterlab/translation';
 import { CommandRegistry } from '@lumino/commands';
 import { Signal } from '@lumino/signaling';
+import * as React from 'react';
 
+import { NotebookLabel } from '../chat/view';
 import { OciPanel } from '../panel';
+import { rendered } from './fakes';
 import { IOciChatModel } from '../tokens';
 
 class FakeChat {
@@ -55,5 +59,29 @@ describe('OciPanel', () => {
     expect(panel.hasClass('jp-mod-running')).toBe(true);
     panel.dispose();
     expect(chat.disposed).toBe(true);
+  });
+});
+
+describe('NotebookLabel', () => {
+  const trans = nullTranslator.load('oci_jupyter');
+
+  it('names the notebook the chat is about, or says there is none', async () => {
+    const chat = {
+      stateChanged: new Signal<object, void>({}),
+      notebook: null as object | null,
+      thread: { path: 'work/analysis.ipynb' }
+    };
+    const node = await rendered(
+      <NotebookLabel model={chat as unknown as IOciChatModel} trans={trans} />
+    );
+    expect(node.textContent).toBe('No notebook');
+
+    chat.notebook = {};
+    chat.stateChanged.emit();
+    await new Promise(resolve => setTimeout(resolve, 0));
+    expect(node.querySelector('.jp-OciChat-notebookName')?.textContent).toBe(
+      'analysis.ipynb'
+    );
+    expect(node.textContent).not.toContain('No notebook');
   });
 });
