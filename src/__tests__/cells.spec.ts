@@ -9,10 +9,11 @@ import { fromHistory } from '../chat/threads';
 import { IThread } from '../chat/types';
 import { METADATA_KEY } from '../notebook';
 import { fakePanel } from './fakes';
+import { loadedThread } from './setups';
 
 function thread(...ids: string[]): IThread {
   return {
-    path: 'a.ipynb',
+    ...loadedThread(),
     requests: ids.map(id =>
       fromHistory({
         id,
@@ -23,10 +24,7 @@ function thread(...ids: string[]): IThread {
         message: '',
         turns: []
       })
-    ),
-    history: 'loaded',
-    historyError: '',
-    newThread: false
+    )
   };
 }
 

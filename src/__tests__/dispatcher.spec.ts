@@ -2,14 +2,12 @@
  * The dispatcher of the server's messages, with a fake connection: which
  * request each message reaches and what it hands on.
  */
-import type { NotebookPanel } from '@jupyterlab/notebook';
-
 import { IDispatchHandlers, MessageDispatcher } from '../chat/dispatcher';
 import { DoneStatus, IExecuteMessage } from '../chat/protocol';
 import { ChatRequest } from '../chat/request';
 import type { ChatText } from '../chat/texts';
-import { DEFAULT_CHAT_SETTINGS } from '../chat/types';
 import { FakeConnection } from './fakes';
+import { chatRequest } from './setups';
 
 class RecordingHandlers implements IDispatchHandlers {
   executed: [string, IExecuteMessage][] = [];
@@ -44,26 +42,7 @@ function setUp() {
   let dispatcher: MessageDispatcher;
   const handlers = new RecordingHandlers(() => dispatcher);
   dispatcher = new MessageDispatcher(connection, handlers);
-  const request = new ChatRequest({
-    id: 'r1',
-    thread: {
-      path: 'a.ipynb',
-      requests: [],
-      history: 'loaded',
-      historyError: '',
-      newThread: false
-    },
-    panel: {} as NotebookPanel,
-    prompt: 'p',
-    refines: null,
-    anchorCellId: null,
-    cellId: null,
-    cellSource: null,
-    fix: null,
-    confirm: null,
-    refine: false,
-    settings: DEFAULT_CHAT_SETTINGS
-  });
+  const request = chatRequest();
   dispatcher.inFlight.set('r1', request);
   return { connection, dispatcher, handlers, request };
 }

@@ -3,9 +3,8 @@
  * placed in a real notebook model; running them is the test's.
  */
 import { TurnExecutor } from '../chat/executor';
-import { IExecuteMessage, IOutcomeMessage } from '../chat/protocol';
-import { ChatRequest } from '../chat/request';
-import { DEFAULT_CHAT_SETTINGS, FixConfirm } from '../chat/types';
+import { IOutcomeMessage } from '../chat/protocol';
+import { FixConfirm } from '../chat/types';
 import {
   CellDeleted,
   IRunOptions,
@@ -14,6 +13,7 @@ import {
   METADATA_KEY
 } from '../notebook';
 import { FakeConnection, fakePanel } from './fakes';
+import { chatRequest, executeMessage as execute } from './setups';
 
 type Run = (options: IRunOptions) => Promise<IRunResult>;
 
@@ -31,25 +31,13 @@ function setUp(
   const first = model.cells.get(0);
   const stopped: string[] = [];
   const placed: [number, string][] = [];
-  const request = new ChatRequest({
-    id: 'r1',
-    thread: {
-      path: 'a.ipynb',
-      requests: [],
-      history: 'loaded',
-      historyError: '',
-      newThread: false
-    },
+  const request = chatRequest({
     panel,
-    prompt: 'p',
-    refines: null,
     anchorCellId: first.id,
     cellId: options.refine ? first.id : null,
     cellSource: options.refine ? first.sharedModel.getSource() : null,
-    fix: null,
     confirm: options.confirm ?? null,
-    refine: options.refine ?? false,
-    settings: DEFAULT_CHAT_SETTINGS
+    refine: options.refine ?? false
   });
   const ran: IRunOptions[] = [];
   const executor = new TurnExecutor({
@@ -76,21 +64,6 @@ function setUp(
     }
   });
   return { connection, model, request, executor, stopped, placed, ran };
-}
-
-function execute(extra: Partial<IExecuteMessage> = {}): IExecuteMessage {
-  return {
-    type: 'execute',
-    id: 'r1',
-    turn: 1,
-    code: 'print(x + 1)',
-    target: 'new',
-    step: 1,
-    attempt: 1,
-    auto_execute: true,
-    time_limit: 60,
-    ...extra
-  };
 }
 
 describe('TurnExecutor', () => {

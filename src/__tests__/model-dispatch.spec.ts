@@ -2,32 +2,12 @@
  * The chat model's dispatch of the server's messages, driven through a fake
  * connection: what each message does to the request the panel shows.
  */
-import { ChatModel } from '../chat/model';
-import { IAskMessage } from '../chat/protocol';
-import { FakeConnection, fakePanel, settle } from './fakes';
-
-jest.mock('../api', () => ({
-  fetchChatHistory: jest.fn((notebook: string) =>
-    Promise.resolve({ notebook, requests: [] })
-  ),
-  clearChatHistory: jest.fn(() => Promise.resolve())
-}));
-
-async function started(prompt = 'sum the column') {
-  const connection = new FakeConnection();
-  const model = new ChatModel({ connection });
-  const notebook = fakePanel('analysis.ipynb', ['x = 41']);
-  model.notebook = notebook.panel;
-  await settle();
-  expect(model.ask(prompt)).toBe(true);
-  await settle();
-  const ask = connection.sentOf('ask')[0] as IAskMessage;
-  return { connection, model, notebook, ask, id: ask.id };
-}
+import { fakePanel } from './fakes';
+import { fakeChat, startedRequest } from './setups';
 
 describe('ChatModel: the messages of one request', () => {
   it('sends an ask with the notebook, its context and the settings', async () => {
-    const { model, ask } = await started();
+    const { model, ask } = await startedRequest();
     expect(ask).toMatchObject({
       type: 'ask',
       prompt: 'sum the column',
@@ -47,13 +27,13 @@ describe('ChatModel: the messages of one request', () => {
   });
 
   it('refuses a second ask while one runs, and an empty one', async () => {
-    const { model, connection } = await started();
+    const { model, connection } = await startedRequest();
     expect(model.ask('again')).toBe(false);
     expect(connection.sentOf('ask')).toHaveLength(1);
   });
 
   it('streams tokens into the turn', async () => {
-    const { connection, model, id } = await started();
+    const { connection, model, id } = await startedRequest();
     connection.receive({ type: 'token', id, turn: 1, text: 'The sum ' });
     connection.receive({ type: 'token', id, turn: 1, text: 'is 42.' });
     const turn = model.running!.turns[0];
@@ -63,7 +43,7 @@ describe('ChatModel: the messages of one request', () => {
   });
 
   it('takes budgets, step and the model queue from a generating turn', async () => {
-    const { connection, model, id } = await started();
+    const { connection, model, id } = await startedRequest();
     connection.receive({
       type: 'turn',
       id,
@@ -82,7 +62,7 @@ describe('ChatModel: the messages of one request', () => {
   });
 
   it('shows how a turn ended', async () => {
-    const { connection, model, id } = await started();
+    const { connection, model, id } = await startedRequest();
     connection.receive({
       type: 'turn',
       id,
@@ -103,7 +83,7 @@ describe('ChatModel: the messages of one request', () => {
   });
 
   it('ends the request with done: answer, steps, budget', async () => {
-    const { connection, model, id } = await started();
+    const { connection, model, id } = await startedRequest();
     connection.receive({ type: 'token', id, turn: 1, text: 'It is 42.' });
     connection.receive({
       type: 'done',
@@ -129,7 +109,7 @@ describe('ChatModel: the messages of one request', () => {
   });
 
   it('marks code a budget kept from running as not run, naming the budget', async () => {
-    const { connection, model, id } = await started();
+    const { connection, model, id } = await startedRequest();
     connection.receive({
       type: 'token',
       id,
@@ -152,7 +132,7 @@ describe('ChatModel: the messages of one request', () => {
   });
 
   it('ends a request the server could not accept (an error before any turn)', async () => {
-    const { connection, model, id } = await started();
+    const { connection, model, id } = await startedRequest();
     connection.receive({ type: 'error', id, message: 'prompt too long' });
     const view = model.thread!.requests[0];
     expect(view.status).toBe('error');
@@ -161,7 +141,7 @@ describe('ChatModel: the messages of one request', () => {
   });
 
   it('keeps a request going after an error of one of its later messages', async () => {
-    const { connection, model, id } = await started();
+    const { connection, model, id } = await startedRequest();
     connection.receive({ type: 'token', id, turn: 1, text: 'x' });
     connection.receive({ type: 'error', id, message: 'bad outcome' });
     expect(model.running?.id).toBe(id);
@@ -172,7 +152,7 @@ describe('ChatModel: the messages of one request', () => {
   });
 
   it('ignores messages of requests it does not know', async () => {
-    const { connection, model } = await started();
+    const { connection, model } = await startedRequest();
     connection.receive({ type: 'token', id: 'other', turn: 1, text: 'x' });
     connection.receive({
       type: 'done',
@@ -188,7 +168,7 @@ describe('ChatModel: the messages of one request', () => {
 
 describe('ChatModel: messages about the server', () => {
   it('shows an error without id as a notice, but not a refused prefill', async () => {
-    const { connection, model } = await started();
+    const { connection, model } = await startedRequest();
     connection.receive({ type: 'error', message: 'prefill refused: busy' });
     expect(model.notice).toBeNull();
     connection.receive({ type: 'error', message: 'message too large' });
@@ -199,8 +179,7 @@ describe('ChatModel: messages about the server', () => {
   });
 
   it('says which notebook runs a request elsewhere', async () => {
-    const connection = new FakeConnection();
-    const model = new ChatModel({ connection });
+    const { connection, model } = fakeChat();
     model.notebook = fakePanel('a.ipynb').panel;
     const running = { id: 'r9', mode: 'chat', prompt: 'plot it' };
     connection.receive({ type: 'notebook', notebook: 'b.ipynb', running });
@@ -216,7 +195,7 @@ describe('ChatModel: messages about the server', () => {
   });
 
   it('ends the running request when the connection is lost', async () => {
-    const { connection, model } = await started();
+    const { connection, model } = await startedRequest();
     connection.receive({
       type: 'notebook',
       notebook: 'analysis.ipynb',

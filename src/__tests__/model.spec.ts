@@ -4,31 +4,16 @@
  */
 import type { NotebookPanel } from '@jupyterlab/notebook';
 
-import { ChatModel } from '../chat/model';
-import {
-  IAskMessage,
-  IExecuteMessage,
-  IHistoryRequest
-} from '../chat/protocol';
+import { IHistoryRequest } from '../chat/protocol';
 import { createCellExecutor } from '../cellexecutor';
 import { IRunResult } from '../notebook';
-import { FakeConnection, fakePanel, settle } from './fakes';
+import { fakePanel, IFakePanel, settle } from './fakes';
+import { askIn, executeMessage, fakeChat, lastAsk } from './setups';
 
+/** A chat model whose cells run at once and print 42. */
 function setUp(histories: Record<string, IHistoryRequest[]> = {}) {
-  const connection = new FakeConnection();
-  const fetched: string[] = [];
-  const model = new ChatModel({
-    connection,
-    history: {
-      fetch: path => {
-        fetched.push(path);
-        return Promise.resolve({
-          notebook: path,
-          requests: histories[path] ?? []
-        });
-      },
-      clear: () => Promise.resolve()
-    },
+  return fakeChat({
+    histories,
     cellExecutor: {
       ...createCellExecutor({}),
       runCell: () =>
@@ -40,27 +25,18 @@ function setUp(histories: Record<string, IHistoryRequest[]> = {}) {
         } as IRunResult)
     }
   });
-  return { connection, model, fetched };
 }
 
-function lastAsk(connection: FakeConnection): IAskMessage {
-  const asks = connection.sentOf('ask');
-  return asks[asks.length - 1];
+/** Notebooks a (asking, at `aPath`) and b (where the user goes next). */
+function twoNotebooks(aPath = 'a.ipynb'): [IFakePanel, IFakePanel] {
+  return [fakePanel(aPath, ['x = 41']), fakePanel('b.ipynb', ['y = 1'])];
 }
 
-function execute(id: string, extra: Partial<IExecuteMessage> = {}) {
-  return {
-    type: 'execute' as const,
-    id,
-    turn: 1,
-    code: 'print(x + 1)',
-    target: 'new' as const,
-    step: 1,
-    attempt: 1,
-    auto_execute: true,
-    time_limit: 60,
-    ...extra
-  };
+/** The chat with 'add one' asked in this notebook (by default a.ipynb). */
+async function askedIn(notebook = fakePanel('a.ipynb', ['x = 41'])) {
+  const chat = setUp();
+  const { id } = await askIn(chat, notebook.panel, 'add one');
+  return { ...chat, notebook, id };
 }
 
 function done(id: string) {
@@ -92,8 +68,7 @@ describe('ChatModel', () => {
         }
       ]
     });
-    const a = fakePanel('a.ipynb', ['x = 41']);
-    const b = fakePanel('b.ipynb', ['y = 1']);
+    const [a, b] = twoNotebooks();
     model.notebook = a.panel;
     await settle();
     model.notebook = b.panel;
@@ -106,20 +81,14 @@ describe('ChatModel', () => {
   });
 
   it('goes on with a request when the user switches notebooks mid-request', async () => {
-    const { connection, model } = setUp();
-    const a = fakePanel('a.ipynb', ['x = 41']);
-    const b = fakePanel('b.ipynb', ['y = 1']);
-    model.notebook = a.panel;
-    await settle();
-    expect(model.ask('add one')).toBe(true);
-    await settle();
-    const id = lastAsk(connection).id;
+    const [a, b] = twoNotebooks();
+    const { connection, model, id } = await askedIn(a);
 
     model.notebook = b.panel;
     await settle();
     expect(model.running).toBeNull();
     connection.receive({ type: 'token', id, turn: 1, text: 'Adding.' });
-    connection.receive(execute(id));
+    connection.receive(executeMessage({ id }));
     await settle();
     // The code went into the notebook that asked, not the one shown.
     expect(a.model.cells.length).toBe(2);
@@ -138,14 +107,8 @@ describe('ChatModel', () => {
   });
 
   it('lists a request in another notebook as a background one, and stops it', async () => {
-    const { connection, model } = setUp();
-    const a = fakePanel('dir/a.ipynb', ['x = 41']);
-    const b = fakePanel('b.ipynb', ['y = 1']);
-    model.notebook = a.panel;
-    await settle();
-    expect(model.ask('add one')).toBe(true);
-    await settle();
-    const id = lastAsk(connection).id;
+    const [a, b] = twoNotebooks('dir/a.ipynb');
+    const { connection, model, id } = await askedIn(a);
     // In its own notebook it is the running request, not a background one.
     expect(model.background).toEqual([]);
 
@@ -171,14 +134,8 @@ describe('ChatModel', () => {
   });
 
   it('follows a rename of a background notebook with its request in flight', async () => {
-    const { connection, model, fetched } = setUp();
-    const a = fakePanel('a.ipynb', ['x = 41']);
-    const b = fakePanel('b.ipynb', ['y = 1']);
-    model.notebook = a.panel;
-    await settle();
-    model.ask('add one');
-    await settle();
-    const id = lastAsk(connection).id;
+    const [a, b] = twoNotebooks();
+    const { connection, model, fetched, id } = await askedIn(a);
     model.notebook = b.panel;
     await settle();
 
@@ -222,12 +179,7 @@ describe('ChatModel', () => {
   });
 
   it('ends requests on a lost connection and asks again once reconnected', async () => {
-    const { connection, model } = setUp();
-    model.notebook = fakePanel('a.ipynb', ['x = 41']).panel;
-    await settle();
-    model.ask('add one');
-    await settle();
-    const id = lastAsk(connection).id;
+    const { connection, model, id } = await askedIn();
     connection.setState('closed');
     expect(model.running).toBeNull();
     expect(model.thread?.requests[0]).toMatchObject({
@@ -244,12 +196,7 @@ describe('ChatModel', () => {
   });
 
   it('stops: a cancel to the server, or at once when not connected', async () => {
-    const { connection, model } = setUp();
-    model.notebook = fakePanel('a.ipynb', ['x = 41']).panel;
-    await settle();
-    model.ask('add one');
-    await settle();
-    const id = lastAsk(connection).id;
+    const { connection, model, id } = await askedIn();
     model.stop();
     expect(connection.sentOf('cancel')).toEqual([{ type: 'cancel', id }]);
     expect(model.running?.stopping).toBe(true);
@@ -263,17 +210,11 @@ describe('ChatModel', () => {
 
   describe('the refine target', () => {
     async function answered() {
-      const setup = setUp();
-      const notebook = fakePanel('a.ipynb', ['x = 41']);
-      setup.model.notebook = notebook.panel;
+      const asked = await askedIn();
+      asked.connection.receive(executeMessage({ id: asked.id }));
       await settle();
-      setup.model.ask('add one');
-      await settle();
-      const id = lastAsk(setup.connection).id;
-      setup.connection.receive(execute(id));
-      await settle();
-      setup.connection.receive(done(id));
-      return { ...setup, notebook, id };
+      asked.connection.receive(done(asked.id));
+      return asked;
     }
 
     it('is the last request cell; the next ask refines it', async () => {
@@ -295,7 +236,8 @@ describe('ChatModel', () => {
       expect(model.running?.refines).toBe('cell 2');
       // The refinement's step 1 rewrites that cell.
       connection.receive(
-        execute(lastAsk(connection).id, {
+        executeMessage({
+          id: lastAsk(connection).id,
           code: 'print(43)',
           target: 'replace'
         })

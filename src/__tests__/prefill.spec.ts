@@ -2,19 +2,14 @@
  * Prefill: the notebook sent ahead of the ask, with fake timers.
  */
 import { Prefiller } from '../chat/prefill';
-import { DEFAULT_CHAT_SETTINGS, IThread } from '../chat/types';
+import { DEFAULT_CHAT_SETTINGS } from '../chat/types';
 import { FakeConnection, fakePanel } from './fakes';
+import { loadedThread } from './setups';
 
 function setUp() {
   const connection = new FakeConnection();
   const notebook = fakePanel('a.ipynb', ['x = 41']);
-  const thread: IThread = {
-    path: 'a.ipynb',
-    requests: [],
-    history: 'loaded',
-    historyError: '',
-    newThread: false
-  };
+  const thread = loadedThread();
   const state = { busy: false };
   const prefiller = new Prefiller({
     connection,

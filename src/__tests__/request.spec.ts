@@ -1,38 +1,14 @@
 /**
  * One request's state machine, without a notebook or a socket.
  */
-import type { NotebookPanel } from '@jupyterlab/notebook';
-
 import { IExecuteMessage } from '../chat/protocol';
 import { ChatRequest, IChatRequestOptions } from '../chat/request';
-import { DEFAULT_CHAT_SETTINGS, IThread } from '../chat/types';
+import { DEFAULT_CHAT_SETTINGS } from '../chat/types';
+import { chatRequest } from './setups';
 
-function thread(path = 'a.ipynb'): IThread {
-  return {
-    path,
-    requests: [],
-    history: 'loaded',
-    historyError: '',
-    newThread: false
-  };
-}
-
+/** Request r1, asked below the cell 'anchor'. */
 function request(options: Partial<IChatRequestOptions> = {}): ChatRequest {
-  return new ChatRequest({
-    id: 'r1',
-    thread: thread(),
-    panel: {} as NotebookPanel,
-    prompt: 'sum it',
-    refines: null,
-    anchorCellId: 'anchor',
-    cellId: null,
-    cellSource: null,
-    fix: null,
-    confirm: null,
-    refine: false,
-    settings: DEFAULT_CHAT_SETTINGS,
-    ...options
-  });
+  return chatRequest({ prompt: 'sum it', anchorCellId: 'anchor', ...options });
 }
 
 function execute(

@@ -12,10 +12,9 @@ import { nullTranslator } from '@jupyterlab/translation';
 import * as React from 'react';
 
 import { StateChip } from '../chat/messages';
-import { ChatModel } from '../chat/model';
 import type {
-  IAskMessage,
   IHistoryRequest,
+  ServerMessage,
   ServerParams
 } from '../chat/protocol';
 import {
@@ -28,20 +27,8 @@ import {
   serverWords
 } from '../chat/texts';
 import { fromHistory } from '../chat/threads';
-import {
-  FakeConnection,
-  fakePanel,
-  markingBundle,
-  rendered,
-  settle
-} from './fakes';
-
-jest.mock('../api', () => ({
-  fetchChatHistory: jest.fn((notebook: string) =>
-    Promise.resolve({ notebook, requests: [] })
-  ),
-  clearChatHistory: jest.fn(() => Promise.resolve())
-}));
+import { markingBundle, rendered } from './fakes';
+import { startedRequest } from './setups';
 
 interface ISample {
   code: string;
@@ -169,20 +156,15 @@ describe('server texts', () => {
 });
 
 describe("the server's words in the panel", () => {
-  async function started() {
-    const connection = new FakeConnection();
-    const model = new ChatModel({ connection });
-    model.notebook = fakePanel('analysis.ipynb', ['x = 41']).panel;
-    await settle();
-    expect(model.ask('sum it')).toBe(true);
-    await settle();
-    const ask = connection.sentOf('ask')[0] as IAskMessage;
-    return { connection, model, id: ask.id };
+  /** The chat after a request was asked and the server said this of it. */
+  async function told(message: (id: string) => ServerMessage) {
+    const { connection, model, id } = await startedRequest();
+    connection.receive(message(id));
+    return model;
   }
 
   it('keeps the code of a done for the view, the English for the history', async () => {
-    const { connection, model, id } = await started();
-    connection.receive({
+    const model = await told(id => ({
       type: 'done',
       id,
       status: 'failed',
@@ -192,7 +174,7 @@ describe("the server's words in the panel", () => {
       code: 'still_failing',
       params: { attempts: 3, problem: 'ZeroDivisionError: division by zero' },
       final_code: null
-    });
+    }));
     const view = model.thread!.requests[0];
     expect(view.message).toBe(
       'Still failing after 3 attempts: ZeroDivisionError: division by zero'
@@ -203,29 +185,27 @@ describe("the server's words in the panel", () => {
   });
 
   it('shows the English of a done from an older server', async () => {
-    const { connection, model, id } = await started();
-    connection.receive({
+    const model = await told(id => ({
       type: 'done',
       id,
       status: 'error',
       turns: 0,
       message: 'The model is loading',
       final_code: null
-    });
+    }));
     const view = model.thread!.requests[0];
     expect(view.message).toBe('The model is loading');
     expect(view.messageText).toBeNull();
   });
 
   it('translates a refused ask', async () => {
-    const { connection, model, id } = await started();
-    connection.receive({
+    const model = await told(id => ({
       type: 'error',
       id,
       message: 'the request is empty',
       code: 'empty_request',
       params: {}
-    });
+    }));
     const view = model.thread!.requests[0];
     expect(view.status).toBe('error');
     expect(view.message).toBe('the request is empty');
@@ -235,8 +215,7 @@ describe("the server's words in the panel", () => {
   });
 
   it('translates why a turn was not run', async () => {
-    const { connection, model, id } = await started();
-    connection.receive({
+    const model = await told(id => ({
       type: 'turn',
       id,
       turn: 1,
@@ -246,7 +225,7 @@ describe("the server's words in the panel", () => {
       evalue: 'not run: same as before',
       code: 'not_run_repeat',
       params: {}
-    });
+    }));
     const turn = model.running!.turns[0];
     // The English stays with the turn (the history's); the view translates.
     expect(turn.evalue).toBe('not run: same as before');
@@ -260,8 +239,7 @@ describe("the server's words in the panel", () => {
   });
 
   it('shows the English of a skipped turn it cannot translate', async () => {
-    const { connection, model, id } = await started();
-    connection.receive({
+    const model = await told(id => ({
       type: 'turn',
       id,
       turn: 1,
@@ -269,7 +247,7 @@ describe("the server's words in the panel", () => {
       evalue: 'not run: too late',
       code: 'newer_code',
       params: {}
-    });
+    }));
     const turn = model.running!.turns[0];
     expect(turn.evalueText).toBeUndefined();
     const chip = await rendered(

@@ -3,7 +3,6 @@
  * translator, whole sentences with their parameters; the English text (for
  * the model and the history) comes from the same table.
  */
-import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
 import {
@@ -15,20 +14,7 @@ import {
   withNodes
 } from '../chat/texts';
 import { KernelUnavailable } from '../notebook';
-
-/** A "translation" that marks each sentence and keeps its parameters. */
-function markingBundle(): TranslationBundle & { asked: string[] } {
-  const asked: string[] = [];
-  const format = (msgid: string, args: unknown[]) =>
-    msgid.replace(/%(\d+)/g, (_, n) => String(args[Number(n) - 1]));
-  return {
-    asked,
-    __: (msgid: string, ...args: unknown[]) => {
-      asked.push(msgid);
-      return `«${format(msgid, args)}»`;
-    }
-  } as unknown as TranslationBundle & { asked: string[] };
-}
+import { markingBundle } from './fakes';
 
 const ALL: ChatText[] = [
   { code: 'stopped' },

@@ -9,6 +9,7 @@ import {
   IJupyterLabPageFixture,
   test
 } from '@jupyterlab/galata';
+import type { Locator } from '@playwright/test';
 
 import {
   failOnPageErrors,
@@ -48,9 +49,40 @@ async function failingCell(page: IJupyterLabPageFixture): Promise<void> {
 const cellAt = (page: IJupyterLabPageFixture, n: number) =>
   page.locator('.jp-Notebook .jp-Cell').nth(n);
 
-/** The Fix button of the cell toolbar, wherever the toolbar is. */
-const toolbarFix = (page: IJupyterLabPageFixture) =>
-  page.locator('.jp-cell-toolbar [data-command="oci:fix-cell"]');
+/**
+ * The Fix button of the cell toolbar: in this cell, or (the page) wherever
+ * the toolbar is.
+ */
+const toolbarFix = (within: IJupyterLabPageFixture | Locator) =>
+  within.locator('.jp-cell-toolbar [data-command="oci:fix-cell"]');
+
+/**
+ * Click this Fix button with the model's repair scripted: the diff of the
+ * fix, shown for the user to accept or reject.
+ */
+async function openFix(
+  page: IJupyterLabPageFixture,
+  fix: Locator
+): Promise<Locator> {
+  script([reply('`y` is not defined; `x` is.', REPAIRED)]);
+  await fix.click();
+  const dialog = page.locator('.jp-Dialog.jp-OciDiffDialog');
+  await expect(dialog).toBeVisible({ timeout: 30 * 1000 });
+  return dialog;
+}
+
+/** Reject the diff: the fix request ends, cancelled. */
+async function rejectFix(
+  page: IJupyterLabPageFixture,
+  dialog: Locator
+): Promise<void> {
+  await dialog.getByRole('button', { name: 'Reject' }).click();
+  await expect(requests(page).last()).toHaveAttribute(
+    'data-oci-status',
+    'cancelled',
+    { timeout: 30 * 1000 }
+  );
+}
 
 async function setFixButtonInCell(
   page: IJupyterLabPageFixture,
@@ -75,7 +107,7 @@ test.describe('the Fix button in the cell toolbar', () => {
     const cell = cellAt(page, 1);
     // The toolbar is on the active cell, the failing one: its Fix button,
     // first, before JupyterLab's own buttons.
-    const fix = cell.locator('.jp-cell-toolbar [data-command="oci:fix-cell"]');
+    const fix = toolbarFix(cell);
     await expect(fix).toBeVisible();
     await expect(fix).toHaveAttribute(
       'title',
@@ -107,10 +139,7 @@ test.describe('the Fix button in the cell toolbar', () => {
     await expect(fix).toBeVisible();
 
     // Clicked, it fixes that cell: the diff waits for the user.
-    script([reply('`y` is not defined; `x` is.', REPAIRED)]);
-    await fix.click();
-    const dialog = page.locator('.jp-Dialog.jp-OciDiffDialog');
-    await expect(dialog).toBeVisible({ timeout: 30 * 1000 });
+    const dialog = await openFix(page, fix);
     await expect(dialog.locator('.jp-OciDiff-added')).toHaveText(
       '+ print(doubled)'
     );
@@ -118,12 +147,7 @@ test.describe('the Fix button in the cell toolbar', () => {
     // While the fix runs, neither button offers another one.
     await expect(toolbarFix(page)).toBeHidden();
     await expect(cell.locator('.jp-OciFixButton')).toHaveCount(0);
-    await dialog.getByRole('button', { name: 'Reject' }).click();
-    await expect(requests(page).last()).toHaveAttribute(
-      'data-oci-status',
-      'cancelled',
-      { timeout: 30 * 1000 }
-    );
+    await rejectFix(page, dialog);
     // Still failing: both are back.
     await expect(fix).toBeVisible();
     await expect(cell.locator('.jp-OciFixButton button')).toBeVisible();
@@ -138,9 +162,7 @@ test.describe('the Fix button in the cell toolbar', () => {
     await setFixButtonInCell(page, false);
     await expect(cell.locator('.jp-OciFixButton')).toHaveCount(0);
     // The toolbar's Fix button stays.
-    await expect(
-      cell.locator('.jp-cell-toolbar [data-command="oci:fix-cell"]')
-    ).toBeVisible();
+    await expect(toolbarFix(cell)).toBeVisible();
     await setFixButtonInCell(page, true);
     await expect(cell.locator('.jp-OciFixButton button')).toBeVisible();
   });
@@ -158,22 +180,11 @@ test.describe('the Fix button in the cell toolbar', () => {
     }) => {
       await failingCell(page);
       const cell = cellAt(page, 1);
-      const fix = cell.locator(
-        '.jp-cell-toolbar [data-command="oci:fix-cell"]'
-      );
+      const fix = toolbarFix(cell);
       await expect(fix).toBeVisible();
       await expect(page.locator('.jp-OciFixButton')).toHaveCount(0);
 
-      script([reply('`y` is not defined; `x` is.', REPAIRED)]);
-      await fix.click();
-      const dialog = page.locator('.jp-Dialog.jp-OciDiffDialog');
-      await expect(dialog).toBeVisible({ timeout: 30 * 1000 });
-      await dialog.getByRole('button', { name: 'Reject' }).click();
-      await expect(requests(page).last()).toHaveAttribute(
-        'data-oci-status',
-        'cancelled',
-        { timeout: 30 * 1000 }
-      );
+      await rejectFix(page, await openFix(page, fix));
       // Still failing, and still no button under it.
       await expect(fix).toBeVisible();
       await expect(page.locator('.jp-OciFixButton')).toHaveCount(0);
