@@ -55,3 +55,26 @@ def assert_no_hidden_tests(prompts: Sequence[Sequence[Message]], *problems: Prob
         for message in messages:
             for part in parts:
                 assert part not in message["content"]
+
+
+def scripted_cli(script: Path, replies: Sequence[str], **engine: object) -> list[str]:
+    """``oci-eval`` options for a run on the scripted test double (one worker, no progress
+    bar): it gives ``replies`` in turn from ``script``, where it also writes every prompt it
+    got (:func:`scripted_prompts`), as a server's engine would across processes."""
+    script.write_text(json.dumps({"replies": list(replies)}), encoding="utf-8")
+    kwargs = {"script_file": str(script), **engine}
+    return [
+        "--engine-class",
+        "tests.doubles.ScriptedTestEngine",
+        "--engine-kwargs",
+        json.dumps(kwargs),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
+
+
+def scripted_prompts(script: Path) -> list[list[Message]]:
+    """The prompts a :func:`scripted_cli` run's model was asked, in order."""
+    prompts: list[list[Message]] = json.loads(script.read_text(encoding="utf-8")).get("prompts", [])
+    return prompts

@@ -7,6 +7,7 @@
     oci-eval --engine openai --base-url http://gpu:8000/v1
     oci-eval --url http://127.0.0.1:8888/ --token ...    # a running JupyterLab's model
     oci-eval --out DIR --resume                   # continue an interrupted run
+    oci-eval mbppplus --feedback tests --first-turn-from runs/mbpp-tests --out DIR  # paired
 
 Exit status: 0 done; 1 the model failed during the run (finished problems are kept);
 2 bad options, unknown problems, or a model/server that cannot be reached; 130 interrupted.
@@ -30,6 +31,16 @@ from .benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
 from .feedback import DEFAULT_FEEDBACK, FEEDBACK_PROTOCOLS, PROTOCOL_TEXT
 from .problems import DataUnavailable, UnknownProblem, select
 from .prompting import DEFAULT_PROMPT, PROMPT_TEXT, PROMPTS, SYSTEM_PROMPT_TEXT
+from .replay import (
+    BEFORE_THE_MODEL,
+    GENERATED,
+    REPLAYED,
+    ReplayModel,
+    ReplayRefused,
+    SourceRun,
+    check_same_replies,
+    load_source,
+)
 from .report import (
     SUMMARY_MD,
     RecordStore,
@@ -65,6 +76,7 @@ PROTOCOL_KEYS = (
     "temperature",
     "max_tokens",
     "time_limit",
+    "first_turn",  # replayed turn-1 replies (--first-turn-from) or generated ones
 )
 PROTOCOL_DEFAULTS: dict[str, Any] = dict(RECORDED_BEFORE)
 
@@ -177,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the first turn: product = the product's system prompt and our request for the "
         "complete function; paper = the OpenCodeInterpreter paper harness's user turn, word for "
         "word, with no system message (to measure what the prompt accounts for)",
+    )
+    protocol.add_argument(
+        "--first-turn-from",
+        type=Path,
+        metavar="RUN_DIR",
+        help="paired runs: take turn 1's replies from RUN_DIR's records instead of generating "
+        "them, for every problem whose first turn is word for word RUN_DIR's (the rest is "
+        "generated); greedy only, and RUN_DIR must have the same model, model file, "
+        "--max-tokens, --prompt and context length. The runs then differ only in their "
+        "feedback turns",
     )
     protocol.add_argument("--temperature", type=_temperature, default=0.0)
     protocol.add_argument("--max-tokens", type=_positive_int, default=512, help="per reply")
@@ -308,6 +330,7 @@ async def _evaluate(args: argparse.Namespace) -> int:
         feedback=args.feedback,
         prompt=args.prompt,
     )
+    source = _first_turn_source(args) if args.first_turn_from is not None else None
     model, engine, described = await _open_model(args)
     try:
         config = {
@@ -326,7 +349,11 @@ async def _evaluate(args: argparse.Namespace) -> int:
             "problems": _scope(args, len(problems)),
             "system_prompt": SYSTEM_PROMPT_TEXT[settings.prompt],
             "oci_jupyter": _version("oci_jupyter"),
+            "first_turn": GENERATED,
         }
+        asked: ReplyModel = model
+        if source is not None:
+            asked = _replaying(args, source, model, problems, settings, config)
         if args.resume:
             _check_resume(out, config)
         print(
@@ -334,12 +361,20 @@ async def _evaluate(args: argparse.Namespace) -> int:
             f"{len(problems)} problems -> {out}",
             file=sys.stderr,
         )
+        if source is not None:
+            replayed = int(config["first_turns_replayed"])
+            print(
+                f"oci-eval: turn 1 replayed from {args.first_turn_from} for {replayed} of "
+                f"{len(problems)} problems (the same first turn, greedy); generated for "
+                f"{len(problems) - replayed}",
+                file=sys.stderr,
+            )
         if args.feedback == "tests":
             print(f"oci-eval: {PROTOCOL_TEXT['tests']}", file=sys.stderr)
         try:
             summary = await run_evaluation(
                 problems,
-                model,
+                asked,
                 settings,
                 out,
                 config=config,
@@ -356,6 +391,52 @@ async def _evaluate(args: argparse.Namespace) -> int:
     print(markdown(summary))
     print(f"Records, summary and plot: {out}/", file=sys.stderr)
     return 0
+
+
+def _first_turn_source(args: argparse.Namespace) -> SourceRun:
+    """The run to replay turn 1 from, checked as far as it can be before the model loads."""
+    try:
+        source = load_source(args.first_turn_from)
+        mine = {"temperature": args.temperature, "max_tokens": args.max_tokens}
+        check_same_replies(
+            source.config,
+            {**mine, "prompt": args.prompt},
+            BEFORE_THE_MODEL,
+            folder=args.first_turn_from,
+        )
+    except ReplayRefused as exc:
+        raise CliError(str(exc)) from exc
+    return source
+
+
+def _replaying(
+    args: argparse.Namespace,
+    source: SourceRun,
+    model: ReplyModel,
+    problems: Sequence[Any],
+    settings: EvalSettings,
+    config: dict[str, Any],
+) -> ReplayModel:
+    """``model`` behind the source's first replies; ``config`` records the pairing."""
+    try:
+        check_same_replies(source.config, config, folder=args.first_turn_from)
+        replaying = ReplayModel(model, source.replies_for(problems, settings))
+    except ReplayRefused as exc:
+        raise CliError(str(exc)) from exc
+    benchmark = get_benchmark(settings.benchmark)
+    replayed = sum(replaying.replays(settings.first_turn(benchmark, p)) for p in problems)
+    if not replayed:
+        raise CliError(
+            f"--first-turn-from {args.first_turn_from}: none of the {len(problems)} problems "
+            "has a first turn there with the same messages (another benchmark, or problems it "
+            "has not finished): nothing to replay"
+        )
+    config.update(
+        first_turn=REPLAYED,
+        first_turn_from=str(args.first_turn_from),
+        first_turns_replayed=replayed,
+    )
+    return replaying
 
 
 async def _open_model(args: argparse.Namespace) -> tuple[ReplyModel, Engine | None, dict[str, Any]]:

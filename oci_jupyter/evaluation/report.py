@@ -219,6 +219,8 @@ def summarize(
         for task, ts in problems.items()
         if passed_at(ts, 1) and not passed_at(ts, turns) and turns > 1
     ]
+    # Counted from the records, not the config: a resumed run may have replayed more or fewer.
+    replayed = sum(1 for ts in problems.values() if ts[0].get("replayed"))
     return {
         "benchmark": bench.label,
         "command": bench.name,
@@ -239,6 +241,7 @@ def summarize(
         "repeated_failed_code": sum(_repeats(ts) for ts in problems.values()),
         "fixed_by_feedback": gained,
         "broken_by_feedback": lost,
+        "first_turns_replayed": replayed,
         "mean_completion_tokens": round(sum(completion) / len(completion), 1)
         if completion
         else None,
@@ -331,6 +334,8 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += [f"Feedback: --feedback {protocol}: " + PROTOCOL_TEXT.get(protocol, "?") + ".", ""]
     lines += [f"Success rule: --success {rule}: " + SUCCESS_RULE_TEXT.get(rule, "?"), ""]
     lines += [f"Prompt: --prompt {asked}: " + PROMPT_TEXT.get(asked, "?") + ".", ""]
+    if config.get("first_turn") == "replayed" or summary.get("first_turns_replayed"):
+        lines += [_paired(summary, config), ""]
     lines += ["## Run", ""]
     for key, value in config.items():
         lines.append(f"- {key}: {value}")
@@ -378,6 +383,23 @@ SUCCESS_RULE_TEXT = {
     "read": "the model also reads the output of a successful run, then answers in words "
     "(the code that ran stands) or gives the function again (run and judged as that turn).",
 }
+
+
+def _paired(summary: dict[str, Any], config: dict[str, Any]) -> str:
+    """The sentence that says the run is paired with its source, and for how many problems."""
+    replayed = int(summary.get("first_turns_replayed") or 0)
+    done = summary["problems"]
+    source = config.get("first_turn_from", "another run")
+    sentence = (
+        f"First turn (--first-turn-from): turn 1 replayed from {source} (greedy, same "
+        "messages): the protocols differ only in their feedback turns."
+    )
+    if replayed == done:
+        return f"{sentence} Replayed for all {done} problems."
+    return (
+        f"{sentence} Replayed for {replayed} of {done} problems; generated for the other "
+        f"{done - replayed} (the source has no first turn with the same messages for them)."
+    )
 
 
 def _protocol_name(protocol: str) -> str:

@@ -79,9 +79,11 @@ RECORDED_BEFORE: dict[str, Any] = {
     "feedback": DEFAULT_FEEDBACK,
     "success": DEFAULT_SUCCESS,
     "prompt": DEFAULT_PROMPT,
+    "first_turn": "generated",
 }
 """The protocol of a run recorded before these choices existed: HumanEval, own feedback,
-first-run, the product's prompt."""
+first-run, the product's prompt, every first turn generated (not replayed from another run:
+``--first-turn-from``, :mod:`.replay`)."""
 
 
 class ProtocolMismatch(ValueError):
@@ -169,6 +171,8 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str = "stop"
+    replayed: bool = False
+    """Read from an earlier run's records (:mod:`.replay`), not generated now."""
 
 
 class ReplyModel(Protocol):
@@ -388,6 +392,8 @@ async def solve(
                     "completion": answer.completion_tokens if answer else None,
                 },
                 "finish_reason": answer.finish_reason if answer else None,
+                # Only a replayed reply says so: the records of other runs stay as they were.
+                **({"replayed": True} if answer is not None and answer.replayed else {}),
                 "seconds": {
                     "generate": round(turn.generate_seconds, 3),
                     "execute": round(turn.execute_seconds, 3) if outcome is not None else 0.0,
