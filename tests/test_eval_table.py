@@ -83,3 +83,23 @@ def test_a_folder_without_a_summary_is_a_clear_error(
     err = capsys.readouterr().err
     assert err.startswith(f"table: {tmp_path / 'summary.json'} does not exist")
     assert "an oci-eval run folder?" in err
+
+
+def test_a_paired_run_names_the_run_its_turn_1_came_from(tmp_path: Path) -> None:
+    run = write_run(
+        tmp_path / "paired",
+        {"MBPP": [(30, 60.0), (31, 62.0)]},
+        feedback="own",
+        command="mbpp",
+    )
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    summary["config"] = {
+        **summary.get("config", {}),
+        "first_turn": "replayed",
+        "first_turn_from": "runs/mbpp-tests",
+    }
+    (run / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    (row,) = load_rows(run)
+    assert row.protocol.endswith(", turn 1 replayed from mbpp-tests")
+    unpaired = write_run(tmp_path / "own", {"MBPP": [(30, 60.0), (31, 62.0)]}, command="mbpp")
+    assert "replayed" not in load_rows(unpaired)[0].protocol

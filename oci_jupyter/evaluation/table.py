@@ -78,6 +78,11 @@ def load_rows(folder: Path) -> list[Row]:
         f"--prompt {summary.get('prompt', config.get('prompt', 'product'))}, "
         f"--success {summary.get('success', 'first-run')}"
     )
+    if config.get("first_turn") == "replayed":
+        # A paired run's turn 1 is another run's: the row says whose, so that two rows with
+        # the same turn-1 figure are read as one measurement, not two that agree.
+        source = Path(str(config.get("first_turn_from", "another run"))).name
+        protocol += f", turn 1 replayed from {source}"
     machine = summary.get("machine", {})
     rows = []
     for score, turns in summary.get("scores", {}).items():
