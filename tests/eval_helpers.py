@@ -78,3 +78,8 @@ def scripted_prompts(script: Path) -> list[list[Message]]:
     """The prompts a :func:`scripted_cli` run's model was asked, in order."""
     prompts: list[list[Message]] = json.loads(script.read_text(encoding="utf-8")).get("prompts", [])
     return prompts
+
+
+def reply(code: str) -> str:
+    """A model reply that gives ``code`` as its one python block (the scripted engine's turn)."""
+    return f"Here is the function.\n```python\n{code.strip()}\n```\n"

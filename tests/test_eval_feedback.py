@@ -34,6 +34,7 @@ from .eval_helpers import (
     HUMANEVAL,
     MBPP,
     assert_no_hidden_tests,
+    reply,
     runtime_dir_in_tmp,  # noqa: F401  (an autouse fixture: importing it turns it on)
     scripted,
 )
@@ -41,10 +42,6 @@ from .eval_helpers import (
 STRLEN = HUMANEVAL["HumanEval/23"]  # check: '' -> 0, 'x' -> 1, 'asdasnakj' -> 9
 NOT_PRIME = MBPP["Mbpp/3"]
 SIMILAR = MBPP["Mbpp/2"]
-
-
-def reply(code: str) -> str:
-    return f"Here is the function.\n```python\n{code.strip()}\n```\n"
 
 
 STRLEN_ZERO = reply("def strlen(string: str) -> int:\n    return 0\n\nprint(strlen(''))")

@@ -31,6 +31,7 @@ from oci_jupyter.evaluation.runner import EngineModel, EvalSettings, Reply, run_
 from .eval_helpers import (
     HUMANEVAL,
     MBPP,
+    reply,
     runtime_dir_in_tmp,  # noqa: F401  (an autouse fixture: importing it turns it on)
     scripted,
     scripted_cli,
@@ -42,10 +43,6 @@ ADD = HUMANEVAL["HumanEval/53"]
 TRUNCATE = HUMANEVAL["HumanEval/2"]
 SIMILAR = MBPP["Mbpp/2"]
 NOT_PRIME = MBPP["Mbpp/3"]
-
-
-def reply(code: str) -> str:
-    return f"Here is the function.\n```python\n{code.strip()}\n```\n"
 
 
 STRLEN_ZERO = reply("def strlen(string: str) -> int:\n    return 0")
