@@ -8,6 +8,7 @@ The kernel finds the Jupyter server that started it: that server wrote ``jpserve
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +31,11 @@ class ModelRequestError(RuntimeError):
         super().__init__(message)
         self.status = status
 
+
+TOKENIZE_TEXTS = 2000
+TOKENIZE_CHARACTERS = 400_000
+"""``POST /oci/tokenize``'s limits per request: texts, and characters in all (about 100,000
+tokens, more than any window here): counting stays bounded work."""
 
 HOW_TO_CONNECT = (
     "Start this notebook from JupyterLab with oci_jupyter installed, or set OCI_SERVER_URL "
@@ -61,8 +67,41 @@ def find_server(parent_pid: int | None = None) -> ServerInfo:
         pass
     url = os.environ.get("OCI_SERVER_URL")
     if url:
+        refused = unsafe_server_url(url)
+        if refused:
+            raise ServerUnavailable(f"OCI_SERVER_URL={url!r} is refused: {refused}")
         return ServerInfo(url, os.environ.get("OCI_TOKEN", ""), "OCI_SERVER_URL")
     raise ServerUnavailable(f"No Jupyter server with oci_jupyter was found. {HOW_TO_CONNECT}")
+
+
+def unsafe_server_url(url: str) -> str | None:
+    """Why the token (and the notebook's code and data) must not be sent to ``url``, or None:
+    only https, or plain http to this machine (127.0.0.0/8, ::1, localhost), is safe."""
+    try:
+        parts = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        return f"not a URL ({exc})"
+    host = parts.host.lower().rstrip(".")
+    if parts.scheme not in ("http", "https") or not host:
+        return "it must be an http:// or https:// address of the Jupyter server"
+    if parts.scheme == "https" or _loopback(host):
+        return None
+    return (
+        "plain http to another machine would send the Jupyter token (and the notebook's code "
+        "and data) unencrypted. Use https://, or http:// to this machine only "
+        "(127.0.0.1, [::1] or localhost)"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
 class ModelClient:
@@ -87,10 +126,31 @@ class ModelClient:
         return self._json("GET", "oci", "status")
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        reply = self._json("POST", "oci", "tokenize", body={"texts": list(texts)})
-        return list(reply["counts"])
+        """Token counts with the served model's tokenizer, in batches within the server's
+        limits; a text over the per-request limit counts as its bytes (an upper bound: no
+        token is shorter than a byte), so the prompt budget leaves it out instead."""
+        counts: list[int | None] = [None] * len(texts)
+        batch: list[int] = []
+        size = 0
+
+        def send() -> None:
+            reply = self._json("POST", "oci", "tokenize", body={"texts": [texts[i] for i in batch]})
+            for index, count in zip(batch, reply["counts"], strict=True):
+                counts[index] = int(count)
+            batch.clear()
+
+        for index, text in enumerate(texts):
+            if len(text) > TOKENIZE_CHARACTERS:
+                counts[index] = len(text.encode("utf-8", "replace"))
+                continue
+            if batch and (len(batch) >= TOKENIZE_TEXTS or size + len(text) > TOKENIZE_CHARACTERS):
+                send()
+                size = 0
+            batch.append(index)
+            size += len(text)
+        if batch:
+            send()
+        return [count or 0 for count in counts]
 
     def stream_chat(
         self,

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.decorator import authorized
@@ -22,6 +23,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from . import __version__
+from .client import TOKENIZE_CHARACTERS, TOKENIZE_TEXTS
 from .engine import Delta, Engine, EngineError, EngineNotReady, Finish, GenerationParams
 from .engine.base import EngineBusy
 from .openai_schema import (
@@ -39,6 +41,10 @@ if TYPE_CHECKING:
     from .app import OCIExtension
 
 AUTH_RESOURCE = "oci"
+
+TOKEN_COUNTING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="oci-tokenize")
+"""``/oci/tokenize``'s own threads: a client counting large texts waits for these, never
+for the default executor that the chat histories, the chat's prompts and completions use."""
 
 
 class OCIHandler(ExtensionHandlerMixin, APIHandler):
@@ -124,6 +130,8 @@ class ChatCompletionsHandler(OCIHandler):
             params = await self._params(request, messages)
         except RequestError as error:
             return self.send_openai_error(error)
+        except EngineNotReady:  # released by a restart while the prompt was counted
+            return self.send_openai_error(self.not_ready_error())
         self._request_id = completion_id()
         if request.stream:
             await self._stream(request, messages, params)
@@ -309,7 +317,8 @@ class TokenizeHandler(OCIHandler):
     """``POST /oci/tokenize {"texts": [...]}`` -> token counts with the served model's tokenizer,
     so that a client (the %%oci magic) can fit a prompt into the window exactly."""
 
-    MAX_TEXTS = 2000
+    MAX_TEXTS = TOKENIZE_TEXTS
+    MAX_CHARACTERS = TOKENIZE_CHARACTERS
 
     @web.authenticated
     @authorized
@@ -320,7 +329,13 @@ class TokenizeHandler(OCIHandler):
                 raise self.not_ready_error()
         except RequestError as error:
             return self.send_openai_error(error)
-        counts = await asyncio.to_thread(lambda: [self.engine.count_tokens(t) for t in texts])
+        engine = self.engine
+        try:
+            counts = await asyncio.get_running_loop().run_in_executor(
+                TOKEN_COUNTING, lambda: [engine.count_tokens(t) for t in texts]
+            )
+        except EngineNotReady:  # released by a restart while it counted
+            return self.send_openai_error(self.not_ready_error())
         self.finish(
             json.dumps(
                 {
@@ -372,6 +387,10 @@ def _parse_texts(body: bytes, limit: int) -> list[str]:
         raise RequestError(400, f"Request body over {limit:,} bytes.", code="request_too_large")
     try:
         data = json.loads(body or b"null")
+    except RecursionError as exc:
+        raise RequestError(
+            400, "Request body is not valid JSON: nested too deeply.", code="invalid_json"
+        ) from exc
     except ValueError as exc:
         raise RequestError(
             400, f"Request body is not valid JSON: {exc}", code="invalid_json"
@@ -381,6 +400,14 @@ def _parse_texts(body: bytes, limit: int) -> list[str]:
         raise RequestError(400, "'texts' must be a list of strings.", param="texts")
     if len(texts) > TokenizeHandler.MAX_TEXTS:
         raise RequestError(400, f"At most {TokenizeHandler.MAX_TEXTS} texts.", param="texts")
+    most = TokenizeHandler.MAX_CHARACTERS
+    if sum(len(t) for t in texts) > most:
+        raise RequestError(
+            400,
+            f"At most {most:,} characters in all per request; send larger batches in parts.",
+            code="too_many_characters",
+            param="texts",
+        )
     return texts
 
 

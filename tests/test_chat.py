@@ -740,10 +740,16 @@ class PrefillRecordingTestEngine(ScriptedTestEngine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.prefilled: list[list[dict[str, str]]] = []
+        self.owners: list[object] = []
+        self.dropped: list[object] = []
 
-    def prefill(self, messages: list[dict[str, str]]) -> bool:
+    def prefill(self, messages: list[dict[str, str]], owner: object = None) -> bool:
         self.prefilled.append([dict(m) for m in messages])
+        self.owners.append(owner)
         return True
+
+    def drop_prefills(self, owner: object = None) -> None:
+        self.dropped.append(owner)
 
 
 async def test_a_prefill_reads_what_the_next_request_begins_with(tmp_path: Path) -> None:

@@ -186,7 +186,9 @@ class FakeTokenizer:
     def apply_chat_template(self, messages: list[Message], **kwargs: Any) -> str:
         return " ".join(m["content"] for m in messages)
 
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+    def encode(
+        self, text: str, add_special_tokens: bool = False, split_special_tokens: bool = False
+    ) -> list[int]:
         return [len(word) for word in text.split()]
 
 

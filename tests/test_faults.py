@@ -647,3 +647,153 @@ async def test_real_model_stop_and_drop_mid_stream(server: Server) -> None:
         server, "real model: Stop and drop mid-stream", 2, probe="completion", timeout=30
     )
     assert statuses_on_disk[0] == "cancelled"
+
+
+# ---- the server never dies or freezes (issue 25) ---------------------------------------------
+async def _slowest_status(server: Server, until: asyncio.Future[Any]) -> float:
+    """``GET /api/status`` every 50 ms until ``until`` is done: the slowest answer (s)."""
+    slowest = 0.0
+    while not until.done():
+        started = time.monotonic()
+        code, _ = await server.get("api", "status")
+        assert code == 200
+        slowest = max(slowest, time.monotonic() - started)
+        await asyncio.sleep(0.05)
+    return slowest
+
+
+async def test_a_fix_of_forty_thousand_open_brackets(server: Server) -> None:
+    """Parsing the failing cell once froze the event loop for 54 s (a quadratic pattern)."""
+    await server.ready()
+    server.engine.script([FIXED, ANSWER])
+    client = await server.connect("tab", [OK_OUTCOME] * 3)
+    cell = {"source": "\n" * 40_000 + "(", "error": ERROR_OUTCOME["error"]}
+    client.ask(
+        "fix", prompt="", mode="fix", cell=cell, context={"cells": [{**cell, "active": True}]}
+    )
+    done = asyncio.ensure_future(client.done("fix", timeout=60))
+    slowest = await _slowest_status(server, done)
+    finished = await done
+    assert finished["status"] == "success", json.dumps(finished)[:600]
+    assert slowest < 2, f"/api/status waited {slowest:.1f} s"
+    await assert_survived(server, "a fix of 40,000 newlines and '('")
+
+
+async def test_a_websocket_message_nested_too_deep(server: Server) -> None:
+    await server.ready()
+    server.engine.script([FIXED, ANSWER])
+    client = await server.connect("tab", [OK_OUTCOME] * 3)
+    client.send("[" * 200_000)
+    error = await client.wait_for(is_("error"))
+    assert error["code"] == "not_json"
+    client.ask("after")  # the same connection still chats
+    assert (await client.done("after"))["status"] == "success"
+    await assert_survived(server, "a websocket message nested 200,000 deep")
+
+
+async def test_tokenize_refuses_deep_nesting_and_too_many_characters(server: Server) -> None:
+    await server.ready()
+    nested = json.dumps({"texts": ["x"]}).replace('["x"]', "[" * 100_000 + "]" * 100_000)
+    code, body = await server.get("oci", "tokenize", method="POST", body=nested)
+    assert code == 400, body
+    assert body["error"]["code"] == "invalid_json", body
+    huge = json.dumps({"texts": ["x" * 300_000, "y" * 300_000]})
+    code, body = await server.get("oci", "tokenize", method="POST", body=huge)
+    assert code == 400, body
+    assert body["error"]["code"] == "too_many_characters", body
+    code, body = await server.get(
+        "oci", "tokenize", method="POST", body=json.dumps({"texts": ["print(1)"]})
+    )
+    assert code == 200
+    assert len(body["counts"]) == 1
+    await assert_survived(server, "/oci/tokenize: nested 100,000 deep; 600,000 characters", 2)
+
+
+async def test_slow_token_counts_never_hold_the_history(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight slow counts in flight: the chat history and the chat answer as if none were."""
+    await server.ready()
+    engine = server.engine
+
+    def slow_count(text: str) -> int:
+        time.sleep(1.0)
+        return len(text) // 4
+
+    monkeypatch.setattr(engine, "count_tokens", slow_count)
+    body = json.dumps({"texts": ["x" * 1000]})
+    counts = [
+        asyncio.ensure_future(server.get("oci", "tokenize", method="POST", body=body))
+        for _ in range(8)
+    ]
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    await server.history("work.ipynb")
+    waited = time.monotonic() - started
+    for count in counts:
+        assert (await count)[0] == 200
+    assert waited < 0.5, f"the history waited {waited:.1f} s behind token counting"
+    monkeypatch.undo()
+    await assert_survived(server, "8 slow /oci/tokenize requests, the history read meanwhile", 8)
+
+
+@pytest.mark.model
+async def test_real_model_restart_while_tokens_are_counted(server: Server) -> None:
+    """Restart model while /oci/tokenize and a chat count tokens: llama.cpp freed the model
+    under the counting threads and the whole Jupyter process died (a segfault)."""
+    await server.ready(timeout=300)
+    body = json.dumps({"texts": ["def total(values):\n    return sum(values)\n" * 50] * 20})
+    stop = asyncio.Event()
+    answered: dict[int, int] = {}
+
+    async def hammer() -> None:
+        while not stop.is_set():
+            code, _ = await server.get("oci", "tokenize", method="POST", body=body)
+            answered[code] = answered.get(code, 0) + 1
+            assert code in (200, 503), code
+
+    hammers = [asyncio.ensure_future(hammer()) for _ in range(4)]
+    tab = await server.connect("tab", [OK_OUTCOME] * 10)
+    restarts = 3
+    for round_ in range(restarts):
+        tab.ask(f"r{round_}", prompt="Print the sum of 1 to 10.")
+        await asyncio.sleep(0.3)
+        code, _ = await server.get("oci", "restart", method="POST", body="")
+        assert code in (202, 409), code
+        await wait_for_state(server.serverapp, "ready", timeout=120)
+        await tab.done(f"r{round_}", timeout=300)
+    stop.set()
+    await asyncio.gather(*hammers)
+    assert answered.get(200), answered
+    await assert_survived(
+        server,
+        f"real model: restart x{restarts} while /oci/tokenize and a chat count tokens",
+        restarts,
+        probe="completion",
+        timeout=60,
+    )
+
+
+@pytest.mark.model
+async def test_real_model_ten_prefills_and_a_disconnect(server: Server) -> None:
+    """Ten background prefills then a closed tab kept the engine busy for 11 minutes."""
+    await server.ready(timeout=300)
+    tab = await server.connect("tab", [])
+    for i in range(10):
+        cells = [{"source": f"values_{i}_{j} = list(range({j}))\n" * 40} for j in range(8)]
+        tab.send({"type": "prefill", "notebook": "work.ipynb", "context": {"cells": cells}})
+    await asyncio.sleep(0.5)
+    await tab.drop()
+    engine = server.app.engine
+    started = time.monotonic()
+    async with asyncio.timeout(30):
+        while engine.busy:
+            await asyncio.sleep(0.05)
+    idle_after = time.monotonic() - started
+    await assert_survived(
+        server,
+        f"real model: 10 prefills and a disconnect (idle {idle_after:.1f} s after)",
+        10,
+        probe="completion",
+        timeout=30,
+    )

@@ -202,7 +202,7 @@ def parse_client_message(raw: str | bytes) -> AnyClientMessage:
         # Parsed even when too big (the transport caps messages at 10 MiB): a refused ask
         # must still name its id, so that it gets its done.
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep ("[" * 200000)
         raise InvalidMessage(text("not_json"), None, None) from None
     if not isinstance(data, dict):
         raise InvalidMessage(text("not_json"), None, None)

@@ -107,6 +107,7 @@ class ChatSession:
         self.notebooks = notebooks if notebooks is not None else NotebookRequests()
         self.notebooks.subscribe(self, self._post)
         self._last_prefill: int | None = None
+        self._closed = False
         self.timings: list[dict[str, float]] = []
         """Per executed turn: seconds generating (and to the first token) and waiting for
         the browser's run."""
@@ -151,10 +152,11 @@ class ChatSession:
         cut = last.rfind(PREFILL_PROBE)
         messages[-1] = {"role": "user", "content": last[:cut] if cut >= 0 else last}
         key = hash(tuple((m["role"], m["content"]) for m in messages))
-        if key == self._last_prefill:
+        if key == self._last_prefill or self._closed:
             return
         self._last_prefill = key
-        prefill(messages)
+        # This connection's one prefill: a newer one replaces it, closing drops it.
+        prefill(messages, owner=self)
 
     async def _progress(self, message: Progress) -> None:
         """The browser's word on the run it was asked for: ``queued`` lifts the deadline of
@@ -205,7 +207,11 @@ class ChatSession:
 
     async def close(self) -> None:
         """The browser went away: cancel everything it asked for."""
+        self._closed = True
         self.notebooks.unsubscribe(self)
+        drop_prefills = getattr(self.engine, "drop_prefills", None)
+        if drop_prefills is not None:
+            drop_prefills(self)
         for request_id in list(self.running):
             self.cancel(request_id)
         tasks = [r.task for r in self.running.values() if r.task is not None]
@@ -377,7 +383,8 @@ class ChatSession:
                 ],
                 variables=context.variables,
             )
-            needs = failure_names(*fix)
+            # Parsing user text can be slow on adversarial input: never on the event loop.
+            needs = await asyncio.to_thread(failure_names, *fix)
 
         def count(texts: list[str]) -> list[int]:
             return [self.engine.count_tokens(t) for t in texts]

@@ -58,8 +58,10 @@ from .base import (
     _describe,
 )
 from .bundled import DEFAULT_MODEL, ModelFile, ModelUnavailable, resolve_model_file, verify
+from .chat_tokens import prompt_segments, tokenize_segments
 from .cpu_quirks import cpu_has_amx, safe_model_params
 from .kv_cache import PrefixCache, as_tokens, common_prefix, restore_sequence, save_sequence
+from .model_guard import ModelGuard, ModelReleased, close_quietly
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,9 @@ RANKS = {"interactive": 0, "background": 1}
 """The queue's order: a person waiting (chat, fix, %%oci) before a program (the OpenAI
 endpoint, oci-eval), and both before a background prefill; first come first served within."""
 WARM_RANK = 2
+MAX_PREFILLS = 4
+"""Background prefills pending at most, over all connections (each has one at most): more
+would keep the engine busy for minutes reading prompts nobody may send."""
 SHUTDOWN_RANK = -1
 
 
@@ -264,7 +269,9 @@ class LlamaCppEngine(Engine):
             most = max(default_threads(), default_batch_threads())
             device = f"cpu (1-{most} threads, by load)" if most > 1 else "cpu (1 thread)"
         super().__init__(model=model_name, device=device)
-        self._llm: Any = None
+        self._guard: ModelGuard[Any] = ModelGuard()
+        """The model: the worker computes with it; token counting in other threads holds it,
+        and a release waits for them (freeing it under a tokenizer kills the process)."""
         self._formatter: Any = None
         self._prefix_formatter: Any = None
         self._jobs: queue.PriorityQueue[tuple[int, int, object]] = queue.PriorityQueue()
@@ -272,6 +279,9 @@ class LlamaCppEngine(Engine):
         self._queued: dict[str, tuple[int, int]] = {}
         """Requests waiting for the worker: their place in the queue (rank, arrival)."""
         self._enqueue_lock = threading.Lock()
+        self._prefills: dict[object, _Job] = {}
+        """Each owner's (a chat connection's) one pending or running background prefill, oldest
+        first; a newer one replaces it, and it is dropped when its owner goes."""
         self._closing = False
         self._unfinished = 0
         """Jobs queued or running."""
@@ -455,6 +465,8 @@ class LlamaCppEngine(Engine):
                     self._current = None
                     with self._enqueue_lock:
                         self._unfinished -= 1
+                        if job.warm:
+                            self._forget_prefill(job)
         except BaseException as exc:  # the worker itself failed: no request can run any more
             log.error("the llama.cpp worker died", exc_info=True)
             reason = f"its worker thread failed: {_describe(exc)}"
@@ -465,6 +477,12 @@ class LlamaCppEngine(Engine):
         finally:
             self._drain(failure)
             self._release_model()  # only the worker frees the model it computes with
+
+    def _forget_prefill(self, job: _Job) -> None:
+        """(Under the enqueue lock) a prefill that ended is nobody's pending one any more."""
+        for owner, pending in list(self._prefills.items()):
+            if pending is job:
+                del self._prefills[owner]
 
     def _next_job(self) -> _Job | None:
         """The next job to run (None: shut down), no longer counted as waiting."""
@@ -508,15 +526,23 @@ class LlamaCppEngine(Engine):
                 with self._enqueue_lock:
                     self._unfinished -= 1
 
+    @property
+    def _llm(self) -> Any:
+        return self._guard.model
+
+    @_llm.setter
+    def _llm(self, model: Any) -> None:
+        self._guard.set(model)
+
     def _release_model(self) -> None:
-        llm, self._llm = self._llm, None
-        if llm is not None:
-            with contextlib.suppress(Exception):
-                llm.close()
+        # No new holder gets the model from here on; the ones counting tokens finish first.
+        close_quietly(self._guard.take())
 
     def _run(self, job: _Job) -> None:
         if job.warm:
-            job.tokens = self._tokenize(self._prefix_formatter(messages=job.messages).prompt)
+            if job.stop.is_set():
+                return  # replaced by a newer prefill, or its connection closed
+            job.tokens = self._chat_tokens(self._prefix_formatter, job.messages)
             if self.cache.holds(job.tokens) is not None:
                 return  # read already
         else:
@@ -799,33 +825,69 @@ class LlamaCppEngine(Engine):
         with self._enqueue_lock:
             return len(self._queued)
 
-    def prefill(self, messages: Sequence[Message]) -> bool:
+    def prefill(self, messages: Sequence[Message], owner: object = None) -> bool:
         """Read ``messages`` in the background, as the start of a later request's prompt.
 
         The messages are rendered with the chat template and without the assistant prompt;
         a later request whose messages begin with exactly these then reads only the rest.
         The work yields at once to any request (it is aborted, and what it read so far is
-        kept). Returns whether the work was queued (False when the engine is not ready).
+        kept). ``owner`` (a chat connection) has one prefill at most: a newer one replaces
+        its pending one, and :meth:`drop_prefills` ends it; at most :data:`MAX_PREFILLS` are
+        pending in all (the oldest gives way). Returns whether the work was queued (False
+        when the engine is not ready).
         """
         if not self.ready or self._llm is None or not messages:
             return False
-        with contextlib.suppress(EngineNotReady):
-            self._enqueue(_Job(list(messages), GenerationParams(), None, None, warm=True))
-            return True
-        return False
+        job = _Job(list(messages), GenerationParams(), None, None, warm=True)
+        with self._enqueue_lock:
+            replaced = self._prefills.pop(owner, None)
+            if replaced is not None:
+                replaced.stop.set()
+            while len(self._prefills) >= MAX_PREFILLS:
+                self._prefills.pop(next(iter(self._prefills))).stop.set()
+            self._prefills[owner] = job
+        try:
+            self._enqueue(job)
+        except EngineNotReady:
+            self.drop_prefills(owner)
+            return False
+        return True
 
-    def _tokenize(self, text: str) -> list[int]:
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+    def drop_prefills(self, owner: object = None) -> None:
+        """End ``owner``'s background prefill, pending or running (its connection closed)."""
+        with self._enqueue_lock:
+            job = self._prefills.pop(owner, None)
+        if job is not None:
+            job.stop.set()
+
+    @property
+    def pending_prefills(self) -> int:
+        """Background prefills queued or running (at most :data:`MAX_PREFILLS`)."""
+        with self._enqueue_lock:
+            return sum(1 for job in self._prefills.values() if not job.stop.is_set())
+
+    def _tokenize(self, text: str, special: bool = False) -> list[int]:
+        """Tokens of ``text``; ``special``: the chat template's markers become control tokens
+        (only for the template's own text, never for content). Safe from any thread."""
+        try:
+            with self._guard.hold() as llm:
+                return list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+        except ModelReleased:
+            raise EngineNotReady(self.status) from None
+
+    def _chat_tokens(self, formatter: Any, messages: Sequence[Message]) -> list[int]:
+        """The chat template applied to ``messages``, its markers as control tokens and every
+        message's content as plain text (chat_tokens)."""
+        if formatter is None:
+            raise EngineNotReady(self.status)
+        segments = prompt_segments(lambda masked: formatter(messages=masked).prompt, messages)
+        return tokenize_segments(segments, self._tokenize)
 
     def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
         """The tokens these messages become (chat template and assistant prompt applied)."""
-        if self._formatter is None or self._llm is None:
-            raise EngineError("the model is not loaded")
-        return self._tokenize(self._formatter(messages=list(messages)).prompt)
+        return self._chat_tokens(self._formatter, messages)
 
     def count_tokens(self, text: str) -> int:
-        if self._llm is None:
-            raise EngineError("the model is not loaded")
         return len(self._tokenize(text))
 
     def count_chat_tokens(self, messages: Sequence[Message]) -> int:
@@ -880,7 +942,7 @@ class LlamaCppEngine(Engine):
                 log.warning("the llama.cpp worker is still busy; it frees the model when done")
                 self._old_worker = worker
             return
-        self._release_model()
+        await asyncio.to_thread(self._release_model)  # waits for token counts in flight
         self._drain()
 
     def _reset(self) -> None:
@@ -894,6 +956,7 @@ class LlamaCppEngine(Engine):
         self._jobs = queue.PriorityQueue()
         with self._enqueue_lock:
             self._queued.clear()
+            self._prefills.clear()
             self._closing = False
             self._unfinished = 0
         self._current = None

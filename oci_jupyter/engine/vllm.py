@@ -34,6 +34,7 @@ from .base import (
     StreamEvent,
     finish_reason,
 )
+from .chat_tokens import prompt_segments, tokenize_segments
 
 _T = TypeVar("_T")
 
@@ -177,10 +178,13 @@ class VLLMEngine(Engine):
     # ---- generation --------------------------------------------------------------------------
     def _prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         tokenizer = self._require(self._tokenizer)
-        text = tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=True
+        segments = prompt_segments(
+            lambda masked: tokenizer.apply_chat_template(
+                masked, tokenize=False, add_generation_prompt=True
+            ),
+            messages,
         )
-        return list(tokenizer.encode(text, add_special_tokens=False))
+        return tokenize_segments(segments, lambda text, special: _encode(tokenizer, text, special))
 
     def _render(self, messages: Sequence[Message]) -> tuple[list[int], Any]:
         """The prompt's token ids, and the prompt in the form ``AsyncLLM.generate`` takes."""
@@ -305,7 +309,7 @@ class VLLMEngine(Engine):
     # ---- tokens ------------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
         tokenizer = self._require(self._tokenizer)
-        return len(tokenizer.encode(text, add_special_tokens=False))
+        return len(_encode(tokenizer, text, special=False))
 
     def count_chat_tokens(self, messages: Sequence[Message]) -> int:
         return len(self._prompt_ids(messages))
@@ -435,3 +439,11 @@ def _shutdown_when_started(future: Future[Any] | asyncio.Future[Any]) -> None:
         return
     with contextlib.suppress(Exception):
         future.result().shutdown()
+
+
+def _encode(tokenizer: Any, text: str, special: bool) -> list[int]:
+    """Token ids of ``text``: with ``special`` False, text such as ``<|im_start|>`` stays the
+    tokens of its characters instead of becoming the template's marker (chat_tokens)."""
+    if special:
+        return list(tokenizer.encode(text, add_special_tokens=False))
+    return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))

@@ -114,23 +114,45 @@ def _definitions(
 
 
 # ---- which cells a failing cell depends on -------------------------------------------------------
-_MAGIC_LINE = re.compile(r"^\s*(?:%|!).*$|^.*\?\s*$", re.MULTILINE)
 _IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _ASSIGNED = re.compile(
-    r"^\s*(?:def|class)\s+([A-Za-z_]\w*)|^\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)",
+    # [ \t], never \s: a pattern that may run across newlines from every line start is
+    # quadratic in a cell of many blank lines (the event loop froze on one).
+    r"^[ \t]*(?:def|class)[ \t]+([A-Za-z_]\w*)"
+    r"|^[ \t]*([A-Za-z_]\w*(?:[ \t]*,[ \t]*[A-Za-z_]\w*)*)"
+    r"[ \t]*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)",
     re.MULTILINE,
 )
 _NOT_DEFINED = re.compile(r"name '([A-Za-z_]\w*)' is not defined")
 _BUILTINS = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"display", "get_ipython"}
 
 
+def _python_lines(source: str) -> str:
+    """The cell with IPython's magic (``%``), shell (``!``) and help (``name?``) lines blanked:
+    they are not Python. Line by line, so linear in the cell's size."""
+    return "\n".join(
+        ""
+        if line.lstrip(" \t").startswith(("%", "!")) or line.rstrip(" \t").endswith("?")
+        else line
+        for line in source.split("\n")
+    )
+
+
 def _parse(source: str) -> ast.Module | None:
-    """The cell as Python, with IPython's magic and shell lines blanked (they are not Python)."""
+    """The cell as Python, with IPython's magic and shell lines blanked (they are not Python);
+    None when it cannot be analysed."""
     if source.lstrip().startswith("%%"):
         return None  # a cell magic: its body is not Python in general
+    return parse_python(_python_lines(source))
+
+
+def parse_python(code: str) -> ast.Module | None:
+    """``ast.parse``, or None for code it cannot analyse: a syntax error, and also code nested
+    so deep that the parser runs out of stack or memory (an adversarial cell must never
+    become an internal error)."""
     try:
-        return ast.parse(_MAGIC_LINE.sub("", source))
-    except (SyntaxError, ValueError):
+        return ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
 
 
@@ -164,7 +186,7 @@ def used_names(source: str) -> set[str]:
     `df = df.dropna()` needs the earlier `df`)."""
     tree = _parse(source)
     if tree is None:
-        return set(_IDENTIFIER.findall(_MAGIC_LINE.sub("", source))) - _BUILTINS
+        return set(_IDENTIFIER.findall(_python_lines(source))) - _BUILTINS
     return {
         node.id
         for node in ast.walk(tree)

@@ -59,7 +59,7 @@ def calls_input(code: str) -> bool:
     """Whether the code calls input() (nobody is there to answer it)."""
     try:
         tree = ast.parse(code)
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):  # deep nesting: no analysis
         return re.search(r"(?<![\w.])input\s*\(", code) is not None
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):

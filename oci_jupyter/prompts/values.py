@@ -29,7 +29,7 @@ def assigned_names(code: str) -> list[str]:
     ``_private`` names. Code that does not parse has none."""
     try:
         tree = ast.parse(code)
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):  # deep nesting: no analysis
         return []
     found: dict[str, int] = {}
 
