@@ -1,4 +1,5 @@
-"""``oci-eval``: HumanEval, MBPP and MBPP+ through the product's loop, with execution feedback.
+"""``oci-eval``: HumanEval, MBPP and MBPP+ through the product's loop, with execution feedback;
+``oci-eval dabench``: InfiAgent-DABench through the chat's loop (:mod:`.dabench_cli`).
 
     oci-eval --limit 10                          # HumanEval, the bundled model, in this process
     oci-eval mbpp --limit 10                     # MBPP (and MBPP+) problems
@@ -8,6 +9,7 @@
     oci-eval --url http://127.0.0.1:8888/ --token ...    # a running JupyterLab's model
     oci-eval --out DIR --resume                   # continue an interrupted run
     oci-eval mbppplus --feedback tests --first-turn-from runs/mbpp-tests --out DIR  # paired
+    oci-eval dabench --subset quick --out DIR    # InfiAgent-DABench through the chat's loop
 
 Exit status: 0 done; 1 the model failed during the run (finished problems are kept);
 2 bad options, unknown problems, or a model/server that cannot be reached; 130 interrupted.
@@ -64,6 +66,8 @@ from .runner import (
 )
 
 ENGINES = ("auto", "llamacpp", "vllm", "openai")
+DABENCH = "dabench"
+"""The first word of ``oci-eval dabench`` (:mod:`.dabench_cli`, options of its own)."""
 # Settings that must not change between the sessions of one run (--resume), and the value
 # of those that runs recorded before they existed had.
 PROTOCOL_KEYS = (
@@ -115,28 +119,9 @@ def _temperature(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="oci-eval",
-        description=(
-            "pass@1 by turn with execution feedback on HumanEval, MBPP or MBPP+, through the "
-            "product's refinement loop. --feedback own (default): the model's code runs in a "
-            "fresh Jupyter kernel and the result of its own run is the next turn's feedback. "
-            "--feedback tests: the benchmark's hidden tests judge each answer and their "
-            "failure is the feedback (the OpenCodeInterpreter paper's protocol, an oracle). "
-            "Either way each turn's code is judged by the hidden tests in a separate process."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "benchmark",
-        nargs="?",
-        choices=tuple(BENCHMARKS),
-        default=DEFAULT_BENCHMARK,
-        help="humaneval (164 problems); mbpp or mbppplus (399 problems, both scores "
-        "reported; the word names the run's own score and, under --feedback tests, the "
-        "tests that give the feedback)",
-    )
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the model (an engine in this process, or a server's), shared
+    by every benchmark's command line (``oci-eval dabench`` too)."""
     model = parser.add_argument_group("the model: an engine in this process, or a server")
     model.add_argument(
         "--engine",
@@ -161,6 +146,33 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--engine-kwargs", type=json.loads, help="advanced: its keyword arguments, as JSON"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oci-eval",
+        description=(
+            "pass@1 by turn with execution feedback on HumanEval, MBPP or MBPP+, through the "
+            "product's refinement loop. --feedback own (default): the model's code runs in a "
+            "fresh Jupyter kernel and the result of its own run is the next turn's feedback. "
+            "--feedback tests: the benchmark's hidden tests judge each answer and their "
+            "failure is the feedback (the OpenCodeInterpreter paper's protocol, an oracle). "
+            "Either way each turn's code is judged by the hidden tests in a separate process."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "benchmark",
+        nargs="?",
+        choices=tuple(BENCHMARKS),
+        default=DEFAULT_BENCHMARK,
+        help="humaneval (164 problems); mbpp or mbppplus (399 problems, both scores "
+        "reported; the word names the run's own score and, under --feedback tests, the "
+        "tests that give the feedback). Also: dabench (InfiAgent-DABench data-analysis "
+        "questions through the chat's loop; first word only, its options: oci-eval dabench "
+        "--help)",
+    )
+    add_model_arguments(parser)
 
     protocol = parser.add_argument_group("protocol")
     protocol.add_argument(
@@ -243,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == [DABENCH]:  # a benchmark of its own options (oci-eval dabench --help)
+        from .dabench_cli import main as dabench_main
+
+        return dabench_main(words[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -273,6 +290,13 @@ def _check_options(args: argparse.Namespace) -> None:
             "--success read goes with --feedback own: under tests the hidden tests judge each "
             "answer and nothing runs whose output the model could read"
         )
+    check_model_options(args)
+    if args.resume and args.out is None:
+        raise CliError("--resume needs --out DIR (the run to continue)")
+
+
+def check_model_options(args: argparse.Namespace) -> None:
+    """The model options (:func:`add_model_arguments`) agree with each other."""
     engine_options = {
         "--model-path": (args.model_path, ("auto", "llamacpp")),
         "--n-ctx": (args.n_ctx, ("auto", "llamacpp")),
@@ -299,8 +323,6 @@ def _check_options(args: argparse.Namespace) -> None:
         raise CliError("--engine openai needs --base-url")
     if args.engine_kwargs is not None and not args.engine_class:
         raise CliError("--engine-kwargs goes with --engine-class")
-    if args.resume and args.out is None:
-        raise CliError("--resume needs --out DIR (the run to continue)")
 
 
 # ---- the evaluation --------------------------------------------------------------------------

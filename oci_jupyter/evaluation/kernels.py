@@ -70,8 +70,12 @@ class KernelSession:
         startup_timeout: float = 120.0,
         memory_limit: int | None = MEMORY_LIMIT,
         interrupt_grace: float = INTERRUPT_GRACE,
+        log_path: Path | None = None,
     ) -> None:
         self.workdir = workdir
+        # The kernel's stderr (default: workdir/kernel.log); elsewhere when the working
+        # folder must hold only the user's files (DABench: the model may list them).
+        self.log_path = log_path
         self.kernel_name = kernel_name
         self.startup_timeout = startup_timeout
         self.memory_limit = memory_limit
@@ -94,7 +98,9 @@ class KernelSession:
         # The kernel's own stderr (its startup warnings, C-level writes of the model's code)
         # goes to a file, not over the progress bar.
         # Kept open for restarts, which launch the kernel with the same arguments.
-        self._log = (self.workdir / "kernel.log").open("ab")
+        log_path = self.log_path or self.workdir / "kernel.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("ab")
         await manager.start_kernel(
             cwd=str(self.workdir), env=env, stdout=subprocess.DEVNULL, stderr=self._log
         )
@@ -194,6 +200,41 @@ class KernelSession:
         else:
             outcome = ExecutionOutcome("ok", output=cell.text(), seconds=seconds)
         return KernelRun(outcome, recovery)
+
+    async def evaluate(self, expression: str, timeout: float = 5.0) -> str | None:
+        """The text/plain result of ``expression``, asked silently as the sidebar asks the
+        kernel about its variables: an empty silent cell with a user expression (no history,
+        no execution count, no output). None when the kernel is busy, slow, or the expression
+        failed."""
+        client = self._client
+        if client is None:
+            return None
+        msg_id = client.execute(
+            "",
+            silent=True,
+            store_history=False,
+            allow_stdin=False,
+            user_expressions={"oci": expression},
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return None
+            try:
+                reply = await client.get_shell_msg(timeout=wait)
+            except Empty:
+                return None
+            if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                break  # other replies are those of earlier runs, read from iopub already
+        content = reply.get("content", {})
+        if content.get("status") != "ok":
+            return None
+        result = content.get("user_expressions", {}).get("oci", {})
+        if result.get("status") != "ok":
+            return None
+        text = result.get("data", {}).get("text/plain")
+        return text if isinstance(text, str) else None
 
     async def _read(
         self,

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
 from ..client import ModelClient, ModelRequestError, ServerInfo, ServerUnavailable
-from ..driver import KernelGone, ModelFailed, drive
+from ..driver import KernelGone, ModelFailed, ReplyCutter, drive
 from ..engine import Delta, Engine, EngineError, EngineNotReady, GenerationParams, Message
 from ..loop import Budgets, Execute, Finished, Generate, RefinementLoop, Turn
 from ..prompts import clip, strip_ansi
@@ -165,6 +165,11 @@ class ModelFailure(RuntimeError):
     """This one request failed (e.g. the prompt outgrew the context): the problem fails."""
 
 
+CUT = "cut"
+"""The finish reason of a reply read only up to where its first python block closed (the
+chat's way, ``cut=True``): the generation was stopped there."""
+
+
 @dataclass(frozen=True)
 class Reply:
     text: str
@@ -190,25 +195,47 @@ class EngineModel:
         self.engine = engine
         self.name = engine.status.model
 
+    @property
+    def context_length(self) -> int:
+        return self.engine.context_length
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts with the engine's tokenizer (what the chat's prompt budget uses)."""
+        return [self.engine.count_tokens(text) for text in texts]
+
     async def reply(
-        self, messages: Sequence[Message], params: GenerationParams, request_id: str
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        request_id: str,
+        *,
+        cut: bool = False,
     ) -> Reply:
-        pieces: list[str] = []
+        """The whole reply; with ``cut``, only up to where its first python block closes, and
+        the generation stops there, as the chat reads a reply (:class:`ReplyCutter`)."""
+        cutter = ReplyCutter(cut)
         try:
-            async for event in self.engine.stream_chat(messages, params, request_id):
-                if isinstance(event, Delta):
-                    pieces.append(event.text)
-                else:
-                    return Reply(
-                        "".join(pieces),
-                        event.prompt_tokens,
-                        event.completion_tokens,
-                        event.reason,
-                    )
+            stream = self.engine.stream_chat(messages, params, request_id)
+            async with contextlib.aclosing(stream):
+                async for event in stream:
+                    if isinstance(event, Delta):
+                        cutter.feed(event.text)
+                        if cutter.done:
+                            break
+                    else:
+                        return Reply(
+                            cutter.text,
+                            event.prompt_tokens,
+                            event.completion_tokens,
+                            event.reason,
+                        )
         except EngineNotReady as exc:
             raise ModelUnavailable(str(exc)) from exc
         except EngineError as exc:
             raise ModelFailure(str(exc)) from exc
+        if cutter.done:  # stopped where the block closed: the engine sent no finish event
+            tokens = self.engine.count_tokens(cutter.text) if cutter.text else 0
+            return Reply(cutter.text, None, tokens, CUT)
         raise ModelFailure("the engine's stream ended without a finish event")
 
 
@@ -223,23 +250,56 @@ class EndpointModel:
         self.server = server
         self.client = ModelClient(server, timeout=timeout)
         self.name = "?"
+        self.context_length = 4096
+        """The served model's window (from :meth:`check`); 4096 when the server does not say,
+        as the ``%%oci`` magic assumes."""
         self._lock = threading.Lock()
 
     def check(self) -> dict[str, Any]:
         """The server's status; raises ServerUnavailable / ModelRequestError (both clear)."""
         status = self.client.status()
         self.name = str(status.get("model") or "?")
+        if isinstance(status.get("context_length"), int):
+            self.context_length = int(status["context_length"])
         return status
 
-    async def reply(
-        self, messages: Sequence[Message], params: GenerationParams, request_id: str
-    ) -> Reply:
-        return await asyncio.to_thread(self._reply, list(messages), params)
-
-    def _reply(self, messages: list[Message], params: GenerationParams) -> Reply:
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts with the served model's tokenizer (``/oci/tokenize``)."""
         with self._lock:
             try:
-                text = "".join(self.client.stream_chat(messages, params))
+                return self.client.count_tokens(list(texts))
+            except ServerUnavailable as exc:
+                raise ModelUnavailable(str(exc)) from exc
+            except ModelRequestError as exc:
+                raise ModelFailure(str(exc)) from exc
+
+    async def reply(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        request_id: str,
+        *,
+        cut: bool = False,
+    ) -> Reply:
+        """See :meth:`EngineModel.reply`; a cut reply closes the stream where its block
+        closes (the server stops generating)."""
+        return await asyncio.to_thread(self._reply, list(messages), params, cut)
+
+    def _reply(self, messages: list[Message], params: GenerationParams, cut: bool = False) -> Reply:
+        cutter = ReplyCutter(cut)
+        with self._lock:
+            try:
+                stream = self.client.stream_chat(messages, params)
+                try:
+                    for piece in stream:
+                        cutter.feed(piece)
+                        if cutter.done:
+                            break
+                finally:
+                    close = getattr(stream, "close", None)
+                    if close is not None:
+                        close()
+                text = cutter.text
                 tokens = self.client.count_tokens([text])[0] if text else 0
             except ServerUnavailable as exc:
                 raise ModelUnavailable(str(exc)) from exc
@@ -247,7 +307,7 @@ class EndpointModel:
                 if exc.status in (401, 403, 404, 503):
                     raise ModelUnavailable(str(exc)) from exc
                 raise ModelFailure(str(exc)) from exc
-        return Reply(text, None, tokens)
+        return Reply(text, None, tokens, CUT if cutter.done else "stop")
 
     def close(self) -> None:
         self.client.close()

@@ -4,7 +4,8 @@ plot of pass@1 by turn.
 
     python -m oci_jupyter.evaluation.table RUN_DIR [RUN_DIR ...] [--plot PATH]
 
-Each run folder holds the ``summary.json`` that ``oci-eval`` writes. A run of ``mbpp`` or
+Each run folder holds the ``summary.json`` that ``oci-eval`` writes (``oci-eval dabench`` runs
+get a table of their own, ABQ / PSAQ / UASQ beside the DABench leaderboard). A run of ``mbpp`` or
 ``mbppplus`` gives two rows (MBPP and MBPP+ are both judged on every answer); rows name their
 protocol (``--feedback``, ``--prompt``, ``--success``) and how many problems they cover.
 """
@@ -187,15 +188,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="oci-eval run folders")
     parser.add_argument("--plot", type=Path, help="write the pass@1-by-turn plot here (PNG)")
     args = parser.parse_args(argv)
+    from .dabench_report import is_dabench, runs_table
+
     try:
-        rows = [row for folder in args.runs for row in load_rows(folder)]
+        dabench = [(folder, _summary(folder)) for folder in args.runs]
+        dabench = [(folder, summary) for folder, summary in dabench if is_dabench(summary)]
+        others = [folder for folder in args.runs if folder not in dict(dabench)]
+        rows = [row for folder in others for row in load_rows(folder)]
     except (FileNotFoundError, json.JSONDecodeError, KeyError) as exc:
         print(f"table: {exc}", file=sys.stderr)
         return 2
-    print(markdown(rows), end="")
-    if args.plot:
+    if rows or not dabench:
+        print(markdown(rows), end="")
+    if dabench:  # oci-eval dabench runs: their own table, beside the leaderboard
+        print(("\n" if rows else "") + runs_table([(f.name, s) for f, s in dabench]), end="")
+    if args.plot and rows:
         plot(rows, args.plot)
     return 0
+
+
+def _summary(folder: Path) -> dict[str, Any]:
+    path = folder / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: is {folder} an oci-eval run folder?")
+    summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return summary
 
 
 if __name__ == "__main__":
