@@ -265,7 +265,52 @@ def huge_token_counts(probe: Probe) -> Row:
     }
 
 
+async def chat_goes_with_its_notebook(probe: Probe) -> Row:
+    """§4: three long asks about a notebook (each refused: too long for the window, and kept
+    in its chat); the chat files' modes and size; then the notebook is deleted through
+    Jupyter and a new one made at its path: what the history then holds."""
+    notebook = {
+        "type": "notebook",
+        "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
+    }
+    probe.http.put("/api/contents/private.ipynb", json=notebook)
+    ws = await probe.ws()
+    for i in range(3):
+        ask = {
+            "type": "ask",
+            "id": f"long{i}",
+            "prompt": "password = 'hunter2'\n" * 9_000,
+            "notebook": "private.ipynb",
+        }
+        await ws.write_message(json.dumps(ask))
+        async with asyncio.timeout(120):
+            while True:
+                message = await ws.read_message()
+                if message is None or json.loads(message)["type"] == "done":
+                    break
+    ws.close()
+    history = probe.http.get("/oci/chat/history", params={"notebook": "private.ipynb"}).json()
+    before = len(history["requests"])
+    assert probe.server.workdir is not None
+    chats = probe.server.workdir / "data" / "oci_jupyter" / "chats"
+    files = [f for f in chats.rglob("*") if f.is_file()]
+    modes = sorted({oct(f.stat().st_mode & 0o777) for f in files})
+    size = sum(f.stat().st_size for f in files)
+    folder = oct(chats.stat().st_mode & 0o777) if chats.exists() else "none"
+    probe.http.delete("/api/contents/private.ipynb")
+    probe.http.put("/api/contents/private.ipynb", json=notebook)
+    history = probe.http.get("/oci/chat/history", params={"notebook": "private.ipynb"}).json()
+    after = len(history["requests"])
+    return {
+        "probe": "a deleted notebook's chat; the chat files",
+        "figure": f"{before} records, then {after} for a new notebook at the path; "
+        f"folder {folder}, files {', '.join(modes)}, {size:,} bytes",
+        "ok": after == 0 and folder == "0o700" and modes == ["0o600"],
+    }
+
+
 PROBES: dict[str, Callable[[Probe], Row | Awaitable[Row]]] = {
+    "chat_goes_with_its_notebook": chat_goes_with_its_notebook,
     "control_tokens": control_tokens,
     "deep_tokenize": deep_tokenize,
     "deep_websocket_message": deep_websocket_message,

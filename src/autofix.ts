@@ -7,10 +7,12 @@ import { Cell, CodeCell, ICellModel } from '@jupyterlab/cells';
 import { Dialog } from '@jupyterlab/apputils';
 import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { TranslationBundle } from '@jupyterlab/translation';
+import type { IDisposable } from '@lumino/disposable';
 import { PanelLayout, Widget } from '@lumino/widgets';
 import { diffLines } from 'diff';
 
 import { IExecutionError } from './chat/protocol';
+import { guardRemoteLoads, replyRendermime } from './chat/sanitize';
 import { METADATA_KEY } from './notebook';
 
 /** `off`: nothing; `suggest`: a button and a diff to accept; `auto`: at once. */
@@ -209,7 +211,10 @@ class FixResult extends Widget {
     header.append(title, close);
     card.appendChild(header);
     if (view.explanation) {
-      const renderer = rendermime.createRenderer('text/markdown');
+      // The model's words: nothing loaded from elsewhere (a remote image is
+      // a link), as in the chat.
+      const renderer =
+        replyRendermime(rendermime).createRenderer('text/markdown');
       renderer.addClass('jp-OciFixResult-body');
       // The model's words are untrusted: sanitized, no scripts.
       void renderer
@@ -221,6 +226,7 @@ class FixResult extends Widget {
         });
       card.appendChild(renderer.node);
       this._renderer = renderer;
+      this._guard = guardRemoteLoads(renderer.node);
     } else if (view.message) {
       const text = document.createElement('p');
       text.className = 'jp-OciFixResult-message';
@@ -238,6 +244,7 @@ class FixResult extends Widget {
     if (!this._cell.isDisposed) {
       this._cell.model.outputs.changed.disconnect(this._onOutputs, this);
     }
+    this._guard?.dispose();
     this._renderer?.dispose();
     super.dispose();
   }
@@ -246,6 +253,7 @@ class FixResult extends Widget {
     this.dispose();
   }
 
+  private _guard: IDisposable | null = null;
   private _renderer: Widget | null = null;
 }
 
@@ -316,11 +324,22 @@ export async function confirmFix(
   trans: TranslationBundle,
   oldSource: string,
   newSource: string,
-  signal: AbortSignal
+  signal: AbortSignal,
+  /** Why the fix asks (shown above the diff), if it says. */
+  note?: string
 ): Promise<boolean> {
+  let body = diffWidget(oldSource, newSource);
+  if (note) {
+    const diff = body;
+    body = new Widget({ node: document.createElement('div') });
+    const text = document.createElement('p');
+    text.className = 'jp-OciDiffDialog-note';
+    text.textContent = note;
+    body.node.append(text, diff.node);
+  }
   const dialog = new Dialog({
     title: trans.__('Apply the fix?'),
-    body: diffWidget(oldSource, newSource),
+    body,
     buttons: [
       Dialog.cancelButton({ label: trans.__('Reject') }),
       Dialog.okButton({ label: trans.__('Accept') })

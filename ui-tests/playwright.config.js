@@ -111,7 +111,8 @@ module.exports = {
         'autofix-toolbar.spec.ts',
         'nothing-lost.spec.ts',
         'magic.spec.ts',
-        'a11y.spec.ts'
+        'a11y.spec.ts',
+        'trust.spec.ts'
       ],
       use: { baseURL: `http://127.0.0.1:${scriptedPort}` }
     }

@@ -82,13 +82,23 @@ export interface IFakePanel {
   activate(index: number): void;
 }
 
-export function fakePanel(path: string, sources: string[] = []): IFakePanel {
+/**
+ * A notebook panel around these code cells. Trusted, as JupyterLab marks a
+ * notebook the user made or ran (`trusted: false`: as the server marks one
+ * it did not sign, from elsewhere).
+ */
+export function fakePanel(
+  path: string,
+  sources: string[] = [],
+  options: { trusted?: boolean } = {}
+): IFakePanel {
+  const trusted = options.trusted ?? true;
   const model = new NotebookModel();
   model.fromJSON({
     cells: sources.map(source => ({
       cell_type: 'code',
       source,
-      metadata: {},
+      metadata: trusted ? { trusted: true } : {},
       outputs: [],
       execution_count: null
     })),

@@ -2,10 +2,16 @@
  * One turn's executor: for an `execute` message, confirm the rewrite (a fix
  * in suggest mode), place the code in its cell, run it (or wait for the user
  * to), and report the `outcome` to the server.
+ *
+ * In a notebook JupyterLab does not trust (./trust.ts), the code never runs
+ * at once: it waits in its cell, shown in the chat, until the user runs it
+ * (the chat's Run, Shift+Enter) or trusts the notebook.
  */
 import type { ISessionContextDialogs } from '@jupyterlab/apputils';
 import type { INotebookCellExecutor } from '@jupyterlab/notebook';
 import type { ITranslator } from '@jupyterlab/translation';
+import { PromiseDelegate } from '@lumino/coreutils';
+import type { IDisposable } from '@lumino/disposable';
 
 import {
   CellDeleted,
@@ -16,6 +22,7 @@ import {
   runCell,
   waitForUserRun
 } from '../notebook';
+import { followTrust } from '../trust';
 import { editedCell, markWorking } from './cells';
 import type {
   ClientMessage,
@@ -23,7 +30,7 @@ import type {
   IOutcomeMessage
 } from './protocol';
 import type { ChatRequest } from './request';
-import type { ITurnTiming } from './types';
+import type { ITurnTiming, ITurnView } from './types';
 
 /** The notebook operations a turn uses (tests put their own in). */
 export interface INotebookOperations {
@@ -64,7 +71,14 @@ export class TurnExecutor {
     const options = this._options;
     const received = performance.now();
     const view = request.view;
-    const { turn, step } = request.beginExecute(message);
+    // The user's setting, unless the notebook is not trusted: then the code
+    // waits for the user's Run (or for the notebook to be trusted).
+    const auto = request.autoExecutes(message);
+    let runNow = auto && !request.underReview();
+    const { turn, step } = request.beginExecute(message, runNow);
+    if (auto && !runNow) {
+      turn.review = true;
+    }
     let { replaceCellId, anchorCellId } = request.placement(
       message.target,
       step
@@ -108,7 +122,12 @@ export class TurnExecutor {
             options.stop(request);
             return;
           }
-          turn.state = message.auto_execute ? 'executing' : 'waiting';
+          // Accepting the rewrite is the review: it runs as the setting says.
+          if (turn.review) {
+            runNow = true;
+            turn.review = undefined;
+          }
+          turn.state = runNow ? 'executing' : 'waiting';
         }
       }
       const cell = this._notebook.placeCode(request.panel, {
@@ -122,6 +141,12 @@ export class TurnExecutor {
         anchorCellId,
         keepOriginal: request.fix !== null
       });
+      if (!request.review) {
+        // The chat's cell in a trusted notebook is trusted, as a cell the
+        // user adds is (it has no outputs yet): the notebook stays trusted.
+        // Under review it is trusted once the user runs it.
+        cell.trusted = true;
+      }
       request.placed(step, cell.id, message.code);
       markWorking(request.panel, cell.id, true);
       options.placed(request, step, cell.id);
@@ -133,34 +158,52 @@ export class TurnExecutor {
           turn: message.turn,
           state
         });
-      result = message.auto_execute
-        ? await this._notebook.runCell(request.panel, cell.id, {
-            timeLimit: message.time_limit,
-            signal: abort.signal,
-            inspect: message.inspect,
-            executor: options.executor,
-            sessionDialogs: options.sessionDialogs,
-            translator: options.translator,
-            onQueued: waitingFor => {
-              turn.state = 'queued';
-              turn.waitingFor = waitingFor;
-              progress('queued');
+      const run = () =>
+        this._notebook.runCell(request.panel, cell.id, {
+          timeLimit: message.time_limit,
+          signal: abort.signal,
+          inspect: message.inspect,
+          executor: options.executor,
+          sessionDialogs: options.sessionDialogs,
+          translator: options.translator,
+          onQueued: waitingFor => {
+            turn.state = 'queued';
+            turn.waitingFor = waitingFor;
+            progress('queued');
+            options.changed();
+          },
+          onStarted: () => {
+            if (turn.state === 'queued') {
+              turn.state = 'executing';
+              turn.waitingFor = undefined;
               options.changed();
-            },
-            onStarted: () => {
-              if (turn.state === 'queued') {
-                turn.state = 'executing';
-                turn.waitingFor = undefined;
-                options.changed();
-              }
-              progress('running');
             }
-          })
-        : await this._notebook.waitForUserRun(
-            request.panel,
-            cell.id,
-            abort.signal
-          );
+            progress('running');
+          }
+        });
+      if (runNow) {
+        result = await run();
+      } else {
+        const ran = await this._waitForRun(
+          request,
+          turn,
+          cell.id,
+          abort.signal,
+          auto
+        );
+        if (ran) {
+          result = ran;
+        } else {
+          if (stopped()) {
+            return;
+          }
+          // Run from the chat, or the notebook was trusted meanwhile.
+          turn.state = 'executing';
+          turn.review = undefined;
+          options.changed();
+          result = await run();
+        }
+      }
     } catch (reason) {
       if (stopped()) {
         return; // stopped: the server ends the request
@@ -226,11 +269,60 @@ export class TurnExecutor {
       turn: message.turn,
       totalMs,
       runMs: result.runMs,
-      overheadMs: message.auto_execute ? totalMs - result.runMs : NaN
+      overheadMs: runNow ? totalMs - result.runMs : NaN
     };
     performance.mark('oci:turn', { detail: timing });
     request.ran(turn, result.status, result.seconds, result.error);
     options.changed();
+  }
+
+  /**
+   * Wait until the user runs the cell themselves (Shift+Enter, Run All: the
+   * run they made), or asks the chat to run it (`turn.run`, the chat's Run
+   * button), or, when the setting runs code at once, until the notebook is
+   * trusted: null for the last two, the cell is to be run now.
+   */
+  private async _waitForRun(
+    request: ChatRequest,
+    turn: ITurnView,
+    cellId: string,
+    signal: AbortSignal,
+    auto: boolean
+  ): Promise<IRunResult | null> {
+    const waiting = new AbortController();
+    const stop = () => waiting.abort();
+    signal.addEventListener('abort', stop);
+    if (signal.aborted) {
+      stop();
+    }
+    const go = new PromiseDelegate<null>();
+    turn.run = () => go.resolve(null);
+    let trust: IDisposable | null = null;
+    if (auto && request.review) {
+      // The waiting cell is left out: the user running it (Shift+Enter)
+      // trusts it, and that run is theirs to report, not to start again.
+      trust = followTrust(request.panel, () => {
+        if (!request.underReview(cellId)) {
+          go.resolve(null);
+        }
+      });
+    }
+    const byUser = this._notebook.waitForUserRun(
+      request.panel,
+      cellId,
+      waiting.signal
+    );
+    // Given up once the chat runs the cell: that rejection is nobody's.
+    byUser.catch(() => undefined);
+    this._options.changed();
+    try {
+      return await Promise.race([byUser, go.promise]);
+    } finally {
+      turn.run = undefined;
+      trust?.dispose();
+      signal.removeEventListener('abort', stop);
+      waiting.abort();
+    }
   }
 
   private _options: ITurnExecutorOptions;

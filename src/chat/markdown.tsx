@@ -1,11 +1,14 @@
 /**
  * Markdown through JupyterLab's own renderer: the same parser, sanitizer and
- * code highlighting as a notebook's markdown cells.
+ * code highlighting as a notebook's markdown cells, and nothing loaded from
+ * elsewhere (./sanitize.ts: a remote image is a link).
  */
 import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { MessageLoop } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 import * as React from 'react';
+
+import { guardRemoteLoads, replyRendermime } from './sanitize';
 
 const MARKDOWN = 'text/markdown';
 
@@ -73,8 +76,9 @@ export function Markdown(props: {
     if (!node) {
       return;
     }
-    const widget = rendermime.createRenderer(MARKDOWN);
+    const widget = replyRendermime(rendermime).createRenderer(MARKDOWN);
     renderer.current = widget;
+    const guard = guardRemoteLoads(widget.node);
     // Attached as a Lumino widget so it gets its lifecycle messages like any
     // other rendered output; a host outside the document (a panel not shown
     // yet) cannot attach, and holds the node until it is shown.
@@ -85,6 +89,7 @@ export function Markdown(props: {
     }
     return () => {
       renderer.current = null;
+      guard.dispose();
       release(widget);
     };
   }, [rendermime]);
@@ -96,7 +101,8 @@ export function Markdown(props: {
       if (!widget || widget.isDisposed || latest.current !== source) {
         return;
       }
-      // The model's words are untrusted: no scripts, sanitized HTML.
+      // The model's words are untrusted: no scripts, sanitized HTML, no
+      // remote resources.
       const model = new MimeModel({ data: { [MARKDOWN]: source } });
       try {
         await widget.renderModel(model);
@@ -116,7 +122,7 @@ export function Markdown(props: {
  * otherwise delay the first words of the first reply.
  */
 export function warmUpMarkdown(rendermime: IRenderMimeRegistry): void {
-  const renderer = rendermime.createRenderer(MARKDOWN);
+  const renderer = replyRendermime(rendermime).createRenderer(MARKDOWN);
   const model = new MimeModel({
     data: { [MARKDOWN]: '`x`\n\n```python\nx = 1\n```' }
   });

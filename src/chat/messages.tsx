@@ -13,7 +13,7 @@ import { BudgetName } from './protocol';
 import { chatText, slots, withNodes } from './texts';
 
 function chipLabel(
-  turn: Pick<ITurnView, 'state' | 'ename' | 'evalue' | 'evalueText'>,
+  turn: Pick<ITurnView, 'state' | 'ename' | 'evalue' | 'evalueText' | 'review'>,
   trans: TranslationBundle
 ): string {
   switch (turn.state) {
@@ -24,7 +24,9 @@ function chipLabel(
     case 'queued':
       return trans.__('waiting');
     case 'waiting':
-      return trans.__('run the cell');
+      return turn.review
+        ? trans.__('review, then run')
+        : trans.__('run the cell');
     case 'reviewing':
       return trans.__('review the fix');
     case 'ok':
@@ -54,7 +56,7 @@ function chipLabel(
 export function StateChip(props: {
   turn: Pick<
     ITurnView,
-    'state' | 'ename' | 'evalue' | 'evalueText' | 'seconds'
+    'state' | 'ename' | 'evalue' | 'evalueText' | 'seconds' | 'review'
   >;
   trans: TranslationBundle;
 }): JSX.Element {
@@ -176,9 +178,27 @@ function TurnItem(props: {
         </p>
       )}
       {turn.state === 'waiting' && (
-        <p className="jp-OciChat-waiting">
-          {trans.__(
-            'The code is in the notebook. Run its cell (Shift+Enter) when you are ready; the chat goes on with the result.'
+        <p
+          className="jp-OciChat-waiting"
+          data-oci-review={turn.review ? '' : undefined}
+        >
+          {turn.review
+            ? trans.__(
+                'Not run yet (this notebook is not trusted): read the code, then run it here or with Shift+Enter in its cell.'
+              )
+            : trans.__(
+                'The code is in the notebook. Run its cell (Shift+Enter) when you are ready; the chat goes on with the result.'
+              )}{' '}
+          {turn.run && (
+            <button
+              type="button"
+              className="jp-Button jp-mod-styled jp-mod-accept jp-OciChat-run"
+              data-oci-run=""
+              title={trans.__('Run this code in its cell, in your kernel')}
+              onClick={() => turn.run?.()}
+            >
+              {trans.__('Run')}
+            </button>
           )}{' '}
           <button
             type="button"

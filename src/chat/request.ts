@@ -30,6 +30,7 @@ import type {
   ITurnView
 } from './types';
 import { ChatText, englishText, serverText } from './texts';
+import { isNotebookTrusted } from '../trust';
 
 export interface IChatRequestOptions {
   id: string;
@@ -65,6 +66,10 @@ export class ChatRequest {
     this.fix = options.fix;
     this.confirm = options.confirm;
     this.refine = options.refine;
+    // What the model reads is the notebook as it is now: one that JupyterLab
+    // does not trust may carry someone else's instructions.
+    this.review = !isNotebookTrusted(options.panel);
+    this.askedForReview = this.review;
     if (options.cellId !== null && options.cellSource !== null) {
       this.written.set(
         options.cellId,
@@ -94,7 +99,8 @@ export class ChatRequest {
       attempt: 0,
       refines: options.refines,
       autoExecute: settings.autoExecute,
-      stopping: false
+      stopping: false,
+      ...(this.review ? { review: true } : {})
     };
   }
 
@@ -107,6 +113,13 @@ export class ChatRequest {
   readonly fix: IFixCell | null;
   readonly confirm: FixConfirm | null;
   readonly refine: boolean;
+  /**
+   * Each step's code waits for the user's Run: the notebook was not trusted
+   * when the request was asked, and has not been trusted since.
+   */
+  review: boolean;
+  /** The request was asked for review (the server was told not to expect runs). */
+  readonly askedForReview: boolean;
   /**
    * The cell this request last wrote; before it wrote any, the cell it
    * refines or fixes (which step 1 rewrites), or null.
@@ -151,7 +164,8 @@ export class ChatRequest {
       max_replies: settings.maxReplies,
       read_results: settings.readResults,
       time_limit: settings.executionTimeLimit,
-      auto_execute: settings.autoExecute,
+      // Under review the user runs each cell: the server waits for them.
+      auto_execute: settings.autoExecute && !this.review,
       refine_cell: this.refine,
       ...(this.fix ? { cell: this.fix, review: this.confirm !== null } : {})
     };
@@ -260,14 +274,43 @@ export class ChatRequest {
   }
 
   /**
+   * Whether the user's auto-execute setting runs an `execute`'s code at
+   * once (what applies unless the request is under review).
+   */
+  autoExecutes(message: IExecuteMessage): boolean {
+    // Asked for review, the server was told the user runs the cells.
+    return (
+      message.auto_execute || (this.askedForReview && this.view.autoExecute)
+    );
+  }
+
+  /**
+   * Whether the request is under review now. A notebook trusted meanwhile
+   * (*Trust notebook*) ends the review: the setting applies again. A
+   * notebook that stops being trusted does not start one: what the model
+   * read of it was read when the request was asked. `except`: a cell left
+   * out (the one waiting: the user's own run of it trusts it).
+   */
+  underReview(except?: string): boolean {
+    if (this.review && isNotebookTrusted(this.panel, except)) {
+      this.review = false;
+      delete this.view.review;
+    }
+    return this.review;
+  }
+
+  /**
    * An `execute` arrived: its turn runs (or waits for the user), for this
    * step and attempt. Returns the turn and the step.
    */
-  beginExecute(message: IExecuteMessage): { turn: ITurnView; step: number } {
+  beginExecute(
+    message: IExecuteMessage,
+    runsAtOnce = message.auto_execute
+  ): { turn: ITurnView; step: number } {
     const view = this.view;
     const turn = this.turn(message.turn);
     turn.complete = true;
-    turn.state = message.auto_execute ? 'executing' : 'waiting';
+    turn.state = runsAtOnce ? 'executing' : 'waiting';
     // An older server sends no steps: one cell, its attempts counted here.
     const step = message.step ?? 1;
     turn.step = step;

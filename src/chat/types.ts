@@ -1,8 +1,9 @@
 /**
  * What the chat panel shows and the user sets: the settings that shape a
- * request, and the view state of threads, requests and turns. Plain data,
- * mutated by the modules that follow the server's messages
- * (./request.ts, ./threads.ts) and read by the React views.
+ * request, and the view state of threads, requests and turns. Plain data
+ * (but for a waiting turn's `run`), mutated by the modules that follow the
+ * server's messages (./request.ts, ./threads.ts, ./executor.ts) and read by
+ * the React views.
  */
 import type { NotebookPanel } from '@jupyterlab/notebook';
 
@@ -87,6 +88,16 @@ export interface ITurnView {
   waitingFor?: string | null;
   /** Before its first token: requests the model serves before this reply. */
   modelAhead?: number;
+  /**
+   * The code waits (state `waiting`) because the notebook is not trusted:
+   * the user reviews it before it runs.
+   */
+  review?: boolean;
+  /**
+   * While the code waits for the user (state `waiting`): run it now, as
+   * auto-execute would (the chat's Run button). Set by the executor.
+   */
+  run?: () => void;
 }
 
 export type RequestStatus = 'running' | DoneStatus;
@@ -123,6 +134,11 @@ export interface IRequestView {
   /** The label of the cell this request refines, when it does. */
   refines: string | null;
   autoExecute: boolean;
+  /**
+   * The notebook was not trusted when the request was asked: its code runs
+   * only when the user runs it (until the notebook is trusted).
+   */
+  review?: boolean;
   /** A Stop is on its way to the server. */
   stopping: boolean;
 }

@@ -2,6 +2,7 @@
  * The chat: the current notebook's requests, newest at the bottom, and the
  * composer. Everything it shows comes from the chat model (IOciChatModel).
  */
+import { NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { notebookIcon, UseSignal } from '@jupyterlab/ui-components';
@@ -9,6 +10,7 @@ import { ISignal } from '@lumino/signaling';
 import * as React from 'react';
 
 import { IOciChatModel } from '../tokens';
+import { followTrust, isNotebookTrusted } from '../trust';
 import { Composer } from './composer';
 import { warmUpMarkdown } from './markdown';
 import { RequestItem } from './messages';
@@ -63,7 +65,11 @@ function EmptyState(props: {
   );
 }
 
-function settingsHint(settings: IChatSettings, trans: TranslationBundle) {
+function settingsHint(
+  settings: IChatSettings,
+  trusted: boolean,
+  trans: TranslationBundle
+) {
   const parts = [
     settings.readResults
       ? trans.__(
@@ -75,12 +81,83 @@ function settingsHint(settings: IChatSettings, trans: TranslationBundle) {
           '%1, stops at the first success',
           trans._n('up to %1 attempt', 'up to %1 attempts', settings.maxTurns)
         ),
-    settings.autoExecute
+    settings.autoExecute && trusted
       ? trans.__('runs automatically')
       : trans.__('you run the cells'),
     trans.__('%1 s limit', settings.executionTimeLimit)
   ];
   return parts.join(' · ');
+}
+
+/**
+ * Whether JupyterLab trusts the notebook (../trust.ts), followed as its
+ * cells change: a run, *Trust Notebook*, a cell added. The second value
+ * asks again (after the trust dialog: a markdown cell's trust has no event).
+ */
+function useNotebookTrust(panel: NotebookPanel | null): [boolean, () => void] {
+  const [, setTick] = React.useState(0);
+  const refresh = React.useCallback(() => setTick(tick => tick + 1), []);
+  React.useEffect(() => {
+    if (!panel) {
+      return;
+    }
+    const trust = followTrust(panel, refresh);
+    return () => trust.dispose();
+  }, [panel, refresh]);
+  return [panel ? isNotebookTrusted(panel) : true, refresh];
+}
+
+/**
+ * Why the chat asks before it runs code here, with JupyterLab's own way to
+ * trust the notebook (the *Trust Notebook* command's dialog, then a save, so
+ * that the server signs it and it opens trusted next time).
+ */
+function TrustNotice(props: {
+  panel: NotebookPanel;
+  onTrusted: () => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { panel, trans } = props;
+  const [asking, setAsking] = React.useState(false);
+  const trust = async () => {
+    setAsking(true);
+    try {
+      const result = await NotebookActions.trust(panel.content);
+      if (result?.trusted && !panel.isDisposed) {
+        await panel.context.save();
+      }
+    } catch (reason) {
+      console.warn('oci-jupyter: trusting the notebook failed.', reason);
+    } finally {
+      setAsking(false);
+      props.onTrusted();
+    }
+  };
+  return (
+    <div
+      className="jp-OciChat-banner jp-OciChat-trust"
+      role="status"
+      data-oci-untrusted=""
+    >
+      <span className="jp-OciChat-trustText">
+        <b>{trans.__('This notebook is not trusted.')}</b>{' '}
+        {trans.__(
+          'Its content reaches the model and may come from someone else: each cell the chat writes waits for your Run.'
+        )}
+      </span>
+      <button
+        type="button"
+        className="jp-Button jp-mod-styled jp-OciChat-trustButton"
+        onClick={() => void trust()}
+        disabled={asking}
+        title={trans.__(
+          'JupyterLab’s Trust Notebook: trust it if you know where it comes from; the chat then runs its code at once again'
+        )}
+      >
+        {trans.__('Trust notebook')}
+      </button>
+    </div>
+  );
 }
 
 /** Seconds until the next reconnection attempt, ticking while closed. */
@@ -168,6 +245,7 @@ function ChatBody(props: IChatViewProps): JSX.Element {
   React.useEffect(() => warmUpMarkdown(rendermime), [rendermime]);
 
   const panel = model.notebook;
+  const [trusted, trustChanged] = useNotebookTrust(panel);
   const thread = model.thread;
   const running = model.running;
   const requests = thread?.requests ?? [];
@@ -267,6 +345,9 @@ function ChatBody(props: IChatViewProps): JSX.Element {
           )}
         </div>
       )}
+      {panel && !trusted && model.settings.autoExecute && (
+        <TrustNotice panel={panel} onTrusted={trustChanged} trans={trans} />
+      )}
       {model.notice && (
         <div className="jp-OciChat-banner jp-mod-warn" role="status">
           {chatText(model.notice, trans)}
@@ -338,7 +419,7 @@ function ChatBody(props: IChatViewProps): JSX.Element {
         stopping={running?.stopping ?? false}
         refine={running ? null : model.refineTarget()}
         refineCandidate={running ? null : model.refineCandidate()}
-        hint={settingsHint(model.settings, trans)}
+        hint={settingsHint(model.settings, trusted, trans)}
         draft={draft}
         onDraftChange={value => {
           setDraft(value);

@@ -45,6 +45,7 @@ import { CommandIDs, followChatState } from '../commands';
 import { fixIcon } from '../icon';
 import { METADATA_KEY } from '../notebook';
 import { IOciChatModel } from '../tokens';
+import { isNotebookTrusted } from '../trust';
 import { followSettings } from './settings';
 
 /** What the cell shows once its fix ended; null: nothing (a stop). */
@@ -143,15 +144,23 @@ export const autoFixPlugin: JupyterFrontEndPlugin<void> = {
       if (!error || notebook.isDisposed || cell.isDisposed) {
         return false;
       }
+      // In a notebook JupyterLab does not trust, even `auto` shows the
+      // rewrite first: its content reached the model.
+      const trusted = isNotebookTrusted(notebook);
+      const note = trusted
+        ? undefined
+        : trans.__(
+            'This notebook is not trusted: review the fix before it replaces the cell and runs.'
+          );
       const finished = chat.fix({
         panel: notebook,
         cellId: cell.model.id,
         error,
         confirm:
-          autoFix === 'auto'
+          autoFix === 'auto' && trusted
             ? null
             : (oldSource, newSource, signal) =>
-                confirmFix(trans, oldSource, newSource, signal)
+                confirmFix(trans, oldSource, newSource, signal, note)
       });
       if (!finished) {
         // Say why nothing happens rather than ignore the click.
