@@ -44,6 +44,7 @@ from .prompts import (
     failure_names,
     fix_request,
 )
+from .safe_markdown import safe_markdown
 from .types import ExecutionOutcome, GenerationParams, Message
 
 USAGE = """\
@@ -194,7 +195,7 @@ class _ReplyView:
             self.heading = guess
         now = time.monotonic()
         if self._handle is not None and now - self._shown > 1 / UPDATES_PER_SECOND:
-            self._handle.update(Markdown(self._markdown(self.text + " ▌")))
+            self._handle.update(Markdown(self._markdown(safe_markdown(self.text) + " ▌")))
             self._shown = now
 
     def waiting(self, ahead: int) -> None:
@@ -209,7 +210,8 @@ class _ReplyView:
         if new_heading is not None:
             self.heading = new_heading
         if self._handle is not None:
-            self._handle.update(Markdown(self._markdown(self.text or "*(empty reply)*")))
+            shown = safe_markdown(self.text) or "*(empty reply)*"
+            self._handle.update(Markdown(self._markdown(shown)))
 
     def replace(self, markdown: str) -> bool:
         """Show something else in this reply's place (the summary above the answer)."""
@@ -416,14 +418,14 @@ class OCIMagics(Magics):
                 }
             else:
                 lines.append("The code is in a new cell below.")
-        summary = "\n\n".join(lines)
+        summary = safe_markdown("\n\n".join(lines))
         # The answer streamed into its reply's place: the summary goes there, above it.
         if answer_view is None or not answer_view.replace(summary):
             display(Markdown(summary))
         if steps_marker is not None:
             display(steps_marker, raw=True)
         if result.answer.strip():
-            display(Markdown(result.answer))  # the last thing shown
+            display(Markdown(safe_markdown(result.answer)))  # the last thing shown
 
     # ---- %oci fix ----------------------------------------------------------------------------
     def _remember_failure(self, result: Any) -> None:
