@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from jupyter_core.utils import ensure_async
@@ -51,6 +52,7 @@ class ChatWebSocket(
             temperature=app.settings_.default_temperature,  # type: ignore[attr-defined]
             defaults=LoopDefaults(**app.settings_.loop_defaults()),  # type: ignore[attr-defined]
             notebooks=app.chat_notebooks,  # type: ignore[attr-defined]
+            root_dir=Path(self.serverapp.root_dir).expanduser(),
         )
 
     async def _send(self, message: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import shlex
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -44,6 +45,7 @@ from .prompts import (
     failure_names,
     fix_request,
 )
+from .prompts.files import file_previews
 from .safe_markdown import safe_markdown
 from .types import ExecutionOutcome, GenerationParams, Message
 
@@ -297,6 +299,7 @@ class OCIMagics(Magics):
                 limits=limits,
                 needs=needs,
                 **({"hint": ""} if mode == "fix" else {}),  # a fix asks for code already
+                files=file_previews(request, Path.cwd()),  # the kernel runs in its folder
             )
         except PromptTooLong as exc:
             raise UsageError(f"the request is too long: {exc}") from exc

@@ -27,6 +27,7 @@ from oci_jupyter.evaluation.dabench_report import summarize
 from oci_jupyter.evaluation.dabench_runner import (
     DABenchSettings,
     browser_cut,
+    prepare_folder,
     product_defaults,
     solve_question,
 )
@@ -303,7 +304,12 @@ async def test_a_question_answered_after_one_step(tmp_path: Path) -> None:
     # The request is the user's words; the loop fed the run's output back.
     prompt = engine.prompts[0]
     assert prompt[0]["content"].startswith(SYSTEM_PROMPT)
-    assert prompt[-1]["content"] == request_text(question(1)) + "\n\n" + REQUEST_HINT
+    # The request's CSV file, previewed as the chat previews a file the request names.
+    assert prompt[-1]["content"].startswith("Data files the request names")
+    assert "order_id,region,price,quantity" in prompt[-1]["content"]
+    assert prompt[-1]["content"].endswith(
+        "Request:\n" + request_text(question(1)) + "\n\n" + REQUEST_HINT
+    )
     assert "12.5" in engine.prompts[1][-1]["content"]
     assert engine.params[0].max_tokens == product_defaults().reply_tokens
     assert not (tmp_path / "notebook").exists()  # the notebook folder is gone afterwards
@@ -367,11 +373,21 @@ async def test_the_prompt_is_the_sidebars_for_a_notebook_without_cells(tmp_path:
         if message["type"] == "done":
             done.set()
 
-    session = ChatSession(engine, ChatStore(tmp_path / "chats"), send)
-    ask_message = {"type": "ask", "id": "r1", "prompt": record["request"], "mode": "chat"}
+    # The notebook sits in the question's folder, beside its CSV file (previewed for both;
+    # the harness removed its copy of the folder when the question ended).
+    prepare_folder(question(1), tmp_path / "notebook")
+    session = ChatSession(engine, ChatStore(tmp_path / "chats"), send, root_dir=tmp_path)
+    ask_message = {
+        "type": "ask",
+        "id": "r1",
+        "prompt": record["request"],
+        "mode": "chat",
+        "notebook": "notebook/analysis.ipynb",
+    }
     await session.receive(json.dumps(ask_message))
     await asyncio.wait_for(done.wait(), 10)
     assert engine.prompts[0] == ours.prompts[0]
+    assert "Data files the request names" in ours.prompts[0][-1]["content"]
     assert engine.params[0].max_tokens == ours.params[0].max_tokens
 
 
@@ -479,7 +495,9 @@ def test_cli_against_a_running_server(tmp_path: Path, capsys: pytest.CaptureFixt
     assert record["turns"][0]["reply"] == reply(MEAN_CODE).rstrip("\n")
     assert record["turns"][0]["output"] == "12.5\n"
     prompts = json.loads(script.read_text())["prompts"]
-    assert prompts[0][-1]["content"] == request_text(question(1)) + "\n\n" + REQUEST_HINT
+    assert prompts[0][-1]["content"].endswith(
+        "Request:\n" + request_text(question(1)) + "\n\n" + REQUEST_HINT
+    )
 
 
 def test_cli_rejects_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

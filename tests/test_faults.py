@@ -797,3 +797,24 @@ async def test_real_model_ten_prefills_and_a_disconnect(server: Server) -> None:
         probe="completion",
         timeout=30,
     )
+
+
+async def test_a_notebook_deleted_with_its_chat(server: Server) -> None:
+    """A deleted notebook's chat went on living, and a new notebook at its path inherited it
+    (issue 25 §4): Jupyter's delete removes it."""
+    await server.ready(["doomed.ipynb"])
+    server.engine.script([FIXED, ANSWER])
+    client = await server.connect("tab", [OK_OUTCOME])
+    client.ask("r1", prompt="password = 'hunter2'; print a total", notebook="doomed.ipynb")
+    assert (await client.done("r1"))["status"] == "success"
+    assert len(await server.history("doomed.ipynb")) == 1
+    code, _ = await server.request("api", "contents", "doomed.ipynb", method="DELETE")
+    assert code == 204
+    del server.notebooks["doomed.ipynb"]  # deleted on purpose
+    client.asked.clear()  # its record went with the notebook
+    body = json.dumps({"type": "notebook"})
+    code, _ = await server.request("api", "contents", "doomed.ipynb", method="PUT", body=body)
+    assert code == 201
+    server.notebooks = {k: v for k, v in server.notebooks.items() if k != "doomed.ipynb"}
+    assert await server.history("doomed.ipynb") == []
+    await assert_survived(server, "a notebook deleted, a new one at its path", probe="chat")

@@ -638,7 +638,7 @@ def check_random_notebooks(count: Counter, cases: int = 200, seed: int = 1234) -
             )
         except PromptTooLong:
             # Only when the system prompt, the request and the reply's room nearly fill it.
-            minimal = sum(count([SYSTEM_PROMPT, request])) + limits.reply_tokens
+            minimal = sum(count([SYSTEM_PROMPT, request, REQUEST_HINT])) + limits.reply_tokens
             assert minimal > window - 100, f"case {case}: PromptTooLong with room to spare"
             continue
         built += 1

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from ..driver import KernelGone, ModelFailed, ReplyCutter, Stopped, TurnEnded, drive
@@ -34,6 +35,7 @@ from ..prompts import (
     failure_names,
     fix_request,
 )
+from ..prompts.files import file_previews
 from ..prompts.values import assigned_names
 from ..texts import Text, text
 from ..types import ExecutionOutcome, Message
@@ -85,8 +87,11 @@ class ChatSession:
         cut_replies: bool = True,
         notebooks: NotebookRequests | None = None,
         cancel_grace: float = 1.0,
+        root_dir: Path | None = None,
     ) -> None:
         self.engine = engine
+        self.root_dir = root_dir
+        """The server's root folder: a notebook's data files are in its folder under it."""
         self.store = store
         self._send = send
         self.reply_tokens = reply_tokens
@@ -371,6 +376,8 @@ class ChatSession:
             variables=[VariableInfo(**v.model_dump()) for v in ask.context.variables],
         )
         needs: set[str] = set()
+        folder = self._notebook_folder(ask.notebook)
+        files = await asyncio.to_thread(file_previews, request, folder) if folder else []
         if fix is not None:
             # The failing cell is in the request itself: in the context it keeps its place (the
             # model sees what runs before and after it) but not its source a second time. The
@@ -400,9 +407,19 @@ class ChatSession:
             limits=PromptLimits(reply_tokens=reply_tokens),
             needs=needs,
             hint="" if fix is not None else REQUEST_HINT,  # a fix asks for code already
+            files=files,
             **({"system": self.system_prompt} if self.system_prompt is not None else {}),
         )
         return messages, reply_tokens
+
+    def _notebook_folder(self, notebook: str) -> Path | None:
+        """The folder of ``notebook`` (an API path) under the server's root, where its kernel
+        runs; None outside the root or without one."""
+        if self.root_dir is None or not notebook:
+            return None
+        root = self.root_dir.resolve()
+        folder = (root / notebook).parent.resolve()
+        return folder if folder.is_relative_to(root) and folder.is_dir() else None
 
     async def _drive(self, running: _Running, loop: RefinementLoop, reply_tokens: int) -> Finished:
         ask = running.ask

@@ -61,6 +61,7 @@ from ..prompts import (
     build_messages,
     strip_ansi,
 )
+from ..prompts.files import file_previews
 from ..prompts.values import assigned_names
 from ..types import ExecutionOutcome
 from .dabench import Question, request_text
@@ -203,10 +204,15 @@ class ChatModel(Protocol):
 
 # ---- one question ------------------------------------------------------------------------------
 def chat_messages(
-    request: str, variables: Sequence[VariableInfo], model: ChatModel, reply_tokens: int
+    request: str,
+    variables: Sequence[VariableInfo],
+    model: ChatModel,
+    reply_tokens: int,
+    folder: Path | None = None,
 ) -> tuple[list[Message], int]:
-    """The first prompt of a chat request in a notebook with no cells (ChatSession._prompt),
-    and the reply room it keeps."""
+    """The first prompt of a chat request in a notebook with no cells (ChatSession._prompt)
+    whose folder is ``folder`` (the data files the request names there are previewed, as the
+    chat previews them), and the reply room it keeps."""
     window = model.context_length
     room = min(reply_tokens, window // 2)
     messages = build_messages(
@@ -217,6 +223,7 @@ def chat_messages(
         history=[],
         limits=PromptLimits(reply_tokens=room),
         hint=REQUEST_HINT,
+        files=file_previews(request, folder),
     )
     return messages, room
 
@@ -310,7 +317,7 @@ async def solve_question(
         variables = await kernel_variables(kernel)
         try:
             messages, room = await asyncio.to_thread(
-                chat_messages, request, variables, model, settings.max_tokens
+                chat_messages, request, variables, model, settings.max_tokens, folder
             )
         except PromptTooLong as exc:
             prompt_error = str(exc)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ..types import Message
 from .context import CellContext, NotebookContext, rank_cells
 from .feedback import strip_ansi
+from .files import files_section
 from .system import REQUEST_HINT, SYSTEM_PROMPT
 
 
@@ -57,12 +58,14 @@ def build_messages(
     system: str = SYSTEM_PROMPT,
     needs: Collection[str] = (),
     hint: str = REQUEST_HINT,
+    files: Sequence[str] = (),
 ) -> list[Message]:
     """The first turn's messages: system, earlier conversation, then context + request.
 
     Everything is measured with ``count`` and fitted into ``window`` minus the reply's room:
-    the request always, then the most recent history, the variables, and the most relevant
-    cells, each within its share (unused shares go to the cells).
+    the request always, then the most recent history, the variables, the previews of the
+    data files the request names (``files``, :mod:`.files`) and the most relevant cells, each
+    within its share (unused shares go to the cells).
     """
     limits = limits or PromptLimits()
     language = context.language or "python"
@@ -77,9 +80,18 @@ def build_messages(
         "Variables in the kernel:\n",
         f"\n\nNotebook cells, top to bottom ({len(context.cells)} other cells not shown):\n",
         "\n\nRequest:\n",
+        *([files_section([])] if files else []),
     ]
     counts = count(
-        [*headers, system_text, request_text, *history_texts, *variable_lines, *cell_texts]
+        [
+            *headers,
+            system_text,
+            request_text,
+            *history_texts,
+            *variable_lines,
+            *files,
+            *cell_texts,
+        ]
     )
     header_tokens = sum(counts[: len(headers)])
     counts = counts[len(headers) :]
@@ -89,7 +101,9 @@ def build_messages(
     history_tokens = rest[: len(history_texts)]
     rest = rest[len(history_texts) :]
     variable_tokens = rest[: len(variable_lines)]
-    cell_tokens = rest[len(variable_lines) :]
+    rest = rest[len(variable_lines) :]
+    file_tokens = rest[: len(files)]
+    cell_tokens = rest[len(files) :]
 
     # The margin covers tokens that merge differently across the joins of the parts.
     budget = (
@@ -132,6 +146,13 @@ def build_messages(
         spent += tokens + 1
     budget -= spent
 
+    # The named files before the cells: what the request is about comes first.
+    kept_files: list[str] = []
+    for preview, tokens in zip(files, file_tokens, strict=True):
+        if tokens + 2 <= budget // 2:
+            kept_files.append(preview)
+            budget -= tokens + 2
+
     kept_cells: dict[int, str] = {}
     for index, text, tokens in zip(cell_order, cell_texts, cell_tokens, strict=True):
         if tokens + 2 > budget:
@@ -147,6 +168,10 @@ def build_messages(
         omitted = len(context.cells) - len(kept_cells)
         note = f" ({omitted} other cells not shown)" if omitted else ""
         parts.append(f"Notebook cells, top to bottom{note}:\n" + "\n\n".join(shown))
+    if kept_files:
+        # After the cells, right before the request that names them: the prompt up to here
+        # is the same as the one a background prefill read (it knows no request yet).
+        parts.append(files_section(kept_files))
     prompt = request_text
     if parts:
         prompt = "\n\n".join(parts) + "\n\nRequest:\n" + request_text

@@ -10,7 +10,8 @@ from .values import values_text
 
 FeedbackMarker = "Execution result:"
 READ_HINT = (
-    "If this shows the answer, answer in words from it, without code. If a step of the "
+    "If this shows the answer, give it from these values, without code, in the form the "
+    "request asks for (its format and rounding; plain words otherwise). If a step of the "
     "request remains, or the value asked for is not printed yet, give the code that computes "
     "and prints it: never work a number out in your head."
 )
