@@ -99,9 +99,11 @@ class OCIExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         from .chat_handlers import ChatHistoryHandler, ChatWebSocket
+        from .completions.handlers import HANDLERS as COMPLETIONS
         from .handlers import HANDLERS
 
         self.handlers.extend(HANDLERS)
+        self.handlers.extend(COMPLETIONS)
         self.handlers.extend(
             [(r"/oci/chat", ChatWebSocket), (r"/oci/chat/history", ChatHistoryHandler)]
         )

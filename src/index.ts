@@ -1,7 +1,8 @@
 /**
  * oci_jupyter's JupyterLab plugins, one per capability: the executor of the
  * loop's cells, the chat (the `IOciChatModel` service), the sidebar (model
- * status and chat), auto-fix of failing cells and `%%oci --insert`'s steps.
+ * status and chat), auto-fix of failing cells, `%%oci --insert`'s steps and
+ * ghost text as the user types.
  * Other extensions may use the services through the tokens.
  */
 import { JupyterFrontEndPlugin } from '@jupyterlab/application';
@@ -9,6 +10,7 @@ import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { autoFixPlugin } from './plugins/autofix';
 import { cellExecutorPlugin } from './plugins/cellexecutor';
 import { chatPlugin } from './plugins/chat';
+import { inlineCompletionPlugin } from './plugins/inline-completion';
 import { magicStepsPlugin } from './plugins/magicsteps';
 import { sidebarPlugin } from './plugins/sidebar';
 
@@ -20,7 +22,8 @@ const plugins: JupyterFrontEndPlugin<any>[] = [
   chatPlugin,
   sidebarPlugin,
   autoFixPlugin,
-  magicStepsPlugin
+  magicStepsPlugin,
+  inlineCompletionPlugin
 ];
 
 export default plugins;

@@ -6,7 +6,8 @@ handler and UI tests are deterministic and fast. Select it in a server with
 
 For a server in another process, ``script_file`` names a JSON file
 ``{"replies": [...], "prompts": [...]}``: each generation takes the next reply from it and
-appends the messages it was given, so a test can script and inspect a running server.
+appends the messages it was given, so a test can script and inspect a running server
+(infilling: ``"completions"``, the last one repeating, and ``"fim_prompts"``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from oci_jupyter.engine import (
     Message,
     StreamEvent,
 )
+from oci_jupyter.engine.fim import FimPrompt
 
 
 class ScriptedTestEngine(Engine):
@@ -39,11 +41,17 @@ class ScriptedTestEngine(Engine):
         token_delay: float = 0.0,
         context_length: int = 4096,
         script_file: str | None = None,
+        completions: Sequence[str] = ("print('hello')",),
     ) -> None:
         super().__init__(model="scripted-test-model", device="test")
         self.replies = list(replies)
         self.prompts: list[list[Message]] = []
         self.params: list[GenerationParams] = []
+        self.completions = list(completions)
+        """Middles to fill in, one per infilling request (the last one repeats)."""
+        self.fim_prompts: list[FimPrompt] = []
+        self.fim_params: list[GenerationParams] = []
+        self.fim_finishes: list[Finish] = []
         self.release = asyncio.Event()
         if not hold_loading:
             self.release.set()
@@ -84,6 +92,51 @@ class ScriptedTestEngine(Engine):
             sent += 1
             await asyncio.sleep(self._token_delay)
         yield Finish("stop", self.count_chat_tokens(messages), sent)
+
+    async def _generate_fim(
+        self,
+        prompt: FimPrompt,
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """The next scripted middle, word by word (cancel and max_tokens as for a reply)."""
+        self.fim_prompts.append(prompt)
+        self.fim_params.append(params)
+        if self._script_file:
+            middle = self._next_scripted_middle(prompt)
+        else:
+            middle = self.completions[min(len(self.fim_prompts), len(self.completions)) - 1]
+        prompt_tokens = self.count_tokens(prompt.prefix) + self.count_tokens(prompt.suffix or "")
+        words = middle.split(" ")
+        finish = Finish("stop", prompt_tokens, len(words))
+        for sent, word in enumerate(words):
+            if cancelled.is_set():
+                finish = Finish("cancelled", prompt_tokens, sent)
+                break
+            if sent >= params.max_tokens:
+                finish = Finish("length", prompt_tokens, sent)
+                break
+            yield Delta(word if sent == 0 else " " + word)
+            await asyncio.sleep(self._token_delay)
+        self.fim_finishes.append(finish)
+        yield finish
+
+    def _next_scripted_middle(self, prompt: FimPrompt) -> str:
+        """From the script file: the next of its "completions" (the last one repeats), and
+        the prompt appended to its "fim_prompts" ({"prefix", "suffix"})."""
+        assert self._script_file
+        with open(self._script_file) as handle:
+            script = json.load(handle)
+        script.setdefault("fim_prompts", []).append(
+            {"prefix": prompt.prefix, "suffix": prompt.suffix}
+        )
+        middles = script.get("completions") or [""]
+        middle = middles.pop(0) if len(middles) > 1 else middles[0]
+        script["completions"] = middles
+        with open(self._script_file, "w") as handle:
+            json.dump(script, handle)
+        return str(middle)
 
     def _next_scripted(self, messages: list[Message]) -> str:
         assert self._script_file

@@ -95,7 +95,11 @@ module.exports = {
   projects: [
     {
       name: 'real-model',
-      testMatch: ['oci_jupyter.spec.ts', 'chat-real.spec.ts'],
+      testMatch: [
+        'oci_jupyter.spec.ts',
+        'chat-real.spec.ts',
+        'inline-completion.spec.ts'
+      ],
       // The real model samples (temperature 0.2, as users get it): a 1.5B model now and
       // then writes wrong code or answers with a number. Since a silent step shows the
       // model its values and the question asks for the list's name, "which list" passed

@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..texts import Text, text
 from ..types import GenerationParams, Message
+
+if TYPE_CHECKING:
+    from .fim import FimPrompt
 
 log = logging.getLogger(__name__)
 PLACE_POLL_SECONDS = 0.25
@@ -272,13 +275,51 @@ class Engine(abc.ABC):
         Closing the iterator early, or :meth:`cancel` with the same id, stops generation
         within about one token and frees the engine for the next request.
         """
+        stream = self._tracked(
+            request_id,
+            lambda cancelled: self._generate(list(messages), params, request_id, cancelled),
+        )
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            await stream.aclose()  # now, not when collected: the generation stops at once
+
+    async def stream_fim(
+        self, prompt: FimPrompt, params: GenerationParams, request_id: str
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Stream the middle between ``prompt.prefix`` and ``prompt.suffix`` (or, with no
+        suffix, a continuation of the prefix), with the model's own infilling prompt: like
+        :meth:`stream_chat`, :class:`Delta` events then one :class:`Finish`, stopped by
+        :meth:`cancel` or by closing the iterator. ``params.priority`` "interactive" (ghost
+        text, a person typing) goes before programs but yields to a chat turn."""
+        stream = self._tracked(
+            request_id, lambda cancelled: self._generate_fim(prompt, params, request_id, cancelled)
+        )
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            await stream.aclose()
+
+    async def _tracked(
+        self,
+        request_id: str,
+        start: Callable[[asyncio.Event], AsyncGenerator[StreamEvent, None]],
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Run the engine's generator ``start(cancelled)`` as request ``request_id``: known to
+        :meth:`cancel` and a restart while it runs, its own bugs reported as EngineError."""
         if not self.ready:
             raise EngineNotReady(self._status)
         if request_id in self._cancel_events:
             raise EngineError(f"request id {request_id!r} is already running")
         cancelled = asyncio.Event()
         self._cancel_events[request_id] = cancelled
-        events = self._generate(list(messages), params, request_id, cancelled)
+        try:
+            events = start(cancelled)
+        except BaseException:
+            self._cancel_events.pop(request_id, None)
+            raise
         try:
             async for event in events:
                 yield event
@@ -303,6 +344,11 @@ class Engine(abc.ABC):
             return False
         event.set()
         return True
+
+    def supersede(self, request_id: str) -> bool:
+        """The next keystroke's infilling request continues this one's prompt: stop it, but
+        an engine may first finish reading what the next one shares (llama.cpp does)."""
+        return self.cancel(request_id)
 
     @property
     def running_requests(self) -> list[str]:
@@ -349,6 +395,18 @@ class Engine(abc.ABC):
         cancelled: asyncio.Event,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Yield deltas and one final Finish; stop promptly once ``cancelled`` is set."""
+
+    async def _generate_fim(
+        self,
+        prompt: FimPrompt,
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Like :meth:`_generate`, for an infilling prompt (optional: engines that cannot
+        fill in the middle refuse)."""
+        raise EngineError(f"The {self.title} engine cannot fill in the middle")
+        yield  # an async generator, like the engines' own  # pragma: no cover
 
     @abc.abstractmethod
     def count_tokens(self, text: str) -> int:

@@ -58,8 +58,9 @@ from .base import (
     _describe,
 )
 from .bundled import DEFAULT_MODEL, ModelFile, ModelUnavailable, resolve_model_file, verify
-from .chat_tokens import prompt_segments, tokenize_segments
+from .chat_tokens import Segment, prompt_segments, tokenize_segments
 from .cpu_quirks import cpu_has_amx, safe_model_params
+from .fim import FimFormat, FimPrompt, chunk_bounds, detect_format, prompt_parts
 from .kv_cache import PrefixCache, as_tokens, common_prefix, restore_sequence, save_sequence
 from .model_guard import ModelGuard, ModelReleased, close_quietly
 
@@ -117,6 +118,19 @@ class _Job:
     request_id: str = ""
     tokens: list[int] = field(default_factory=list)
     """The prompt, tokenized by the worker (not on the event loop)."""
+    fim: list[Segment] | None = None
+    """An infilling prompt (engine/fim.py) instead of ``messages``."""
+    fim_stable: int = 0
+    """How many of the ``fim`` segments are its stable beginning (the lines above the
+    cursor's line)."""
+    yields: bool = False
+    """Ghost text: it stops when a chat turn is queued (within a token)."""
+    keep: int = 0
+    """Tokens of the prompt's stable beginning (set by the worker)."""
+    soft: bool = False
+    """Superseded by the next keystroke on the same line: a stop waits until the stable
+    beginning is read (the next request needs it too); a cancel, a disconnect or a chat
+    turn stops it at once."""
 
     def emit(self, item: StreamEvent | BaseException) -> None:
         if self.loop is None or self.events is None:
@@ -126,10 +140,12 @@ class _Job:
 
 
 _SHUTDOWN = object()
-RANKS = {"interactive": 0, "background": 1}
-"""The queue's order: a person waiting (chat, fix, %%oci) before a program (the OpenAI
-endpoint, oci-eval), and both before a background prefill; first come first served within."""
-WARM_RANK = 2
+RANKS = {"interactive": 0, "background": 2}
+"""The queue's order: a person waiting (chat, fix, %%oci) before ghost text as they type
+(which also gives way to a chat turn that comes while it runs), before a program (the OpenAI
+endpoint, oci-eval), and all before a background prefill; first come first served within."""
+COMPLETION_RANK = 1
+WARM_RANK = 3
 MAX_PREFILLS = 4
 """Background prefills pending at most, over all connections (each has one at most): more
 would keep the engine busy for minutes reading prompts nobody may send."""
@@ -301,6 +317,16 @@ class LlamaCppEngine(Engine):
         """How the latest request read its prompt and decoded (set by the worker)."""
         self.warm_stats: RequestStats | None = None
         """The same for the latest background prefill."""
+        self.fim_stats: RequestStats | None = None
+        """The same for the latest infilling request (ghost text)."""
+        self._live_fim = False
+        """The live context holds an infilling prompt that is not saved yet."""
+        self._fim_format: FimFormat | Literal[False] | None = False
+        """The model's infilling markers; False: not read yet."""
+        self._fim_jobs: dict[str, _Job] = {}
+        """Infilling requests in flight, by id (to supersede them)."""
+        self._reading_to = 0
+        """Where the prompt chunk being read ends (the worker's, for the stop check)."""
         self.model_file: Path | None = None
 
     # ---- loading -----------------------------------------------------------------------------
@@ -444,7 +470,8 @@ class LlamaCppEngine(Engine):
         if job is None:
             return False
         if job.stop.is_set():
-            return True
+            # A superseded keystroke reads the stable beginning to its end: not stale work.
+            return not (job.soft and self._reading_to <= job.keep)
         return job.warm and bool(self._queued)  # a request waits: yield to it
 
     # ---- the worker thread -------------------------------------------------------------------
@@ -545,13 +572,27 @@ class LlamaCppEngine(Engine):
             job.tokens = self._chat_tokens(self._prefix_formatter, job.messages)
             if self.cache.holds(job.tokens) is not None:
                 return  # read already
+        elif job.fim is not None:
+            if job.yields and self._chat_waiting():
+                job.soft = False
+                job.stop.set()  # queued before this started (_enqueue saw nothing running)
+            job.tokens = tokenize_segments(job.fim[: job.fim_stable], self._tokenize)
+            job.keep = len(job.tokens)
+            job.tokens += tokenize_segments(job.fim[job.fim_stable :], self._tokenize)
         else:
             job.tokens = self.prompt_tokens(job.messages)
         stats = RequestStats(prompt_tokens=len(job.tokens), warm=job.warm)
         if job.warm:
             self.warm_stats = stats
+        elif job.fim is not None:
+            self.fim_stats = stats
         else:
             self.last_stats = stats
+        if job.fim is None and self._live_fim:
+            # The context holds ghost text's prompt: keep it for the next keystroke before
+            # this request reads over it (saved once here, not after every keystroke).
+            self._live_fim = False
+            self._remember()
         if job.stop.is_set():  # cancelled while it waited in the queue
             stats.reason = "cancelled"
             job.emit(Finish("cancelled", len(job.tokens), 0))
@@ -567,7 +608,10 @@ class LlamaCppEngine(Engine):
                 reason = "stop" if job.warm else self._decode(job, stats)
         finally:
             stats.reason = reason
-            self._remember()
+            if job.fim is None:
+                self._remember()
+            else:
+                self._live_fim = True
         if not job.warm:
             job.emit(Finish(reason, len(job.tokens), stats.completion_tokens, stats.cached_tokens))
 
@@ -608,10 +652,12 @@ class LlamaCppEngine(Engine):
         self._use_threads(self._n_threads, self._n_threads_batch)
         self._arm_abort(True)
         try:
-            for start in range(keep, end, self._n_batch):
+            split = job.keep if job.fim is not None else 0
+            for start, stop in chunk_bounds(keep, end, self._n_batch, split):
+                self._reading_to = stop
                 if self._should_stop():
                     return False
-                chunk = tokens[start : min(end, start + self._n_batch)]
+                chunk = tokens[start:stop]
                 try:
                     llm.eval(chunk)
                 except RuntimeError:
@@ -669,7 +715,7 @@ class LlamaCppEngine(Engine):
         )
         room_left = self._n_ctx - len(job.tokens)
         limit = min(p.max_tokens, room_left) if p.max_tokens > 0 else room_left
-        is_eog = self._eog_check()
+        is_eog = self._end_check(job)
         drafter = self._drafter() if self.wants_lookup(job.messages) else None
         pending = job.tokens[-1]
         generated = 0
@@ -773,11 +819,17 @@ class LlamaCppEngine(Engine):
             if self._closing or self._llm is None:
                 raise EngineNotReady(self.status)
             rank = WARM_RANK if job.warm else RANKS[job.params.priority]
+            if job.yields:
+                rank = COMPLETION_RANK
             place = (rank, next(self._order))
             if not job.warm:
                 self._queued[job.request_id] = place
             self._unfinished += 1
             self._jobs.put((*place, job))
+            current = self._current
+            if rank == RANKS["interactive"] and current is not None and current.yields:
+                current.soft = False
+                current.stop.set()  # a chat turn waits: ghost text gives way at once
 
     async def _generate(
         self,
@@ -788,6 +840,91 @@ class LlamaCppEngine(Engine):
     ) -> AsyncGenerator[StreamEvent, None]:
         loop = asyncio.get_running_loop()
         job = _Job(messages, params, loop, asyncio.Queue(), request_id=request_id)
+        events = self._relay(job, cancelled)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    async def _generate_fim(
+        self,
+        prompt: FimPrompt,
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        segments, stable = prompt_parts(self.fim_format, prompt)
+        job = _Job(
+            [],
+            params,
+            asyncio.get_running_loop(),
+            asyncio.Queue(),
+            request_id=request_id,
+            fim=segments,
+            fim_stable=stable,
+            yields=params.priority == "interactive",
+        )
+        self._fim_jobs[request_id] = job
+        events = self._relay(job, cancelled)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+            self._fim_jobs.pop(request_id, None)
+
+    def supersede(self, request_id: str) -> bool:
+        """Ghost text: the next keystroke's request continues this one's prompt. It stops
+        once it has read the stable beginning the next one shares (so typing never throws
+        away the reading of a notebook's cells); a middle being written stops at once."""
+        job = self._fim_jobs.get(request_id)
+        if job is None:
+            return self.cancel(request_id)
+        job.soft = True
+        return super().cancel(request_id)
+
+    def cancel(self, request_id: str) -> bool:
+        job = self._fim_jobs.get(request_id)
+        if job is not None:
+            job.soft = False  # a cancel or a disconnect stops at once, even a superseded job
+        return super().cancel(request_id)
+
+    @property
+    def fim_format(self) -> FimFormat | None:
+        """The model's infilling markers, read from its vocabulary once (engine/fim.py)."""
+        if self._fim_format is False:
+            self._fim_format = detect_format(self._is_control)
+        return self._fim_format
+
+    def _is_control(self, marker: str) -> bool:
+        """Whether ``marker`` is one control token of this model (and not when read as text)."""
+        return len(self._tokenize(marker, special=True)) == 1 < len(self._tokenize(marker))
+
+    def _end_check(self, job: _Job) -> Callable[[int], bool]:
+        """What ends a reply: an end-of-generation token; for a middle also any infilling
+        marker (a model that writes ``<|fim_suffix|>`` has left the hole)."""
+        is_eog = self._eog_check()
+        fim = self.fim_format if job.fim is not None else None
+        if fim is None:
+            return is_eog
+        ends = {
+            self._tokenize(text, special=True)[0]
+            for text in fim.stop_texts
+            if self._is_control(text)
+        }
+        return lambda token: token in ends or is_eog(token)
+
+    def _chat_waiting(self) -> bool:
+        """A person's request (not ghost text) is queued: ghost text gives way to it."""
+        with self._enqueue_lock:
+            return any(rank == RANKS["interactive"] for rank, _ in self._queued.values())
+
+    async def _relay(
+        self, job: _Job, cancelled: asyncio.Event
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Queue ``job`` for the worker and pass on its events until its Finish."""
+        loop = asyncio.get_running_loop()
 
         async def relay_cancel() -> None:
             await cancelled.wait()
@@ -964,7 +1101,8 @@ class LlamaCppEngine(Engine):
         self._threads_set = None
         # Saved states belong to the old context; a restart starts clean.
         self.cache = PrefixCache(self.cache.budget_bytes, slack=self.cache.slack)
-        self.last_stats = self.warm_stats = None
+        self.last_stats = self.warm_stats = self.fim_stats = None
+        self._live_fim = False
 
 
 class _PromptLookup:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..texts import text
@@ -22,6 +23,7 @@ from .base import (
     StreamEvent,
     finish_reason,
 )
+from .fim import FimPrompt
 
 # Without the remote tokenizer, token counts are estimates: code averages about 3.5 characters
 # per token for the BPE vocabularies of current code models; err on the high side.
@@ -123,10 +125,30 @@ class OpenAIEngine(Engine):
             stream = await self._client.chat.completions.create(**kwargs)
         except Exception as exc:
             raise EngineError(f"{self._base_url}: {exc}") from exc
+        end = _StreamEnd()
+        events = self._relay(stream, cancelled, end, _chat_text)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+        if end.usage is not None and end.reason != "cancelled":
+            prompt, completion = end.usage.prompt_tokens, end.usage.completion_tokens
+        else:
+            prompt = self.count_chat_tokens(messages)
+            completion = self.count_tokens("".join(end.parts))
+        yield Finish(finish_reason(end.reason), prompt, completion)
+
+    async def _relay(
+        self,
+        stream: Any,
+        cancelled: asyncio.Event,
+        end: _StreamEnd,
+        text_of: Callable[[Any], str | None],
+    ) -> AsyncGenerator[Delta, None]:
+        """Pass on the remote stream's text (``text_of`` a choice) until it ends or
+        ``cancelled``; how it ended goes into ``end``."""
         watcher = asyncio.get_running_loop().create_task(cancelled.wait())
-        parts: list[str] = []
-        reason = "stop"
-        usage: Any = None
         try:
             iterator = stream.__aiter__()
             while True:
@@ -134,23 +156,23 @@ class OpenAIEngine(Engine):
                 await asyncio.wait({step, watcher}, return_when=asyncio.FIRST_COMPLETED)
                 if not step.done():  # cancelled while waiting for the next chunk
                     step.cancel()
-                    reason = "cancelled"
+                    end.reason = "cancelled"
                     break
                 try:
                     chunk = step.result()
                 except StopAsyncIteration:
                     break
                 if chunk.usage is not None:
-                    usage = chunk.usage
+                    end.usage = chunk.usage
                 for choice in chunk.choices:
-                    text = choice.delta.content if choice.delta else None
+                    text = text_of(choice)
                     if text:
-                        parts.append(text)
+                        end.parts.append(text)
                         yield Delta(text)
                     if choice.finish_reason:
-                        reason = choice.finish_reason
+                        end.reason = choice.finish_reason
                 if cancelled.is_set():
-                    reason = "cancelled"
+                    end.reason = "cancelled"
                     break
         except EngineError:
             raise
@@ -159,12 +181,49 @@ class OpenAIEngine(Engine):
         finally:
             watcher.cancel()
             await stream.close()  # closing the HTTP stream makes the remote server abort
-        if usage is not None and reason != "cancelled":
-            prompt, completion = usage.prompt_tokens, usage.completion_tokens
+
+    async def _generate_fim(
+        self,
+        prompt: FimPrompt,
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Forwarded to the remote ``/v1/completions`` with ``suffix``: the remote server
+        formats its model's infilling prompt (vLLM's server refuses ``suffix``; another
+        oci_jupyter, llama.cpp's server or a hosted FIM API takes it)."""
+        kwargs: dict[str, Any] = {
+            "model": self._model,
+            "prompt": prompt.prefix,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if prompt.suffix is not None:
+            kwargs["suffix"] = prompt.suffix
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        try:
+            stream = await self._client.completions.create(**kwargs)
+        except Exception as exc:
+            raise EngineError(f"{self._base_url}: {exc}") from exc
+        end = _StreamEnd()
+        events = self._relay(stream, cancelled, end, _completion_text)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+        if end.usage is not None and end.reason != "cancelled":
+            used, completion = end.usage.prompt_tokens, end.usage.completion_tokens
         else:
-            prompt = self.count_chat_tokens(messages)
-            completion = self.count_tokens("".join(parts))
-        yield Finish(finish_reason(reason), prompt, completion)
+            used = self.count_tokens(prompt.prefix) + self.count_tokens(prompt.suffix or "")
+            completion = self.count_tokens("".join(end.parts))
+        yield Finish(finish_reason(end.reason), used, completion)
 
     def count_tokens(self, text: str) -> int:
         return int(len(text) / _CHARS_PER_TOKEN) + 1 if text else 0
@@ -180,3 +239,20 @@ class OpenAIEngine(Engine):
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+@dataclass
+class _StreamEnd:
+    """How a remote stream ended: its finish reason, usage (if sent) and the text it sent."""
+
+    reason: str = "stop"
+    usage: Any = None
+    parts: list[str] = field(default_factory=list)
+
+
+def _chat_text(choice: Any) -> str | None:
+    return choice.delta.content if choice.delta else None
+
+
+def _completion_text(choice: Any) -> str | None:
+    return getattr(choice, "text", None)

@@ -21,7 +21,7 @@ import sys
 from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..texts import text
 from .base import (
@@ -34,7 +34,9 @@ from .base import (
     StreamEvent,
     finish_reason,
 )
-from .chat_tokens import prompt_segments, tokenize_segments
+from .chat_tokens import Segment, prompt_segments, tokenize_segments
+from .fim import FimFormat, FimPrompt, detect_format
+from .fim import prompt_segments as fim_segments
 
 _T = TypeVar("_T")
 
@@ -110,6 +112,8 @@ class VLLMEngine(Engine):
         self._context_length: int | None = None
         self._sampling_params_cls: Any = None
         self._delta_kind: Any = None
+        self._fim_format: FimFormat | Literal[False] | None = False
+        """The model's infilling markers; False: not read yet."""
 
     # ---- loading -----------------------------------------------------------------------------
     def engine_args(self, device: str) -> dict[str, Any]:
@@ -188,7 +192,36 @@ class VLLMEngine(Engine):
 
     def _render(self, messages: Sequence[Message]) -> tuple[list[int], Any]:
         """The prompt's token ids, and the prompt in the form ``AsyncLLM.generate`` takes."""
-        prompt_ids = self._prompt_ids(messages)
+        return self._render_ids(self._prompt_ids(messages))
+
+    def _render_fim(self, segments: Sequence[Segment]) -> tuple[list[int], Any]:
+        """An infilling prompt's token ids (markers as control tokens, code as text)."""
+        tokenizer = self._require(self._tokenizer)
+        ids = tokenize_segments(segments, lambda text, special: _encode(tokenizer, text, special))
+        return self._render_ids(ids)
+
+    @property
+    def fim_format(self) -> FimFormat | None:
+        """The model's infilling markers, read from its tokenizer once (engine/fim.py)."""
+        if self._fim_format is False:
+            self._fim_format = detect_format(self._is_control)
+        return self._fim_format
+
+    def _is_control(self, marker: str) -> bool:
+        tokenizer = self._require(self._tokenizer)
+        return len(_encode(tokenizer, marker, True)) == 1 < len(_encode(tokenizer, marker, False))
+
+    def _fim_stop_ids(self) -> list[int]:
+        """The control tokens that end a middle (the model's own end of text stops it too)."""
+        fim = self.fim_format
+        if fim is None:
+            return []
+        tokenizer = self._require(self._tokenizer)
+        return [
+            _encode(tokenizer, text, True)[0] for text in fim.stop_texts if self._is_control(text)
+        ]
+
+    def _render_ids(self, prompt_ids: list[int]) -> tuple[list[int], Any]:
         context = self.context_length
         if len(prompt_ids) >= context:
             raise EngineError(
@@ -201,7 +234,9 @@ class VLLMEngine(Engine):
         (engine_input,) = renderer.render_cmpl([tokens_prompt])
         return prompt_ids, engine_input
 
-    def _sampling_params(self, params: GenerationParams, max_tokens: int) -> Any:
+    def _sampling_params(
+        self, params: GenerationParams, max_tokens: int, stop_token_ids: Sequence[int] = ()
+    ) -> Any:
         kwargs: dict[str, Any] = {
             "output_kind": self._delta_kind,
             "max_tokens": max_tokens,
@@ -210,6 +245,8 @@ class VLLMEngine(Engine):
             "stop": list(params.stop) or None,
             "seed": params.seed,
         }
+        if stop_token_ids:
+            kwargs["stop_token_ids"] = list(stop_token_ids)
         kwargs.update(self._extra_sampling_args)
         return self._sampling_params_cls(**kwargs)
 
@@ -220,9 +257,45 @@ class VLLMEngine(Engine):
         request_id: str,
         cancelled: asyncio.Event,
     ) -> AsyncGenerator[StreamEvent, None]:
-        engine = self._require(self._engine)
         loop = asyncio.get_running_loop()
         prompt_ids, prompt = await loop.run_in_executor(None, self._render, messages)
+        events = self._stream_prompt(prompt_ids, prompt, params, request_id, cancelled)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    async def _generate_fim(
+        self,
+        prompt: FimPrompt,
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        loop = asyncio.get_running_loop()
+        segments = fim_segments(self.fim_format, prompt)
+        prompt_ids, rendered = await loop.run_in_executor(None, self._render_fim, segments)
+        stops = self._fim_stop_ids() if prompt.suffix is not None else []
+        events = self._stream_prompt(prompt_ids, rendered, params, request_id, cancelled, stops)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    async def _stream_prompt(
+        self,
+        prompt_ids: list[int],
+        prompt: Any,
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+        stop_token_ids: Sequence[int] = (),
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Generate from a rendered prompt (chat or infilling) and stream its events."""
+        engine = self._require(self._engine)
+        loop = asyncio.get_running_loop()
         prompt_tokens = len(prompt_ids)
         max_tokens = max(1, min(params.max_tokens, self.context_length - prompt_tokens))
         if cancelled.is_set():
@@ -232,7 +305,8 @@ class VLLMEngine(Engine):
         # vLLM request ids must be unique among running requests: a suffix keeps an id that
         # the caller reuses right after a cancel apart from the one still being torn down.
         vllm_id = f"{request_id}-{secrets.token_hex(4)}"
-        stream = engine.generate(prompt, self._sampling_params(params, max_tokens), vllm_id)
+        sampling = self._sampling_params(params, max_tokens, stop_token_ids)
+        stream = engine.generate(prompt, sampling, vllm_id)
         outputs = aiter(stream)
 
         async def abort_when_cancelled() -> None:

@@ -85,7 +85,8 @@ describe('the plugins', () => {
         ['oci-jupyter:plugin', IOciChatModel.name],
         ['oci-jupyter:sidebar', null],
         ['oci-jupyter:auto-fix', null],
-        ['oci-jupyter:magic-steps', null]
+        ['oci-jupyter:magic-steps', null],
+        ['oci-jupyter:inline-completion', null]
       ])
     );
     // The sidebar and auto-fix use the chat through its token only.
