@@ -113,6 +113,7 @@ def body(tag: str, cells: list[dict[str, str]], before: str) -> dict[str, Any]:
         "temperature": 0,
         "stream": True,
         "stop": STOPS,
+        "stream_options": {"include_usage": True},
         "notebook": {
             "language": "python",
             "cells_before": cells[:EDITED][-40:],
@@ -157,6 +158,8 @@ async def send(
             event = json.loads(data)
             if "error" in event:
                 raise RuntimeError(f"in-band error: {event['error']}")
+            if event.get("usage"):
+                timed.usage = event["usage"]
             for choice in event.get("choices", []):
                 if choice.get("text"):
                     timed.first = timed.first or time.perf_counter()
@@ -255,7 +258,7 @@ async def run(server: JupyterServer, sessions: int, interval: float) -> tuple[Fi
                 ttft, total = 1000 * timed.ttft, 1000 * timed.total
                 print(
                     f"session {session + 1} line {number + 1}: first token {ttft:.0f} ms,"
-                    f" whole {total:.0f} ms: {timed.text!r}",
+                    f" whole {total:.0f} ms: {timed.text!r}; usage {timed.usage}",
                     flush=True,
                 )
                 await asyncio.sleep(1.0)  # the typist reads the suggestion

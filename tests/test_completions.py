@@ -321,7 +321,7 @@ async def test_typing_on_the_same_line_supersedes_another_line_cancels(
         return json.dumps({"prompt": prompt, "suffix": "", "max_tokens": 50, "notebook": cells})
 
     async with httpx.AsyncClient(headers=headers, timeout=10) as client:
-        typed = ["x = 1\ny = m", "x = 1\ny = ma", "x = 2\ny = ma"]
+        typed = ["x = 1\ny = max_value_of", "x = 1\ny = max_value_of_", "x = 2\ny = max_value_of_"]
         pending = []
         for prompt in typed:
             pending.append(asyncio.ensure_future(client.post(url, content=keystroke(prompt))))
@@ -333,7 +333,7 @@ async def test_typing_on_the_same_line_supersedes_another_line_cancels(
     cancelled = [request_id for name, request_id in calls if name == "cancel"]
     assert len(superseded) == 1  # the second keystroke, on the same line
     later = [request_id for request_id in cancelled if request_id not in superseded]
-    assert len(later) == 1  # the third changed a line above: the second is cancelled
+    assert len(later) == 1  # the third changed the line above: the second is cancelled
 
 
 class NoFimEngine(ScriptedTestEngine):
@@ -376,7 +376,7 @@ def test_the_newest_request_of_a_key_wins() -> None:
     latest.begin("page", "a", engine, "import os\nx = o")
     latest.begin("page", "b", engine, "import os\nx = os")  # same line: a's lines above
     latest.begin("other", "c", engine, "y")  # another page: nothing to stop
-    latest.begin("page", "d", engine, "import sys\nx = os")  # a line above changed
+    latest.begin("page", "d", engine, "import sys\nx = os.path")  # a line above changed
     assert calls == [("supersede", "a"), ("cancel", "b")]
     assert latest.superseded("page", "b")
     assert not latest.superseded("page", "d")

@@ -9,12 +9,12 @@ import time
 import pytest
 
 from oci_jupyter.engine import Delta, Finish, GenerationParams
-from oci_jupyter.engine.chat_tokens import tokenize_segments
 from oci_jupyter.engine.fim import (
     QWEN,
     FimPrompt,
     NoFimFormat,
     chunk_bounds,
+    continues,
     detect_format,
     prompt_segments,
 )
@@ -186,17 +186,19 @@ def test_chunks_end_where_the_stable_beginning_ends() -> None:
     assert chunk_bounds(0, 3, 4, split=7) == [(0, 3)]
 
 
-def test_the_stable_beginning_tokenizes_as_the_whole(llama_engine: LlamaCppEngine) -> None:
-    # The prefix is cut after its last newline; read apart, it must be the same tokens.
-    for prefix in [
-        "import math\n\n\ndef area(r):\n    return math.pi * r",
-        "x = [1,\n     2,\n     ",
-        "s = 'a'\n\n\n\n  # note\n\tprint(s)",
-    ]:
-        segments, stable = QWEN.parts(prefix, "\n")
-        apart = tokenize_segments(segments[:stable], llama_engine._tokenize)
-        apart += tokenize_segments(segments[stable:], llama_engine._tokenize)
-        assert apart == tokenize_segments(QWEN.segments(prefix, "\n"), llama_engine._tokenize)
+def test_the_head_runs_to_the_end_of_the_prefix() -> None:
+    # Tokenized whole (no cut inside the code); the engine keeps reading it for the next
+    # keystroke up to its last tokens.
+    segments, head = QWEN.parts("a = 1\nb = sal", "\n")
+    assert segments == QWEN.segments("a = 1\nb = sal", "\n")
+    assert [s.text for s in segments[:head]] == ["<|fim_prefix|>", "a = 1\nb = sal"]
+
+
+def test_typing_on_continues_a_prompt_another_cell_does_not() -> None:
+    assert continues("a = 1\nb = sal", "a = 1\nb = sale")
+    assert continues("a = 1\nb = sal", "a = 1\nb = sa")  # Backspace
+    assert not continues("a = 1\nb = sales_by_region", "a = 2\nb = sales_by_region")
+    assert not continues("first cell text here", "another cell entirely")
 
 
 def cells(count: int, tag: str) -> str:

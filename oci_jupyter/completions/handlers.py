@@ -26,7 +26,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ..engine import Delta, Engine, EngineError, EngineNotReady, Finish, GenerationParams
-from ..engine.fim import FimPrompt, NoFimFormat, stable_prefix
+from ..engine.fim import FimPrompt, NoFimFormat, continues
 from ..handlers import PRIORITY_HEADER, ChatCompletionsHandler, _openai_reason
 from ..openai_schema import RequestError, now, usage
 from ..types import Priority
@@ -50,21 +50,20 @@ keystrokes are counted once."""
 class LatestCompletions:
     """The newest completion of each key: starting one stops the one before.
 
-    The one before is *superseded* when the new prompt continues its stable beginning (the
-    lines above the cursor's line: the person typed on the same line), so it may finish
-    reading that part, which the new request needs too; otherwise (another cell, a line
-    joined) it is cancelled at once."""
+    The one before is *superseded* when the new prompt continues it (the person typed on,
+    or took back a character or two), so it may finish reading its prompt up to the cursor,
+    which the new request needs too; otherwise (another cell) it is cancelled at once."""
 
     def __init__(self) -> None:
         self._latest: dict[str, tuple[str, str]] = {}
 
     def begin(self, owner: str, request_id: str, engine: Engine, prefix: str) -> None:
         previous = self._latest.get(owner)
-        self._latest[owner] = (request_id, stable_prefix(prefix))
+        self._latest[owner] = (request_id, prefix)
         if previous is None:
             return
-        previous_id, previous_stable = previous
-        if prefix.startswith(previous_stable):
+        previous_id, previous_prefix = previous
+        if continues(previous_prefix, prefix):
             engine.supersede(previous_id)
         else:
             engine.cancel(previous_id)

@@ -55,22 +55,17 @@ class FimFormat:
         return self.parts(prefix, suffix)[0]
 
     def parts(self, prefix: str, suffix: str) -> tuple[list[Segment], int]:
-        """:meth:`segments`, and how many of them make the prompt's *stable* beginning: up to
-        the end of the prefix's last full line. While a person types on a line that part
-        does not change, so a keystroke's request may read it for the next one. (Split
-        after a newline, the code tokenizes as it does whole: the tokenizers of these
-        models start a new piece after a line break.)"""
-        cut = prefix.rfind("\n") + 1
-        stable: list[Segment] = []
+        """:meth:`segments`, and how many of them run up to the end of the prefix: what the
+        next keystroke's prompt begins with too (all but its last tokens, see
+        :data:`KEEP_MARGIN`), so a keystroke's request may read it for the next one."""
+        head: list[Segment] = []
         if self.begin:
-            stable.append(Segment(self.begin, control=True))
-        stable.append(Segment(self.prefix, control=True))
-        stable += _text(prefix[:cut])
-        rest = _text(prefix[cut:])
-        rest.append(Segment(self.suffix, control=True))
-        rest += _text(suffix)
+            head.append(Segment(self.begin, control=True))
+        head.append(Segment(self.prefix, control=True))
+        head += _text(prefix)
+        rest = [Segment(self.suffix, control=True), *_text(suffix)]
         rest.append(Segment(self.middle, control=True))
-        return stable + rest, len(stable)
+        return head + rest, len(head)
 
     @property
     def stop_texts(self) -> tuple[str, ...]:
@@ -127,8 +122,8 @@ def prompt_segments(fim: FimFormat | None, prompt: FimPrompt) -> list[Segment]:
 
 
 def prompt_parts(fim: FimFormat | None, prompt: FimPrompt) -> tuple[list[Segment], int]:
-    """:func:`prompt_segments`, and how many of them are the stable beginning (see
-    :meth:`FimFormat.parts`)."""
+    """:func:`prompt_segments`, and how many of them run up to the end of the prefix (see
+    :meth:`FimFormat.parts`; 0 for a continuation)."""
     if prompt.suffix is None:
         return _text(prompt.prefix), 0
     if fim is None:
@@ -139,15 +134,29 @@ def prompt_parts(fim: FimFormat | None, prompt: FimPrompt) -> tuple[list[Segment
     return fim.parts(prompt.prefix, prompt.suffix)
 
 
-def stable_prefix(prefix: str) -> str:
-    """The prefix up to the end of its last full line: what the next keystroke on the same
-    line shares with this one."""
-    return prefix[: prefix.rfind("\n") + 1]
+KEEP_MARGIN = 2
+"""Tokens at the end of a prefix that the next keystroke may tokenize differently (a
+character typed on merges with the word before it)."""
+CONTINUE_SLACK = 8
+"""Characters at the end of a prefix the next keystroke may change and still continue it
+(a typo taken back with Backspace)."""
+
+
+def continues(earlier: str, later: str) -> bool:
+    """Whether the prefix ``later`` continues ``earlier`` (typing on, or taking back the
+    last few characters): then the earlier request's prompt, but its last tokens, is the
+    beginning of the later one's."""
+    shared = 0
+    for a, b in zip(earlier, later, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared >= len(earlier) - CONTINUE_SLACK
 
 
 def chunk_bounds(start: int, end: int, size: int, split: int = 0) -> list[tuple[int, int]]:
     """``[start, end)`` in chunks of at most ``size`` tokens, one of them ending at
-    ``split`` when it falls inside (a stable beginning ends on a chunk's end)."""
+    ``split`` when it falls inside (what a superseded request reads ends on a chunk's end)."""
     bounds: list[tuple[int, int]] = []
     position = start
     while position < end:

@@ -60,7 +60,14 @@ from .base import (
 from .bundled import DEFAULT_MODEL, ModelFile, ModelUnavailable, resolve_model_file, verify
 from .chat_tokens import Segment, prompt_segments, tokenize_segments
 from .cpu_quirks import cpu_has_amx, safe_model_params
-from .fim import FimFormat, FimPrompt, chunk_bounds, detect_format, prompt_parts
+from .fim import (
+    KEEP_MARGIN,
+    FimFormat,
+    FimPrompt,
+    chunk_bounds,
+    detect_format,
+    prompt_parts,
+)
 from .kv_cache import PrefixCache, as_tokens, common_prefix, restore_sequence, save_sequence
 from .model_guard import ModelGuard, ModelReleased, close_quietly
 
@@ -120,17 +127,17 @@ class _Job:
     """The prompt, tokenized by the worker (not on the event loop)."""
     fim: list[Segment] | None = None
     """An infilling prompt (engine/fim.py) instead of ``messages``."""
-    fim_stable: int = 0
-    """How many of the ``fim`` segments are its stable beginning (the lines above the
-    cursor's line)."""
+    fim_head: int = 0
+    """How many of the ``fim`` segments run up to the end of the prefix."""
     yields: bool = False
     """Ghost text: it stops when a chat turn is queued (within a token)."""
     keep: int = 0
-    """Tokens of the prompt's stable beginning (set by the worker)."""
+    """Tokens of the prompt the next keystroke's shares: up to the cursor but the last
+    tokens (set by the worker)."""
     soft: bool = False
-    """Superseded by the next keystroke on the same line: a stop waits until the stable
-    beginning is read (the next request needs it too); a cancel, a disconnect or a chat
-    turn stops it at once."""
+    """Superseded by the next keystroke, which continues this prompt: a stop waits until
+    ``keep`` tokens are read (the next request needs them too); a cancel, a disconnect or a
+    chat turn stops it at once."""
 
     def emit(self, item: StreamEvent | BaseException) -> None:
         if self.loop is None or self.events is None:
@@ -470,7 +477,7 @@ class LlamaCppEngine(Engine):
         if job is None:
             return False
         if job.stop.is_set():
-            # A superseded keystroke reads the stable beginning to its end: not stale work.
+            # A superseded keystroke reads on up to ``keep``: the next one needs it too.
             return not (job.soft and self._reading_to <= job.keep)
         return job.warm and bool(self._queued)  # a request waits: yield to it
 
@@ -576,9 +583,9 @@ class LlamaCppEngine(Engine):
             if job.yields and self._chat_waiting():
                 job.soft = False
                 job.stop.set()  # queued before this started (_enqueue saw nothing running)
-            job.tokens = tokenize_segments(job.fim[: job.fim_stable], self._tokenize)
-            job.keep = len(job.tokens)
-            job.tokens += tokenize_segments(job.fim[job.fim_stable :], self._tokenize)
+            job.tokens = tokenize_segments(job.fim[: job.fim_head], self._tokenize)
+            job.keep = max(0, len(job.tokens) - KEEP_MARGIN)
+            job.tokens += tokenize_segments(job.fim[job.fim_head :], self._tokenize)
         else:
             job.tokens = self.prompt_tokens(job.messages)
         stats = RequestStats(prompt_tokens=len(job.tokens), warm=job.warm)
@@ -854,7 +861,7 @@ class LlamaCppEngine(Engine):
         request_id: str,
         cancelled: asyncio.Event,
     ) -> AsyncGenerator[StreamEvent, None]:
-        segments, stable = prompt_parts(self.fim_format, prompt)
+        segments, head = prompt_parts(self.fim_format, prompt)
         job = _Job(
             [],
             params,
@@ -862,7 +869,7 @@ class LlamaCppEngine(Engine):
             asyncio.Queue(),
             request_id=request_id,
             fim=segments,
-            fim_stable=stable,
+            fim_head=head,
             yields=params.priority == "interactive",
         )
         self._fim_jobs[request_id] = job
@@ -876,8 +883,9 @@ class LlamaCppEngine(Engine):
 
     def supersede(self, request_id: str) -> bool:
         """Ghost text: the next keystroke's request continues this one's prompt. It stops
-        once it has read the stable beginning the next one shares (so typing never throws
-        away the reading of a notebook's cells); a middle being written stops at once."""
+        once it has read its prompt up to the cursor (but the last tokens), which the next
+        one begins with (so typing never throws away the reading of a notebook's cells); a
+        middle being written stops at once."""
         job = self._fim_jobs.get(request_id)
         if job is None:
             return self.cancel(request_id)
