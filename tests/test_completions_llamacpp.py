@@ -158,6 +158,60 @@ async def test_ghost_text_goes_before_programs(llama_engine: LlamaCppEngine) -> 
         await asyncio.gather(busy, background, ghost)
 
 
+COUNT = [{"role": "user", "content": "Write the numbers from 1 to 100, separated by commas."}]
+
+
+async def test_a_person_does_not_wait_behind_a_programs_reply(
+    llama_engine: LlamaCppEngine,
+) -> None:
+    # A program's long reply (oci-eval, the OpenAI endpoint) gives way between two tokens to
+    # ghost text and a chat turn, then goes on from exactly where it was.
+    program = GenerationParams(max_tokens=120, temperature=0.0, priority="background")
+    alone = deltas(await drain(llama_engine.stream_chat(COUNT, program, "program-alone")))
+    running = await streaming(llama_engine.stream_chat(COUNT, program, "program-busy"))
+    text, _ = await middle(llama_engine, ADD, "fim-meanwhile")
+    assert text.startswith("a + b"), text
+    chat = await drain(llama_engine.stream_chat(CHAT, GenerationParams(max_tokens=4), "chat-now"))
+    assert deltas(chat)
+    assert not running.done()  # both were served while the program's reply went on
+    events = await running
+    finish = events[-1]
+    assert isinstance(finish, Finish)
+    assert finish.reason == "length"
+    assert deltas(events) == alone  # its context read back exactly: the same greedy reply
+
+
+async def test_a_chat_turn_does_not_wait_for_a_programs_long_prompt(
+    llama_engine: LlamaCppEngine,
+) -> None:
+    # Between two chunks of a program's prompt (~1,300 tokens: 3 chunks), too.
+    rows = "\n".join(f"row {i}: value {i * 7 % 13}" for i in range(120))
+    long_prompt = [{"role": "user", "content": f"Which value is most common?\n{rows}"}]
+    program = GenerationParams(max_tokens=2, temperature=0.0, priority="background")
+    ended: list[str] = []
+
+    async def run_program() -> None:
+        await drain(llama_engine.stream_chat(long_prompt, program, "program-long"))
+        ended.append("program")
+
+    task = asyncio.ensure_future(run_program())
+    async with asyncio.timeout(120):
+        while not (
+            (job := llama_engine._current) is not None
+            and job.request_id == "program-long"
+            and job.tokens
+        ):
+            await asyncio.sleep(0.01)
+    await drain(llama_engine.stream_chat(CHAT, GenerationParams(max_tokens=2), "chat-first"))
+    ended.append("chat")
+    await task
+    assert ended == ["chat", "program"]
+
+
+def deltas(events: list[object]) -> str:
+    return "".join(event.text for event in events if isinstance(event, Delta))
+
+
 async def drain(stream) -> list[object]:  # type: ignore[no-untyped-def]
     return [event async for event in stream]
 

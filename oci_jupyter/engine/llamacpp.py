@@ -489,18 +489,7 @@ class LlamaCppEngine(Engine):
                 job = self._next_job()
                 if job is None:
                     return
-                self._current = job
-                try:
-                    self._run(job)
-                except BaseException as exc:  # reported to the caller; the worker lives on
-                    log.debug("llama.cpp request failed", exc_info=True)
-                    job.emit(exc)
-                finally:
-                    self._current = None
-                    with self._enqueue_lock:
-                        self._unfinished -= 1
-                        if job.warm:
-                            self._forget_prefill(job)
+                self._serve_one(job)
         except BaseException as exc:  # the worker itself failed: no request can run any more
             log.error("the llama.cpp worker died", exc_info=True)
             reason = f"its worker thread failed: {_describe(exc)}"
@@ -511,6 +500,73 @@ class LlamaCppEngine(Engine):
         finally:
             self._drain(failure)
             self._release_model()  # only the worker frees the model it computes with
+
+    def _serve_one(self, job: _Job) -> None:
+        """Run ``job`` and account for it; its failure goes to its caller, not the worker."""
+        outer = self._current
+        self._current = job
+        try:
+            self._run(job)
+        except BaseException as exc:  # reported to the caller; the worker lives on
+            log.debug("llama.cpp request failed", exc_info=True)
+            job.emit(exc)
+        finally:
+            self._current = outer
+            with self._enqueue_lock:
+                self._unfinished -= 1
+                if job.warm:
+                    self._forget_prefill(job)
+
+    # ---- a program's reply gives way ---------------------------------------------------------
+    def _someone_waits(self, job: _Job) -> bool:
+        """A person's request or ghost text was queued while this program's reply runs."""
+        if job.warm or job.params.priority != "background":
+            return False
+        with self._enqueue_lock:
+            return any(0 <= rank < RANKS["background"] for rank, _ in self._queued.values())
+
+    def _take_waiting(self) -> _Job | None:
+        """The first queued job ranked above programs, taken off the queue (else None)."""
+        try:
+            item = self._jobs.get_nowait()
+        except queue.Empty:
+            return None
+        rank, _, job = item
+        if not (0 <= rank < RANKS["background"]) or not isinstance(job, _Job):
+            self._jobs.put(item)  # same (rank, arrival): it keeps its place
+            return None
+        with self._enqueue_lock:
+            self._queued.pop(job.request_id, None)
+        return job
+
+    def _give_way(self, job: _Job) -> bool:
+        """Between two tokens (or two prompt chunks) of a program's reply (oci-eval, the
+        OpenAI endpoint), serve the chat turns and ghost text queued meanwhile, then read the
+        reply's context back and go on: a person never waits for a long background reply.
+        The context is saved in the prefix cache first, so reading it back is a copy (it is
+        read again only if the cache dropped it). Returns False when ``job`` was stopped
+        meanwhile."""
+        llm = self._llm
+        context = [int(t) for t in llm.input_ids[: llm.n_tokens]]
+        self._remember()
+        while (waiting := self._take_waiting()) is not None:
+            self._serve_one(waiting)
+        if job.stop.is_set():
+            return False
+        self._read_back(context)
+        return True
+
+    def _read_back(self, context: list[int]) -> None:
+        """Bring the live context to exactly ``context``: from the cache when it holds it,
+        reading what it lacks."""
+        llm = self._llm
+        if self._live_fim:  # keep the last keystroke's state for the next one
+            self._live_fim = False
+            self._remember()
+        keep = self._restore_prefix(context, len(context))
+        self._use_threads(self._n_threads, self._n_threads_batch)
+        for start, stop in chunk_bounds(keep, len(context), self._n_batch):
+            llm.eval(context[start:stop])
 
     def _forget_prefill(self, job: _Job) -> None:
         """(Under the enqueue lock) a prefill that ended is nobody's pending one any more."""
@@ -630,26 +686,8 @@ class LlamaCppEngine(Engine):
         llm = self._llm
         tokens = job.tokens
         started = time.perf_counter()
-        live = common_prefix(llm.input_ids[: llm.n_tokens], tokens)
-        saved, shared = self.cache.find(tokens)
-        if saved is not None and shared > live:
-            llm._ctx.kv_cache_seq_rm(0, -1, -1)
-            llm.n_tokens = 0
-            if restore_sequence(llm._ctx.ctx, saved.data, saved.nbytes):
-                llm.input_ids[: len(saved.tokens)] = saved.tokens
-                llm.n_tokens = len(saved.tokens)
-                saved.touch()
-                live = shared
-                stats.restored = True
-                self.cache.stats.restores += 1
-            else:  # refused (should not happen with the same model): read everything
-                log.warning("llama.cpp refused a saved state; reading the prompt again")
-                llm._ctx.kv_cache_seq_rm(0, -1, -1)
-                live = 0
         end = len(tokens) if job.warm else len(tokens) - 1
-        keep = min(live, end)
-        llm._ctx.kv_cache_seq_rm(0, keep, -1)
-        llm.n_tokens = keep
+        keep = self._restore_prefix(tokens, end, stats)
         stats.cached_tokens = keep
         if keep > 0:
             self.cache.stats.hits += 1
@@ -664,6 +702,11 @@ class LlamaCppEngine(Engine):
                 self._reading_to = stop
                 if self._should_stop():
                     return False
+                if self._someone_waits(job):
+                    self._arm_abort(False)
+                    if not self._give_way(job):
+                        return False
+                    self._arm_abort(True)
                 chunk = tokens[start:stop]
                 try:
                     llm.eval(chunk)
@@ -680,6 +723,34 @@ class LlamaCppEngine(Engine):
         finally:
             self._arm_abort(False)
             stats.prefill_seconds = time.perf_counter() - started
+
+    def _restore_prefix(
+        self, tokens: list[int], end: int, stats: RequestStats | None = None
+    ) -> int:
+        """Bring the live context to the longest beginning of ``tokens[:end]`` it or a saved
+        state holds (restoring that state); returns how many tokens it holds."""
+        llm = self._llm
+        live = common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+        saved, shared = self.cache.find(tokens)
+        if saved is not None and shared > live:
+            llm._ctx.kv_cache_seq_rm(0, -1, -1)
+            llm.n_tokens = 0
+            if restore_sequence(llm._ctx.ctx, saved.data, saved.nbytes):
+                llm.input_ids[: len(saved.tokens)] = saved.tokens
+                llm.n_tokens = len(saved.tokens)
+                saved.touch()
+                live = shared
+                if stats is not None:
+                    stats.restored = True
+                self.cache.stats.restores += 1
+            else:  # refused (should not happen with the same model): read everything
+                log.warning("llama.cpp refused a saved state; reading the prompt again")
+                llm._ctx.kv_cache_seq_rm(0, -1, -1)
+                live = 0
+        keep = min(live, end)
+        llm._ctx.kv_cache_seq_rm(0, keep, -1)
+        llm.n_tokens = keep
+        return keep
 
     def _remember(self) -> None:
         """Save the live state into the cache (unless it holds it already)."""
@@ -734,6 +805,11 @@ class LlamaCppEngine(Engine):
                 if job.stop.is_set():
                     reason = "cancelled"
                     break
+                if self._someone_waits(job):
+                    if not self._give_way(job):
+                        reason = "cancelled"
+                        break
+                    self._use_threads(self._n_threads, self._n_threads)
                 if time.monotonic() - checked >= 1.0:  # a kernel may have started computing
                     checked = time.monotonic()
                     self._choose_threads()
