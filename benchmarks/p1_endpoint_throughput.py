@@ -46,7 +46,8 @@ from _harness import (  # noqa: E402
 )
 
 from oci_jupyter.engine import Delta, Finish, GenerationParams  # noqa: E402
-from oci_jupyter.engine.llamacpp import LlamaCppEngine, default_threads  # noqa: E402
+from oci_jupyter.engine.cpu_load import default_threads  # noqa: E402
+from oci_jupyter.engine.llamacpp import LlamaCppEngine  # noqa: E402
 
 GOAL = 0.97
 DEFAULT_PROMPT = (

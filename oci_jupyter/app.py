@@ -13,8 +13,11 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.services.contents.manager import ContentsManager
 
 from .chat import ChatStore, NotebookRequests
+from .chat_handlers import HANDLERS as CHAT
+from .completions.handlers import HANDLERS as COMPLETIONS
 from .config import OCI
 from .engine import Engine
+from .handlers import HANDLERS, Services
 
 CONTENTS_EVENTS = ContentsManager.event_schema_id
 
@@ -98,15 +101,16 @@ class OCIExtension(ExtensionApp):
             self.log.warning("oci_jupyter: could not check the chat of %s: %s", path, exc)
 
     def initialize_handlers(self) -> None:
-        from .chat_handlers import ChatHistoryHandler, ChatWebSocket
-        from .completions.handlers import HANDLERS as COMPLETIONS
-        from .handlers import HANDLERS
-
-        self.handlers.extend(HANDLERS)
-        self.handlers.extend(COMPLETIONS)
-        self.handlers.extend(
-            [(r"/oci/chat", ChatWebSocket), (r"/oci/chat/history", ChatHistoryHandler)]
+        # The handlers get what they use as typed arguments of their routes, never the
+        # extension itself.
+        services = Services(
+            engine=self.engine,
+            config=self.settings_,
+            chat_store=self.chat_store,
+            chat_notebooks=self.chat_notebooks,
         )
+        for path, handler in [*HANDLERS, *COMPLETIONS, *CHAT]:
+            self.handlers.append(services.route(path, handler))
 
     async def _start_jupyter_server_extension(self, serverapp: object) -> None:
         # The loop is running now: load the model in the background, Jupyter starts at once.

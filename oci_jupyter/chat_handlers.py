@@ -14,8 +14,9 @@ from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web, websocket
 
-from .chat import ChatSession, LoopDefaults
-from .handlers import AUTH_RESOURCE, OCIHandler
+from .chat import ChatSession
+from .handlers import AUTH_RESOURCE, OCIHandler, Services
+from .request import LoopDefaults
 
 
 class ChatWebSocket(
@@ -25,6 +26,11 @@ class ChatWebSocket(
 
     auth_resource = AUTH_RESOURCE
     session: ChatSession | None = None
+    services: Services
+
+    def initialize(self, name: str, *args: Any, services: Services, **kwargs: Any) -> None:
+        self.services = services
+        super().initialize(name, *args, **kwargs)
 
     async def pre_get(self) -> None:
         user = self.current_user
@@ -43,15 +49,16 @@ class ChatWebSocket(
 
     def open(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         super().open(*args, **kwargs)
-        app = self.extensionapp
+        services, config = self.services, self.services.config
         self.session = ChatSession(
-            app.engine,  # type: ignore[attr-defined]
-            app.chat_store,  # type: ignore[attr-defined]
+            services.engine,
+            services.chat_store,
             self._send,
-            reply_tokens=app.settings_.default_max_tokens,  # type: ignore[attr-defined]
-            temperature=app.settings_.default_temperature,  # type: ignore[attr-defined]
-            defaults=LoopDefaults(**app.settings_.loop_defaults()),  # type: ignore[attr-defined]
-            notebooks=app.chat_notebooks,  # type: ignore[attr-defined]
+            reply_tokens=config.default_max_tokens,
+            temperature=config.default_temperature,
+            # c.OCI.* are the defaults of what an ask leaves out (its budgets, read_results).
+            defaults=LoopDefaults(**config.loop_defaults()),
+            notebooks=services.chat_notebooks,
             root_dir=Path(self.serverapp.root_dir).expanduser(),
         )
 
@@ -80,12 +87,18 @@ class ChatHistoryHandler(OCIHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        data = await asyncio.to_thread(self.oci.chat_store.load, self._notebook())
+        data = await asyncio.to_thread(self.services.chat_store.load, self._notebook())
         self.finish(json.dumps({"notebook": data["notebook"], "requests": data["requests"]}))
 
     @web.authenticated
     @authorized
     async def delete(self) -> None:
-        await asyncio.to_thread(self.oci.chat_store.clear, self._notebook())
+        await asyncio.to_thread(self.services.chat_store.clear, self._notebook())
         self.set_status(204)
         self.finish()
+
+
+HANDLERS: list[tuple[str, type]] = [
+    (r"/oci/chat", ChatWebSocket),
+    (r"/oci/chat/history", ChatHistoryHandler),
+]

@@ -17,15 +17,17 @@ from typing import Any
 
 import httpx
 
-from .engine import GenerationParams, Message
+from .engine import GenerationParams, Message, ModelError
 
 
 class ServerUnavailable(RuntimeError):
     """No Jupyter server with oci_jupyter could be found or reached."""
 
 
-class ModelRequestError(RuntimeError):
-    """The server refused or failed a request; the message is the server's own."""
+class ModelRequestError(ModelError):
+    """The server refused or failed a request; the message is the server's own. The model
+    could not answer (:class:`~oci_jupyter.engine.base.ModelError`), as seen over HTTP:
+    ``status`` says how."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

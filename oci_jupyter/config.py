@@ -10,6 +10,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, Type, Unicode
 from traitlets.config import Configurable
 
 from .engine import ENGINE_NAMES, Engine, choose_engine
+from .loop import DEFAULT_BUDGETS
 
 
 class OCI(Configurable):
@@ -148,9 +149,18 @@ class OCI(Configurable):
         (the fewest model replies, for slow CPUs). The sidebar's setting and
         `%%oci --no-read` override it per request.""",
     )
-    max_attempts = Int(3, config=True, help="Tries of code per cell (the first + refinements).")
-    max_steps = Int(4, config=True, help="Cells one request may add (chat and %%oci).")
-    max_replies = Int(8, config=True, help="Model replies one request may take in all.")
+    max_attempts = Int(
+        DEFAULT_BUDGETS.attempts,
+        config=True,
+        help="""Attempts of code per cell (the first + refinements), chat and %%oci. The
+        sidebar's setting and `%%oci --attempts` override it per request.""",
+    )
+    max_steps = Int(
+        DEFAULT_BUDGETS.steps, config=True, help="Cells one request may add (chat and %%oci)."
+    )
+    max_replies = Int(
+        DEFAULT_BUDGETS.replies, config=True, help="Model replies one request may take in all."
+    )
 
     # the endpoint
     max_request_bytes = Int(
@@ -210,7 +220,8 @@ class OCI(Configurable):
         return {"engine": self.engine, "max_request_bytes": self.max_request_bytes}
 
     def loop_defaults(self) -> dict[str, Any]:
-        """The loop's defaults, as /api/status reports them to the sidebar and %%oci."""
+        """The loop's defaults, as /oci/status reports them to the sidebar and %%oci, and as
+        the chat applies them (:class:`oci_jupyter.request.LoopDefaults`)."""
         return {
             "read_results": self.read_results,
             "max_attempts": self.max_attempts,

@@ -18,14 +18,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from .engine.base import ModelError
 from .loop import Execute, Finished, Generate, RefinementLoop, Turn
 from .prompts import code_block_end
 from .texts import Text, text
 from .types import ExecutionOutcome
 
-
-class ModelFailed(Exception):
-    """The model could not answer this reply (engine error, server unreachable)."""
+ModelFailed = ModelError
+"""The model could not answer this reply: the one exception for it
+(:class:`oci_jupyter.engine.base.ModelError`), by the name the drivers raise it."""
 
 
 class KernelGone(Exception):

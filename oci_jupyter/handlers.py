@@ -14,7 +14,8 @@ import contextlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -22,8 +23,9 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from . import __version__
+from .chat import ChatStore, NotebookRequests
 from .client import TOKENIZE_CHARACTERS, TOKENIZE_TEXTS
+from .config import OCI
 from .engine import Delta, Engine, EngineError, EngineNotReady, Finish, GenerationParams
 from .engine.base import EngineBusy
 from .openai_schema import (
@@ -36,9 +38,7 @@ from .openai_schema import (
     usage,
 )
 from .types import Priority
-
-if TYPE_CHECKING:
-    from .app import OCIExtension
+from .version import __version__
 
 AUTH_RESOURCE = "oci"
 
@@ -47,16 +47,44 @@ TOKEN_COUNTING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="oci-token
 for the default executor that the chat histories, the chat's prompts and completions use."""
 
 
-class OCIHandler(ExtensionHandlerMixin, APIHandler):
-    auth_resource = AUTH_RESOURCE
+@dataclass(frozen=True)
+class Services:
+    """What the extension (app.py) hands its handlers: each route's third element is
+    ``{"services": services}``, which tornado passes to the handler's ``initialize``. The
+    handlers know these, typed, and nothing else of the extension."""
+
+    engine: Engine
+    config: OCI
+    """``c.OCI.*``."""
+    chat_store: ChatStore
+    chat_notebooks: NotebookRequests
+    """One request per notebook, across every connection of the server."""
 
     @property
-    def oci(self) -> OCIExtension:
-        return self.extensionapp  # type: ignore[return-value]
+    def settings_(self) -> OCI:
+        """``config`` by the extension's attribute name (completions/handlers.py reads it)."""
+        return self.config
+
+    def route(self, path: str, handler: type) -> tuple[str, type, dict[str, Any]]:
+        """A route of the extension: ``path``, ``handler``, and these services for it."""
+        return (path, handler, {"services": self})
+
+
+class OCIHandler(ExtensionHandlerMixin, APIHandler):
+    auth_resource = AUTH_RESOURCE
+    services: Services
+
+    def initialize(self, name: str, *args: Any, services: Services, **kwargs: Any) -> None:
+        self.services = services
+        super().initialize(name, *args, **kwargs)
+
+    @property
+    def oci(self) -> Services:
+        return self.services
 
     @property
     def engine(self) -> Engine:
-        return self.oci.engine
+        return self.services.engine
 
     def send_openai_error(self, error: RequestError) -> None:
         self.set_status(error.status)
@@ -65,14 +93,16 @@ class OCIHandler(ExtensionHandlerMixin, APIHandler):
 
     def not_ready_error(self) -> RequestError:
         status = self.engine.status
-        reason = f": {status.error}" if status.error else ""
+        said = status.not_ready()
+        # What a load is doing right now ("downloading 40%") is the status's, not the
+        # sentence's: it goes after it.
         detail = f" ({status.detail})" if status.detail and status.state == "loading" else ""
         return RequestError(
             503,
-            f"The model is {status.state}{detail}{reason}",
+            f"{said}{detail}",
             type="engine_unavailable",
             code=status.state,
-            extra={"status": status.to_json()},
+            extra={"status": status.to_json(), "text": said.json()},
         )
 
 
@@ -85,7 +115,7 @@ class StatusHandler(OCIHandler):
         body["running_requests"] = len(self.engine.running_requests)
         body["waiting_requests"] = self.engine.waiting_requests
         body["busy"] = self.engine.busy
-        body["loop"] = self.oci.settings_.loop_defaults()
+        body["loop"] = self.services.config.loop_defaults()
         self.finish(json.dumps(body))
 
 
@@ -122,7 +152,7 @@ class ChatCompletionsHandler(OCIHandler):
     @authorized
     async def post(self) -> None:
         try:
-            request = parse_request(self.request.body, self.oci.settings_.max_request_bytes)
+            request = parse_request(self.request.body, self.services.config.max_request_bytes)
             if not self.engine.ready:
                 raise self.not_ready_error()
             self._check_model(request)
@@ -151,7 +181,7 @@ class ChatCompletionsHandler(OCIHandler):
     async def _params(
         self, request: ChatCompletionRequest, messages: list[dict[str, str]]
     ) -> GenerationParams:
-        settings = self.oci.settings_
+        settings = self.services.config
         window = self.engine.context_length
         # Tokenising a large prompt takes a while: keep it off the event loop.
         prompt_tokens = await asyncio.to_thread(self.engine.count_chat_tokens, messages)
@@ -324,7 +354,7 @@ class TokenizeHandler(OCIHandler):
     @authorized
     async def post(self) -> None:
         try:
-            texts = _parse_texts(self.request.body, self.oci.settings_.max_request_bytes)
+            texts = _parse_texts(self.request.body, self.services.config.max_request_bytes)
             if not self.engine.ready:
                 raise self.not_ready_error()
         except RequestError as error:

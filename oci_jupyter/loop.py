@@ -44,8 +44,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Literal
 
+from .loop_records import (
+    DEFAULT_BUDGETS,
+    SKIP_NOTES,
+    SKIP_TEXTS,
+    BudgetName,
+    Budgets,
+    Finished,
+    LoopMode,
+    LoopStatus,
+    Placement,
+    SkipReason,
+    Turn,
+)
 from .prompts import (
     calls_input,
     execution_feedback,
@@ -59,10 +72,11 @@ from .prompts import (
     ungrounded_numbers,
     unread_feedback,
 )
-from .texts import Text, TextCode, text
+from .texts import Text, text
 from .types import ExecutionOutcome, GenerationParams, Message, OutcomeStatus
 
 __all__ = [
+    "DEFAULT_BUDGETS",
     "REPEAT_TEMPERATURE",
     "SKIP_NOTES",
     "SKIP_TEXTS",
@@ -76,44 +90,12 @@ __all__ = [
     "LoopMode",
     "LoopStatus",
     "OutcomeStatus",
+    "Placement",
     "RefinementLoop",
     "Turn",
     "alternate",
     "bounded",
 ]
-
-SkipReason = Literal["input", "repeat", "repeat_ok", "unchecked", "unread"]
-SKIP_TEXTS: dict[SkipReason, Text] = {
-    "input": text("not_run_input"),
-    "repeat": text("not_run_repeat"),
-    "repeat_ok": text("not_run_already_ran"),
-    "unchecked": text("not_final_unchecked"),
-    "unread": text("not_final_unread"),
-}
-"""Why a turn's code was not run (or its answer not taken as final), as the chat says it."""
-SKIP_NOTES: dict[SkipReason, str] = {reason: str(said) for reason, said in SKIP_TEXTS.items()}
-"""The same in English (the ``%%oci`` magic's note)."""
-LoopStatus = Literal["success", "failed", "no_code", "cancelled", "error"]
-LoopMode = Literal["chat", "fix"]
-BudgetName = Literal["attempts", "steps", "replies"]
-
-
-@dataclass(frozen=True)
-class Budgets:
-    """How far one request may go. Each is shown to the user while the loop runs."""
-
-    attempts: int = 3
-    """Replies whose code is tried in one cell: the first and its refinements."""
-    steps: int = 4
-    """Cells per request (``fix`` has one: the cell being fixed)."""
-    replies: int = 8
-    """Model replies per request, answers and skipped code included."""
-
-    def __post_init__(self) -> None:
-        for name in ("attempts", "steps", "replies"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-
 
 REPEAT_TEMPERATURE = 0.8
 """The sampling temperature at least, for the reply after one that repeated failed code: the
@@ -159,108 +141,6 @@ class Execute:
         return self.attempt > 1
 
 
-@dataclass
-class Turn:
-    """One model reply and what became of its code."""
-
-    number: int
-    reply: str = ""
-    code: str | None = None
-    outcome: ExecutionOutcome | None = None
-    feedback: str | None = None
-    generate_seconds: float = 0.0
-    execute_seconds: float = 0.0
-    skipped: SkipReason | None = None
-    """Why the code was not run: it called input(), it repeats code that already failed, or
-    it repeats a step that already ran; or why an answer was not taken as final (the chat
-    says it with :data:`SKIP_TEXTS`)."""
-    step: int = 0
-    """The cell this reply's code was for (0: a reply without code)."""
-    attempt: int = 0
-
-
-@dataclass(frozen=True)
-class Finished:
-    status: LoopStatus
-    turns: list[Turn]
-    message: str = ""
-    """How it ended, in English (what the ``%%oci`` magic, the history and ``oci-eval``
-    read); ``code`` and ``params`` say the same for the sidebar to translate."""
-    answer: str = ""
-    """The model's last words without code: the answer after a success, the explanation
-    after a failure or a fix."""
-    budget: BudgetName | None = None
-    """The budget that ended the loop, if one did."""
-    code: TextCode | Literal[""] = ""
-    """The :mod:`oci_jupyter.texts` code of ``message`` ("": words without one)."""
-    params: dict[str, Any] = field(default_factory=dict)
-    """The code's parameters, as JSON."""
-
-    @classmethod
-    def said(
-        cls,
-        status: LoopStatus,
-        turns: list[Turn],
-        said: Text,
-        *,
-        answer: str = "",
-        budget: BudgetName | None = None,
-    ) -> Finished:
-        """The end, in the words of one sentence of :mod:`oci_jupyter.texts`."""
-        return cls(
-            status,
-            turns,
-            str(said),
-            answer=answer,
-            budget=budget,
-            code=said.code,
-            params=said.json_params(),
-        )
-
-    @property
-    def final_code(self) -> str | None:
-        for turn in reversed(self.turns):
-            if turn.code is not None:
-                return turn.code
-        return None
-
-    @property
-    def last_outcome(self) -> ExecutionOutcome | None:
-        for turn in reversed(self.turns):
-            if turn.outcome is not None:
-                return turn.outcome
-        return None
-
-    @property
-    def steps(self) -> int:
-        """Cells the request ran code in."""
-        return len({t.step for t in self.turns if t.outcome is not None})
-
-    def step_codes(self) -> list[str]:
-        """Each step's last code that ran, in order (what ``%%oci --insert`` inserts)."""
-        codes: dict[int, str] = {}
-        for turn in self.turns:
-            if turn.outcome is not None and turn.code is not None:
-                codes[turn.step] = turn.code
-        return [codes[step] for step in sorted(codes)]
-
-    def summary(self) -> str:
-        """ "answered after 2 steps, 3 replies": for the end of a request."""
-        replies = len(self.turns)
-        steps = self.steps
-        counts = f"{steps} step{'s' if steps != 1 else ''}, {replies} repl" + (
-            "ies" if replies != 1 else "y"
-        )
-        verb = {
-            "success": "answered" if self.answer else "ran",
-            "failed": "failed",
-            "no_code": "answered without code",
-            "cancelled": "stopped",
-            "error": "ended with an error",
-        }[self.status]
-        return f"{verb} after {counts}"
-
-
 Action = Generate | Execute | Finished
 State = Literal["new", "generating", "executing", "finished"]
 
@@ -297,6 +177,9 @@ class RefinementLoop:
     loop writes the "Execution result: ..." turn itself."""
     failed_code: tuple[tuple[str, ExecutionOutcome], ...] = ()
     """Code known to fail before the loop starts, with how it failed (a fix's cell)."""
+    refine_cell: bool = False
+    """The first step rewrites the cell the request is about (the previous request's, which
+    the user asks to refine) instead of adding one; a ``fix`` always rewrites its cell."""
     clock: Callable[[], float] = time.monotonic
     turns: list[Turn] = field(default_factory=list)
     state: State = "new"
@@ -424,6 +307,28 @@ class RefinementLoop:
         if self.result is not None:
             return self.result
         return self._finish(status, message)
+
+    # ---- where the code goes ------------------------------------------------------------------
+    def placement(self, action: Execute) -> Placement:
+        """Where ``action``'s code goes: a later attempt rewrites its step's cell; the first
+        step's first attempt goes into the cell being fixed or refined, else a new cell below
+        the active one; a later step's into a new cell below the previous step's."""
+        if action.refines or (action.step == 1 and (self.refine_cell or self.mode == "fix")):
+            return "replace"
+        return "next" if action.step > 1 else "new"
+
+    def next_cell(self) -> tuple[int, int]:
+        """The step and attempt the reply being written is for if it holds code (a guess
+        while it streams, for a heading; :meth:`on_reply` says for sure)."""
+        previous = self.turns[-2] if len(self.turns) >= 2 else None
+        if previous is None:
+            return 1, 1
+        ran_ok = previous.skipped == "repeat_ok" or (
+            previous.outcome is not None and previous.outcome.ok
+        )
+        if ran_ok and self.mode == "chat":
+            return self._step + 1, 1
+        return max(self._step, 1), previous.attempt + 1
 
     # ---- conversation ------------------------------------------------------------------------
     @property

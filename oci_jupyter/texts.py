@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-__all__ = ["TEMPLATES", "Param", "Plural", "Text", "TextCode", "text"]
+__all__ = ["TEMPLATES", "Param", "Plural", "Text", "TextCode", "not_ready", "text"]
 
 TextCode = Literal[
     # how the interpreter loop ended (Finished.message)
@@ -271,6 +271,24 @@ class Text:
 def text(code: TextCode, **params: Param) -> Text:
     """``text("step_budget", steps=3)``."""
     return Text(code, params)
+
+
+def not_ready(state: str, error: Param | None = None) -> Text:
+    """Why the model cannot answer, one sentence per engine state: the one wording of the
+    chat's ``done``, the endpoint's 503, ``%%oci`` and the engines' ``EngineNotReady``.
+    ``error``: why a load failed or the engine died (its sentence, or the exception's own
+    words), for the state ``error``."""
+    if state == "loading":
+        return text("model_loading")
+    if state == "idle":
+        return text("model_idle")
+    if state == "stopped":
+        return text("model_stopped")
+    if error:
+        # The engine's death is a sentence of ours (translated within this one); a failed
+        # load is the exception's own words.
+        return text("model_failed", error=error)
+    return text("model_not_ready")
 
 
 def _fields(template: Template) -> set[str]:

@@ -7,6 +7,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { IChatHistory, IServerText } from './chat/protocol';
+import type { ILoopSettings } from './chat/types';
 
 /**
  * Lifecycle of the model hosted by the server (see `GET /oci/status`).
@@ -38,6 +39,36 @@ export interface IEngineStatus {
   context_length: number | null;
   /** Unix time (s) when the engine entered `state`. */
   since: number;
+  /**
+   * The loop's settings on the server (`c.OCI.*`): the defaults of every
+   * surface, the sidebar's included. Older servers lack it.
+   */
+  loop?: {
+    read_results: boolean;
+    max_attempts: number;
+    max_steps: number;
+    max_replies: number;
+  };
+}
+
+/** The server's loop settings in the sidebar's terms; null when not reported. */
+export function serverLoop(status: IEngineStatus | null): ILoopSettings | null {
+  const loop = status?.loop;
+  if (
+    !loop ||
+    typeof loop.read_results !== 'boolean' ||
+    typeof loop.max_attempts !== 'number' ||
+    typeof loop.max_steps !== 'number' ||
+    typeof loop.max_replies !== 'number'
+  ) {
+    return null;
+  }
+  return {
+    maxAttempts: loop.max_attempts,
+    maxSteps: loop.max_steps,
+    maxReplies: loop.max_replies,
+    readResults: loop.read_results
+  };
 }
 
 /**

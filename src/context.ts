@@ -7,6 +7,10 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 
 import { ICellContext, INotebookContext, IVariableInfo } from './chat/protocol';
+import {
+  DESCRIBE_VARIABLES_SOURCE,
+  VALUES_LOOKUP_SOURCE
+} from './kernel/snippets.generated';
 import { outputText } from './outputs';
 
 export interface IContextOptions {
@@ -183,78 +187,26 @@ function becomesIdle(
 }
 
 /**
- * Describes the user's namespace without touching it: it runs in its own
- * dict (nothing is left behind), imports nothing the user has not imported
- * (pandas and numpy objects are recognised by their type's module), and
- * calls no arbitrary `__repr__` or `__len__`. The result is an object whose
- * repr is the JSON, so it comes back as text/plain, unquoted.
+ * The user expression that runs a kernel snippet (oci_jupyter/kernel_snippets/,
+ * the same Python %%oci imports) in a dict of its own, so nothing is left in
+ * the user's namespace, and evaluates its `kernel_reply` on the user's
+ * globals and `args`: an object whose repr is the JSON answer, so it comes
+ * back as text/plain, unquoted. JSON string and list literals are valid
+ * Python literals.
  */
-const DESCRIBE_VARIABLES = `
-import json as _json, types as _types
-_hidden = {'In', 'Out', 'exit', 'quit', 'get_ipython', 'open'}
-_found = []
-for _name, _value in list(__ns.items()):
-    if _name.startswith('_') or _name in _hidden or isinstance(_value, _types.ModuleType):
-        continue
-    _kind = type(_value)
-    _module = getattr(_kind, '__module__', '') or ''
-    _type = _kind.__name__
-    _summary = ''
-    _rank = 2
-    try:
-        if _module.startswith('pandas') and _type == 'DataFrame':
-            _cols = [f'{c} ({t})' for c, t in list(_value.dtypes.items())[:25]]
-            _more = len(_value.columns) - len(_cols)
-            _summary = f'shape {_value.shape}, columns: ' + ', '.join(_cols) + (f', ... {_more} more' if _more > 0 else '')
-            _rank = 0
-        elif _module.startswith('pandas') and _type == 'Series':
-            _summary = f'len {len(_value)}, dtype {_value.dtype}'
-            _rank = 0
-        elif _module.startswith('numpy') and _type == 'ndarray':
-            _summary = f'shape {_value.shape}, dtype {_value.dtype}'
-            _rank = 0
-        elif isinstance(_value, (bool, int, float, complex)):
-            _summary = ('value ' + repr(_value))[:80]
-            _rank = 1
-        elif isinstance(_value, str):
-            _summary = f'len {len(_value)}, value ' + repr(_value if len(_value) <= 60 else _value[:57] + '...')
-            _rank = 1
-        elif isinstance(_value, (list, tuple, dict, set, frozenset)):
-            _summary = f'len {len(_value)}'
-            _rank = 1
-        elif isinstance(_value, _types.FunctionType):
-            import inspect as _inspect
-            _type, _rank = 'function', 3
-            try:
-                _summary = _name + str(_inspect.signature(_value))
-            except (TypeError, ValueError):
-                _summary = _name + '(...)'
-        elif isinstance(_value, type):
-            _type, _rank = 'class', 3
-        elif callable(_value) and _module.startswith(('builtins', 'IPython')):
-            continue
-    except Exception:
-        pass
-    if _module not in ('builtins', '') and _type not in ('DataFrame', 'Series', 'ndarray', 'function', 'class'):
-        _type = _module + '.' + _type
-    _found.append((_rank, _name, {'name': _name, 'type': _type, 'summary': _summary[:300]}))
-_found.sort(key=lambda f: (f[0], f[1]))
-class _Json:
-    def __init__(self, text):
-        self.text = text
-    def __repr__(self):
-        return self.text
-__result = _Json(_json.dumps([f[2] for f in _found[:100]]))
-`;
+export function snippetExpression(source: string, ...args: unknown[]): string {
+  const extra = args.map(arg => `, ${JSON.stringify(arg)}`).join('');
+  return `(lambda d: (exec(${JSON.stringify(source)}, d), d['kernel_reply'](globals()${extra}))[1])({})`;
+}
 
 /**
- * A user expression (evaluated by the kernel after the empty silent cell)
- * that runs the description in a fresh dict, with the user's globals passed
- * in. A JSON string literal is a valid Python string literal.
+ * Describes the user's namespace without touching it: imports nothing the
+ * user has not imported and calls no `__repr__` or `__len__` but those of
+ * exact builtin types (a subclass's own may be slow or have effects).
  */
-export const VARIABLES_EXPRESSION = `(lambda d: (exec(${JSON.stringify(
-  DESCRIBE_VARIABLES
-)}, d), d['__result'])[1])({'__ns': globals()})`;
+export const VARIABLES_EXPRESSION = snippetExpression(
+  DESCRIBE_VARIABLES_SOURCE
+);
 
 function isVariable(value: unknown): value is IVariableInfo {
   const v = value as Partial<IVariableInfo> | null;
@@ -267,43 +219,19 @@ function isVariable(value: unknown): value is IVariableInfo {
   );
 }
 
-/**
- * The short reprs of the names a step assigned, for a run that printed
- * nothing (the model reads them instead of guessing what the code computed).
- * The rules match oci_jupyter/prompts/values.py `short_repr` (reprlib, cut).
- */
-const DESCRIBE_VALUES = `
-import json as _json, reprlib as _reprlib
-_rules = _reprlib.Repr()
-_rules.maxstring = _rules.maxother = 160
-_rules.maxlist = _rules.maxtuple = _rules.maxset = _rules.maxdict = 12
-_rules.maxlevel = 3
-_found = {}
-for _name in __names:
-    if _name in __ns:
-        try:
-            _found[_name] = _rules.repr(__ns[_name])
-        except Exception as _error:
-            _found[_name] = '<' + type(__ns[_name]).__name__ + ': repr failed: ' + type(_error).__name__ + '>'
-class _Json:
-    def __init__(self, text):
-        self.text = text
-    def __repr__(self):
-        return self.text
-__result = _Json(_json.dumps(_found))
-`;
-
 /** Names the server may ask about: identifiers only, so nothing else runs. */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** The user expression that looks up `names` (identifiers) in the globals. */
+/**
+ * The user expression that looks up `names` (identifiers) in the globals:
+ * the short reprs of the names a step assigned, for a run that printed
+ * nothing (the model reads them instead of guessing what the code computed).
+ */
 export function valuesExpression(names: string[]): string {
-  const safe = names.filter(name => IDENTIFIER.test(name));
-  return `(lambda d: (exec(${JSON.stringify(
-    DESCRIBE_VALUES
-  )}, d), d['__result'])[1])({'__ns': globals(), '__names': ${JSON.stringify(
-    safe
-  )}})`;
+  return snippetExpression(
+    VALUES_LOOKUP_SOURCE,
+    names.filter(name => IDENTIFIER.test(name))
+  );
 }
 
 /**

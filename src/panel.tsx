@@ -25,6 +25,7 @@ import { Signal } from '@lumino/signaling';
 import { Panel } from '@lumino/widgets';
 import * as React from 'react';
 
+import { serverLoop } from './api';
 import { ChatView, NotebookLabel } from './chat/view';
 import { CommandIDs } from './commands';
 import { EngineStatusView, UnreachableView } from './components';
@@ -177,6 +178,7 @@ export class OciPanel extends SidePanel {
     this.addWidget(body);
     this.chatModel.stateChanged.connect(this._followRunning, this);
     this._followRunning();
+    this.statusModel.stateChanged.connect(this._followServerLoop, this);
   }
 
   readonly statusModel: EngineStatusModel;
@@ -279,6 +281,17 @@ export class OciPanel extends SidePanel {
    */
   private _followRunning(): void {
     this.toggleClass('jp-mod-running', this.chatModel.running !== null);
+  }
+
+  /**
+   * The server's loop settings (`c.OCI.*`) are the chat's defaults: what the
+   * user did not set follows them. An unreachable server changes nothing.
+   */
+  private _followServerLoop(): void {
+    const loop = serverLoop(this.statusModel.status);
+    if (loop) {
+      this.chatModel.serverLoop = loop;
+    }
   }
 
   private _focusRequested = new Signal<OciPanel, void>(this);

@@ -15,6 +15,7 @@ import type {
   IBackgroundRequest,
   IChatSettings,
   IFixOptions,
+  ILoopSettings,
   IRefineTarget,
   IRequestResult,
   IRequestView,
@@ -30,8 +31,16 @@ export interface IOciChatModel extends IDisposable {
   readonly stateChanged: ISignal<IOciChatModel, void>;
   /** The websocket to the server's chat. */
   readonly connection: IChatConnection;
-  /** The settings that shape each request. */
+  /** The settings that shape each request, as the user set them. */
   settings: IChatSettings;
+  /**
+   * The server's loop settings (`GET /oci/status`: `c.OCI.*`), the defaults
+   * of those the user did not set; null until known. The sidebar sets it as
+   * it follows the server's status.
+   */
+  serverLoop: ILoopSettings | null;
+  /** The loop's settings that apply (the user's, else the server's). */
+  readonly loop: ILoopSettings | null;
   /** The notebook the chat is about: the last one the user was in. */
   notebook: NotebookPanel | null;
   /** The chat is on screen: the notebook is prefilled for the next ask. */

@@ -29,7 +29,7 @@ import pytest
 from oci_jupyter.engine.bundled import (
     DEFAULT_MODEL,
     ModelFile,
-    ModelUnavailable,
+    ModelFileUnavailable,
     resolve_model_file,
 )
 from oci_jupyter.texts import Text
@@ -215,7 +215,7 @@ def test_corrupt_slice_is_rejected_and_leaves_nothing(
         mirror.slice_path(2).write_bytes(mirror.slices[2])
         mirror.slice_path(3).write_bytes(mirror.slices[1])
 
-    with pytest.raises(ModelUnavailable, match="sha256") as caught:
+    with pytest.raises(ModelFileUnavailable, match="sha256") as caught:
         resolve_model_file(spec, cache_dir=cache_dir, try_hub=False)
 
     assert spec.filename in str(caught.value)
@@ -227,7 +227,7 @@ def test_corrupt_slice_is_rejected_and_leaves_nothing(
 def test_oversized_slice_is_rejected(spec: ModelFile, mirror: Mirror, cache_dir: Path) -> None:
     mirror.slice_path(PARTS).write_bytes(mirror.slices[-1] + b"extra")
 
-    with pytest.raises(ModelUnavailable, match="more than the expected"):
+    with pytest.raises(ModelFileUnavailable, match="more than the expected"):
         resolve_model_file(spec, cache_dir=cache_dir, try_hub=False)
 
     assert not (cache_dir / spec.filename).exists()
@@ -240,7 +240,7 @@ def test_missing_slice_package_is_named_with_the_install_command(
     shutil.rmtree(mirror.package_dir(7))
     importlib.invalidate_caches()
 
-    with pytest.raises(ModelUnavailable) as caught:
+    with pytest.raises(ModelFileUnavailable) as caught:
         resolve_model_file(spec, cache_dir=cache_dir, try_hub=False)
 
     message = str(caught.value)
@@ -259,7 +259,7 @@ def test_slice_package_without_its_data_file_counts_as_missing(
 ) -> None:
     mirror.slice_path(11).unlink()
 
-    with pytest.raises(ModelUnavailable) as caught:
+    with pytest.raises(ModelFileUnavailable) as caught:
         resolve_model_file(spec, cache_dir=cache_dir, try_hub=False)
 
     assert spec.part_package is not None
@@ -336,7 +336,7 @@ def test_wrong_cached_copy_without_any_source_fails_with_every_reason(
     cache_dir.mkdir()
     (cache_dir / spec.filename).write_bytes(b"\0" * (spec.size - 1))
 
-    with pytest.raises(ModelUnavailable) as caught:
+    with pytest.raises(ModelFileUnavailable) as caught:
         resolve_model_file(spec, cache_dir=cache_dir, try_hub=False)
 
     message = str(caught.value)
@@ -391,7 +391,7 @@ def test_a_forged_stamp_where_others_can_write_is_hashed_again_and_refused(
         os.chown(cache, 4242, -1)
         why = "belongs to another user (uid 4242)"
 
-    with pytest.raises(ModelUnavailable, match="sha256") as caught:
+    with pytest.raises(ModelFileUnavailable, match="sha256") as caught:
         resolve_model_file(spec, cache_dir=cache, try_hub=False)
 
     assert "cached copy:" in str(caught.value)
@@ -473,7 +473,7 @@ def test_hub_serving_wrong_bytes_falls_back_to_the_mirror(
 def test_hub_and_mirror_both_failing_reports_both(
     spec: ModelFile, hub: Hub, cache_dir: Path
 ) -> None:
-    with pytest.raises(ModelUnavailable) as caught:
+    with pytest.raises(ModelFileUnavailable) as caught:
         resolve_model_file(spec, cache_dir=cache_dir)
 
     message = str(caught.value)

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -634,7 +635,7 @@ async def test_read_results_off_stops_at_the_first_success(tmp_path: Path) -> No
 
 async def test_the_server_default_for_reading_results_applies(tmp_path: Path) -> None:
     session, browser, engine, _ = make_session(tmp_path, [FIXED, ANSWER], [OK_OUTCOME])
-    session.defaults = session.defaults.model_copy(update={"read_results": False})
+    session.defaults = replace(session.defaults, read_results=False)
     await started(engine)
     await session.receive(ask())
     await finish(browser)

@@ -1,11 +1,11 @@
 """oci-eval dabench: InfiAgent-DABench through the chat's loop.
 
-Everything but the last test runs on a made-up data folder (tests/dabench_data: two small CSV
-files and four questions written for these tests; the benchmark's own data is CC BY-NC 4.0
-and never part of this repository). The scoring is checked on made-up answers, the data check
-on altered copies, the harness with the scripted test double and real kernels. The last test
-runs the first two questions of the real data on the real bundled model (skipped when the
-data folder is absent).
+Everything but the last test runs on a made-up data folder (tests/dabench_fixture.py writes
+it at run time: two small CSV files and four questions written for these tests; the
+benchmark's own data is CC BY-NC 4.0 and never part of this repository). The scoring is
+checked on made-up answers, the data check on altered copies, the harness with the scripted
+test double and real kernels. The last test runs the first two questions of the real data on
+the real bundled model (skipped when the data folder is absent).
 """
 
 from __future__ import annotations
@@ -40,31 +40,31 @@ from oci_jupyter.evaluation.dabench_scoring import (
     score,
 )
 from oci_jupyter.evaluation.problems import DataUnavailable
-from oci_jupyter.evaluation.report import RecordStore
+from oci_jupyter.evaluation.run_folder import RecordStore
 from oci_jupyter.evaluation.runner import EngineModel
 from oci_jupyter.loop import Budgets
 from oci_jupyter.prompts import REQUEST_HINT, SYSTEM_PROMPT
 
+from .dabench_fixture import made_up_dabench_data  # noqa: F401  (the fixture dabench_data)
 from .eval_helpers import (
     reply,
     runtime_dir_in_tmp,  # noqa: F401  (an autouse fixture: importing it turns it on)
     scripted,
 )
 
-DATA = Path(__file__).with_name("dabench_data")
 REAL_DATA = dabench.default_data_folder()
 MEAN_CODE = "import pandas as pd\ndf = pd.read_csv('orders.csv')\nprint(df['price'].mean())"
 
 
-def data_copy(tmp_path: Path) -> Path:
+def data_copy(data: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "data"
-    shutil.copytree(DATA, folder)
+    shutil.copytree(data, folder)
     for path in folder.rglob("*"):
         path.chmod(0o644 if path.is_file() else 0o755)
     return folder
 
 
-def question(number: int, folder: Path = DATA) -> dabench.Question:
+def question(number: int, folder: Path) -> dabench.Question:
     return next(q for q in load(folder).questions if q.id == number)
 
 
@@ -150,8 +150,8 @@ def test_the_three_figures_by_level_and_concept() -> None:
 
 
 # ---- the data and its check ------------------------------------------------------------------
-def test_the_data_folder_loads_in_id_order() -> None:
-    data = load(DATA)
+def test_the_data_folder_loads_in_id_order(dabench_data: Path) -> None:
+    data = load(dabench_data)
     assert [q.id for q in data.questions] == [1, 2, 3, 4]
     third = data.questions[2]
     assert third.task_id == "DABench/3"
@@ -160,26 +160,28 @@ def test_the_data_folder_loads_in_id_order() -> None:
         ("largest_total", "40.0"),
         ("largest_region", "north"),
     )
-    assert third.csv == DATA / "tables" / "orders.csv"
+    assert third.csv == dabench_data / "tables" / "orders.csv"
     assert not data.published  # made up: not the published release
     assert "not the published release" in data.describe()["data_release"]
 
 
-def test_a_file_whose_sha256_differs_is_refused(tmp_path: Path) -> None:
-    folder = data_copy(tmp_path)
+def test_a_file_whose_sha256_differs_is_refused(tmp_path: Path, dabench_data: Path) -> None:
+    folder = data_copy(dabench_data, tmp_path)
     (folder / "tables" / "orders.csv").write_text("order_id,price\n1,1.0\n")
     with pytest.raises(DataMismatch, match=r"orders\.csv has sha256 .* refused"):
         load(folder)
 
-    folder = data_copy(tmp_path / "b")
+    folder = data_copy(dabench_data, tmp_path / "b")
     with (folder / "da-dev-labels.jsonl").open("a") as handle:
         handle.write('{"id": 9, "common_answers": []}\n')
     with pytest.raises(DataMismatch, match=r"da-dev-labels\.jsonl has sha256"):
         load(folder)
 
 
-def test_files_the_sums_leave_out_or_no_sums_are_refused(tmp_path: Path) -> None:
-    folder = data_copy(tmp_path)
+def test_files_the_sums_leave_out_or_no_sums_are_refused(
+    tmp_path: Path, dabench_data: Path
+) -> None:
+    folder = data_copy(dabench_data, tmp_path)
     sums = (folder / "SHA256SUMS").read_text().splitlines()
     (folder / "SHA256SUMS").write_text("\n".join(s for s in sums if "weather" not in s) + "\n")
     with pytest.raises(DataMismatch, match=r"weather\.csv is not listed"):
@@ -190,7 +192,10 @@ def test_files_the_sums_leave_out_or_no_sums_are_refused(tmp_path: Path) -> None
 
 
 def test_without_a_data_folder_it_says_what_to_pass(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    dabench_data: Path,
 ) -> None:
     monkeypatch.setattr(dabench, "repository_root", lambda: tmp_path / "a" / "repo")
     monkeypatch.chdir(tmp_path)
@@ -200,32 +205,34 @@ def test_without_a_data_folder_it_says_what_to_pass(
     assert main(["dabench", "--list"]) == 2
     assert "pass the DABench data folder with --data PATH" in capsys.readouterr().err
     # The current folder's ../shared/data/dabench is the other default.
-    shutil.copytree(DATA, tmp_path / "shared" / "data" / "dabench")
+    shutil.copytree(dabench_data, tmp_path / "shared" / "data" / "dabench")
     (tmp_path / "a").mkdir()
     monkeypatch.chdir(tmp_path / "a")
     assert dabench.default_data_folder() == (tmp_path / "shared" / "data" / "dabench").resolve()
 
 
-def test_the_cli_refuses_altered_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    folder = data_copy(tmp_path)
+def test_the_cli_refuses_altered_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dabench_data: Path
+) -> None:
+    folder = data_copy(dabench_data, tmp_path)
     (folder / "tables" / "weather.csv").write_text("day,temp_c\nmon,99\n")
     assert main(["dabench", "--list", "--data", str(folder)]) == 2
     assert "weather.csv has sha256" in capsys.readouterr().err
-    assert main(["dabench", "--list", "--data", str(DATA)]) == 0
+    assert main(["dabench", "--list", "--data", str(dabench_data)]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert listing[0] == "DABench/1\teasy\tSummary Statistics\torders.csv"
-    assert main(["dabench", "--list", "--data", str(DATA), "--ids", "4,dabench/2"]) == 0
+    assert main(["dabench", "--list", "--data", str(dabench_data), "--ids", "4,dabench/2"]) == 0
     assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == [
         "DABench/4",
         "DABench/2",
     ]
-    assert main(["dabench", "--list", "--data", str(DATA), "--ids", "7"]) == 2
+    assert main(["dabench", "--list", "--data", str(dabench_data), "--ids", "7"]) == 2
     assert "unknown question id: DABench/7" in capsys.readouterr().err
 
 
 # ---- the request and the subset ----------------------------------------------------------------
-def test_the_request_is_the_question_with_its_constraints_and_format() -> None:
-    q = question(2)
+def test_the_request_is_the_question_with_its_constraints_and_format(dabench_data: Path) -> None:
+    q = question(2, dabench_data)
     text = request_text(q)
     assert text.startswith(q.question)
     assert f"Constraints: {q.constraints}" in text
@@ -236,8 +243,8 @@ def test_the_request_is_the_question_with_its_constraints_and_format() -> None:
     )
 
 
-def test_the_quick_subset_is_fixed_and_stratified_by_level() -> None:
-    questions = load(DATA).questions
+def test_the_quick_subset_is_fixed_and_stratified_by_level(dabench_data: Path) -> None:
+    questions = load(dabench_data).questions
     chosen = quick_subset(questions, size=3)
     # One of each level; the easy one is the middle of its two (ids 1 and 4).
     assert [q.id for q in chosen] == [2, 3, 4]
@@ -267,12 +274,12 @@ def test_the_quick_subset_of_the_real_data() -> None:
 
 # ---- the chat's loop (scripted model, real kernels) ---------------------------------------------
 async def ask(
-    number: int, replies: list[str], tmp_path: Path, **settings: Any
+    number: int, replies: list[str], tmp_path: Path, data: Path, **settings: Any
 ) -> tuple[dict[str, Any], Any]:
     engine = await scripted(replies)
     model = EngineModel(engine)
     record = await solve_question(
-        question(number),
+        question(number, data),
         model,
         DABenchSettings.product(**settings),
         tmp_path / "notebook",
@@ -281,11 +288,13 @@ async def ask(
     return record, engine
 
 
-async def test_a_question_answered_after_one_step(tmp_path: Path) -> None:
+async def test_a_question_answered_after_one_step(tmp_path: Path, dabench_data: Path) -> None:
     listing = "import os\nprint(sorted(os.listdir()))\n" + MEAN_CODE
     words = "The mean price is @mean_price[12.50]."
     # Read as the chat reads a reply: up to where its code block closes.
-    record, engine = await ask(1, [reply(listing) + "It prints 12.5.", words], tmp_path)
+    record, engine = await ask(
+        1, [reply(listing) + "It prints 12.5.", words], tmp_path, dabench_data
+    )
     assert record["verdict"] == "right"
     assert record["turns"][0]["reply"] == reply(listing).rstrip("\n")
     assert record["turns"][0]["finish_reason"] == "cut"
@@ -308,29 +317,33 @@ async def test_a_question_answered_after_one_step(tmp_path: Path) -> None:
     assert prompt[-1]["content"].startswith("Data files the request names")
     assert "order_id,region,price,quantity" in prompt[-1]["content"]
     assert prompt[-1]["content"].endswith(
-        "Request:\n" + request_text(question(1)) + "\n\n" + REQUEST_HINT
+        "Request:\n" + request_text(question(1, dabench_data)) + "\n\n" + REQUEST_HINT
     )
     assert "12.5" in engine.prompts[1][-1]["content"]
     assert engine.params[0].max_tokens == product_defaults().reply_tokens
     assert not (tmp_path / "notebook").exists()  # the notebook folder is gone afterwards
 
 
-async def test_a_silent_step_shows_the_values_it_assigned(tmp_path: Path) -> None:
+async def test_a_silent_step_shows_the_values_it_assigned(
+    tmp_path: Path, dabench_data: Path
+) -> None:
     silent = "import pandas as pd\nmean_price = float(pd.read_csv('orders.csv')['price'].mean())"
-    record, engine = await ask(1, [reply(silent), "@mean_price[12.5]"], tmp_path)
+    record, engine = await ask(1, [reply(silent), "@mean_price[12.5]"], tmp_path, dabench_data)
     assert record["turns"][0]["values"] == [["mean_price", "12.5"]]
     assert "mean_price = 12.5" in engine.prompts[1][-1]["content"]
     assert record["verdict"] == "right"
 
 
-async def test_an_error_is_fixed_and_a_partial_answer_scored(tmp_path: Path) -> None:
+async def test_an_error_is_fixed_and_a_partial_answer_scored(
+    tmp_path: Path, dabench_data: Path
+) -> None:
     typo = "import pandas as pd\ndf = pd.read_csv('orders.csv')\nprint(df['prices'].sum())"
     fixed = (
         "import pandas as pd\ndf = pd.read_csv('orders.csv')\ndf['total'] = df.price * df.quantity"
         "\nprint(df.total.sum(), df.total.max(), df.loc[df.total.idxmax(), 'region'])"
     )
     words = "@revenue[150.5] @largest_total[40.0] @largest_region[south]"
-    record, _ = await ask(3, [reply(typo), reply(fixed), words], tmp_path)
+    record, _ = await ask(3, [reply(typo), reply(fixed), words], tmp_path, dabench_data)
     first, second, _third = record["turns"]
     assert first["outcome"]["ename"] == "KeyError"
     assert (second["step"], second["attempt"]) == (1, 2)
@@ -339,17 +352,21 @@ async def test_an_error_is_fixed_and_a_partial_answer_scored(tmp_path: Path) -> 
     assert (record["right"], record["total"]) == (2, 3)
 
 
-async def test_words_without_the_format_are_no_answer(tmp_path: Path) -> None:
+async def test_words_without_the_format_are_no_answer(tmp_path: Path, dabench_data: Path) -> None:
     code = reply("import pandas as pd\nprint(pd.read_csv('weather.csv').temp_c.max())")
-    record, _ = await ask(4, [code, "The highest is 23.0."], tmp_path)
+    record, _ = await ask(4, [code, "The highest is 23.0."], tmp_path, dabench_data)
     assert record["final_words"] == "The highest is 23.0."
     assert record["verdict"] == "no answer"
 
 
-async def test_the_rewrite_protocol_adds_one_reply(tmp_path: Path) -> None:
+async def test_the_rewrite_protocol_adds_one_reply(tmp_path: Path, dabench_data: Path) -> None:
     code = reply("import pandas as pd\nprint(pd.read_csv('weather.csv').temp_c.max())")
     record, engine = await ask(
-        4, [code, "The highest is 23.0.", "@max_temp[23.0]"], tmp_path, protocol="rewrite"
+        4,
+        [code, "The highest is 23.0.", "@max_temp[23.0]"],
+        tmp_path,
+        dabench_data,
+        protocol="rewrite",
     )
     assert record["final_words_score"]["verdict"] == "no answer"
     assert record["rewrite"]["reply"] == "@max_temp[23.0]"
@@ -357,13 +374,15 @@ async def test_the_rewrite_protocol_adds_one_reply(tmp_path: Path) -> None:
     rewrite_prompt = engine.prompts[2]
     assert [m["role"] for m in rewrite_prompt] == ["user", "assistant", "user"]
     assert rewrite_prompt[1]["content"] == "The highest is 23.0."
-    assert question(4).format in rewrite_prompt[2]["content"]
+    assert question(4, dabench_data).format in rewrite_prompt[2]["content"]
 
 
-async def test_the_prompt_is_the_sidebars_for_a_notebook_without_cells(tmp_path: Path) -> None:
+async def test_the_prompt_is_the_sidebars_for_a_notebook_without_cells(
+    tmp_path: Path, dabench_data: Path
+) -> None:
     """The chat session, asked the same words with no cells and no variables, sends the model
     the same first prompt (and the same reply room) as the harness."""
-    record, ours = await ask(1, [reply(MEAN_CODE), "@mean_price[12.50]"], tmp_path)
+    record, ours = await ask(1, [reply(MEAN_CODE), "@mean_price[12.50]"], tmp_path, dabench_data)
     engine = await scripted(["No code here."])
     sent: list[dict[str, Any]] = []
     done = asyncio.Event()
@@ -375,7 +394,7 @@ async def test_the_prompt_is_the_sidebars_for_a_notebook_without_cells(tmp_path:
 
     # The notebook sits in the question's folder, beside its CSV file (previewed for both;
     # the harness removed its copy of the folder when the question ended).
-    prepare_folder(question(1), tmp_path / "notebook")
+    prepare_folder(question(1, dabench_data), tmp_path / "notebook")
     session = ChatSession(engine, ChatStore(tmp_path / "chats"), send, root_dir=tmp_path)
     ask_message = {
         "type": "ask",
@@ -408,11 +427,11 @@ def test_the_settings_are_the_products_defaults() -> None:
 
 
 # ---- the command line --------------------------------------------------------------------------
-def scripted_args(replies: list[str], out: Path, *more: str) -> list[str]:
+def scripted_args(data: Path, replies: list[str], out: Path, *more: str) -> list[str]:
     return [
         "dabench",
         "--data",
-        str(DATA),
+        str(data),
         "--engine-class",
         "tests.doubles.ScriptedTestEngine",
         "--engine-kwargs",
@@ -425,11 +444,11 @@ def scripted_args(replies: list[str], out: Path, *more: str) -> list[str]:
 
 
 def test_cli_runs_resumes_and_summarizes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dabench_data: Path
 ) -> None:
     out = tmp_path / "run"
     replies = [reply(MEAN_CODE), "@mean_price[12.50]"]
-    assert main(scripted_args(replies, out, "--ids", "1")) == 0
+    assert main(scripted_args(dabench_data, replies, out, "--ids", "1")) == 0
     printed = capsys.readouterr().out
     assert "| **This run**: scripted-test-model" in printed
     assert "--protocol format-asked | 1 | 100.0 (1/1) |" in printed
@@ -449,13 +468,20 @@ def test_cli_runs_resumes_and_summarizes(
     assert summary["scores"]["abq"] == 100.0
     assert summary["by_level"]["easy"]["questions"] == 1
 
-    assert main(scripted_args(replies, out, "--ids", "1")) == 2  # holds a run already
+    assert main(scripted_args(dabench_data, replies, out, "--ids", "1")) == 2  # holds a run already
     assert "--resume" in capsys.readouterr().err
-    assert main(scripted_args(replies, out, "--ids", "1", "--resume", "--protocol", "rewrite")) == 2
+    assert (
+        main(
+            scripted_args(
+                dabench_data, replies, out, "--ids", "1", "--resume", "--protocol", "rewrite"
+            )
+        )
+        == 2
+    )
     assert "protocol 'format-asked' -> 'rewrite'" in capsys.readouterr().err
     # Resuming with one more question runs only that one.
     more = [reply("import pandas as pd\nprint(pd.read_csv('weather.csv').temp_c.max())"), "23"]
-    assert main(scripted_args(more, out, "--ids", "1,4", "--resume")) == 0
+    assert main(scripted_args(dabench_data, more, out, "--ids", "1,4", "--resume")) == 0
     capsys.readouterr()
     records = RecordStore(out).load()
     assert [r["task_id"] for r in records] == ["DABench/1", "DABench/4"]
@@ -475,7 +501,9 @@ def test_cli_runs_resumes_and_summarizes(
     assert "| **scripted-test-model**, run | --protocol format-asked | 2 |" in table
 
 
-def test_cli_against_a_running_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_against_a_running_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dabench_data: Path
+) -> None:
     """--url: a running Jupyter server's model, its window and tokenizer, its replies cut."""
     from .servers import jupyter_server
 
@@ -487,7 +515,15 @@ def test_cli_against_a_running_server(tmp_path: Path, capsys: pytest.CaptureFixt
     }
     out = tmp_path / "endpoint"
     with jupyter_server(tmp_path, oci) as server:
-        argv = ["dabench", "--url", server.url, "--token", server.token, "--data", str(DATA)]
+        argv = [
+            "dabench",
+            "--url",
+            server.url,
+            "--token",
+            server.token,
+            "--data",
+            str(dabench_data),
+        ]
         assert main([*argv, "--ids", "1", "--no-progress", "--out", str(out)]) == 0
     capsys.readouterr()
     (record,) = RecordStore(out).load()
@@ -496,17 +532,19 @@ def test_cli_against_a_running_server(tmp_path: Path, capsys: pytest.CaptureFixt
     assert record["turns"][0]["output"] == "12.5\n"
     prompts = json.loads(script.read_text())["prompts"]
     assert prompts[0][-1]["content"].endswith(
-        "Request:\n" + request_text(question(1)) + "\n\n" + REQUEST_HINT
+        "Request:\n" + request_text(question(1, dabench_data)) + "\n\n" + REQUEST_HINT
     )
 
 
-def test_cli_rejects_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_rejects_bad_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dabench_data: Path
+) -> None:
     for argv in (["--workers", "0"], ["--protocol", "reformat"], ["--subset", "slow"]):
         with pytest.raises(SystemExit) as exit_info:
             main(["dabench", *argv])
         assert exit_info.value.code == 2
     capsys.readouterr()
-    assert main(["dabench", "--data", str(DATA), "--ids", "1", "--subset", "quick"]) == 2
+    assert main(["dabench", "--data", str(dabench_data), "--ids", "1", "--subset", "quick"]) == 2
     assert "give one of them" in capsys.readouterr().err
     assert main(["dabench", "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err

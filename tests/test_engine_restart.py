@@ -32,7 +32,8 @@ from oci_jupyter.engine import (
 from oci_jupyter.engine import llamacpp as llamacpp_module
 from oci_jupyter.engine import vllm as vllm_module
 from oci_jupyter.engine.base import EngineBusy
-from oci_jupyter.engine.llamacpp import LlamaCppEngine, _Job
+from oci_jupyter.engine.llamacpp import LlamaCppEngine
+from oci_jupyter.engine.llamacpp_jobs import Job
 from oci_jupyter.engine.vllm import VLLMEngine, is_engine_dead
 
 from .doubles import DyingTestEngine, ScriptedTestEngine
@@ -368,7 +369,7 @@ def fake_llama(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LlamaCppEngine
         models.append(FakeLlama())
         return models[-1], None, None
 
-    def run(job: _Job) -> None:
+    def run(job: Job) -> None:
         text = job.messages[-1]["content"]
         if text == "boom":
             raise RuntimeError("llama_decode returned -1")

@@ -25,7 +25,7 @@ from oci_jupyter.evaluation.replay import (
     load_source,
     message_key,
 )
-from oci_jupyter.evaluation.report import RecordStore
+from oci_jupyter.evaluation.run_folder import RecordStore
 from oci_jupyter.evaluation.runner import EngineModel, EvalSettings, Reply, run_evaluation
 
 from .eval_helpers import (

@@ -26,7 +26,8 @@ from oci_jupyter.evaluation.humaneval import (
     select,
 )
 from oci_jupyter.evaluation.kernels import KernelSession, run_hidden_tests
-from oci_jupyter.evaluation.report import RecordStore, markdown, passed_at, summarize
+from oci_jupyter.evaluation.report import markdown, passed_at, summarize
+from oci_jupyter.evaluation.run_folder import RecordStore
 from oci_jupyter.evaluation.runner import (
     EngineModel,
     EvalSettings,

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from oci_jupyter.chat.protocol import InvalidMessage, parse_client_message
 from oci_jupyter.engine import EngineNotReady, Finish, GenerationParams, Message
 from oci_jupyter.engine.chat_tokens import Segment, prompt_segments, tokenize_segments
-from oci_jupyter.engine.llamacpp import MAX_PREFILLS, LlamaCppEngine, _Job
+from oci_jupyter.engine.llamacpp import LlamaCppEngine
+from oci_jupyter.engine.llamacpp_jobs import MAX_PREFILLS, Job
 from oci_jupyter.engine.model_guard import ModelGuard, ModelReleased
 from oci_jupyter.prompts.context import (
     CellContext,
@@ -261,7 +262,7 @@ def gated_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LlamaCppEngi
     gate = threading.Event()
     read: list[str] = []
 
-    def run(job: _Job) -> None:
+    def run(job: Job) -> None:
         if job.warm:
             if not job.stop.is_set():
                 read.append(job.messages[-1]["content"])

@@ -16,8 +16,10 @@ from traitlets.config import Config
 
 from oci_jupyter.config import OCI
 from oci_jupyter.engine import Delta, Finish, GenerationParams
+from oci_jupyter.engine.cpu_load import usable_cores
+from oci_jupyter.engine.decoding import PromptLookupDrafts, TextOut
 from oci_jupyter.engine.kv_cache import PrefixCache, common_prefix
-from oci_jupyter.engine.llamacpp import LlamaCppEngine, _PromptLookup, _TextOut, usable_cores
+from oci_jupyter.engine.llamacpp import LlamaCppEngine
 
 model = pytest.mark.model
 
@@ -93,7 +95,7 @@ def test_a_continued_conversation_supersedes_its_earlier_state() -> None:
 
 
 def test_prompt_lookup_drafts_what_followed_the_first_match() -> None:
-    lookup = _PromptLookup(tokens=4)
+    lookup = PromptLookupDrafts(tokens=4)
     assert lookup([1, 2, 3, 4, 5, 6, 9, 2, 3, 7], 2, room=10) == []  # (7, 2) never occurred
     assert lookup([9, 2, 3, 7, 8, 5, 2], 3, room=10) == [7, 8, 5, 2]
     # (2, 3) occurred twice before: the first occurrence is followed by 7, 2.
@@ -148,7 +150,7 @@ def test_threads_follow_the_load_unless_fixed() -> None:
 def test_text_out_holds_back_a_possible_stop_and_cuts_at_it() -> None:
     sent: list[str] = []
     pieces = {1: b"x = 1", 2: b"\n#", 3: b"#", 4: b" END", 5: b"tail"}
-    out = _TextOut(pieces.__getitem__, ["\n## END"], sent.append)
+    out = TextOut(pieces.__getitem__, ["\n## END"], sent.append)
     assert not out.add(1)
     assert not out.add(2)
     assert not out.add(3)
@@ -163,7 +165,7 @@ def test_text_out_joins_characters_split_across_tokens() -> None:
     sent: list[str] = []
     data = "é €".encode()  # 2-byte and 3-byte characters
     pieces = {i: data[i : i + 1] for i in range(len(data))}
-    out = _TextOut(pieces.__getitem__, [], sent.append)
+    out = TextOut(pieces.__getitem__, [], sent.append)
     for i in range(len(data)):
         out.add(i)
     out.finish()

@@ -18,7 +18,7 @@ import pytest
 
 from oci_jupyter.evaluation import mbpp
 from oci_jupyter.evaluation.benchmarks import get_benchmark
-from oci_jupyter.evaluation.judge_process import close, restore_inputs, same_output
+from oci_jupyter.evaluation.judge.differential import close, restore_inputs, same_output
 from oci_jupyter.evaluation.judging import Judgement
 from oci_jupyter.evaluation.problems import DataUnavailable, Problem, select
 
@@ -166,7 +166,7 @@ async def test_time_outs_exceptions_and_missing_functions() -> None:
         assert verdict.status == "failed"
         assert verdict.feedback.startswith('File "<string>", line 2, in is_not_prime')
         assert verdict.feedback.rstrip().endswith("ZeroDivisionError: division by zero")
-        assert "judge_process" not in verdict.feedback  # the judge's own frames are cut
+        assert "/judge/" not in verdict.feedback  # the judge's own frames are cut
 
     renamed = "def not_prime(n):\n    return n < 2\n"
     for verdict in (await judge(NOT_PRIME, renamed)).verdicts.values():

@@ -21,7 +21,8 @@ import pytest
 from oci_jupyter.chat import ChatSession, ChatStore
 from oci_jupyter.client import ModelClient, ServerInfo
 from oci_jupyter.engine import Delta, Finish, GenerationParams, Message, StreamEvent
-from oci_jupyter.engine.llamacpp import LlamaCppEngine, _Job
+from oci_jupyter.engine.llamacpp import LlamaCppEngine
+from oci_jupyter.engine.llamacpp_jobs import Job
 from oci_jupyter.handlers import request_priority
 
 from .doubles import ScriptedTestEngine
@@ -48,7 +49,7 @@ def queued_llama(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LlamaCppEngi
         def close(self) -> None:
             pass
 
-    def run(job: _Job) -> None:
+    def run(job: Job) -> None:
         text = job.messages[-1]["content"]
         served.append(text)
         if text == "hold":

@@ -15,7 +15,6 @@ import pytest
 
 from oci_jupyter.chat import RequestRecord, protocol
 from oci_jupyter.chat.protocol import InvalidMessage, parse_client_message
-from oci_jupyter.chat.session import _not_ready
 from oci_jupyter.chat.store import TurnRecord
 from oci_jupyter.engine.base import EngineBusy
 from oci_jupyter.loop import SKIP_NOTES, SKIP_TEXTS, Budgets, Finished, RefinementLoop, Turn
@@ -267,7 +266,7 @@ async def test_a_dead_engine_says_why_in_a_sentence() -> None:
     died = text("engine_died_because", engine="test", reason="the core exited").json()
     assert status.to_json()["error_text"] == died
     # A request then fails with that sentence inside its own.
-    said = _not_ready(status)
+    said = status.not_ready()
     assert said.json() == {"code": "model_failed", "params": {"error": died}}
     assert str(said) == f"The model failed: {status.error}"
     await engine.shutdown()

@@ -3,8 +3,8 @@ store (:mod:`.store`), one :class:`ChatSession` per browser connection (:mod:`.s
 which drives the interpreter loop while the browser runs the code in the notebook's kernel,
 and the server-wide :class:`NotebookRequests` (:mod:`.notebooks`): one request per notebook."""
 
+from ..request import LoopDefaults
 from .notebooks import NotebookRequests
-from .protocol import LoopDefaults
 from .session import ChatSession
 from .store import ChatStore, RequestRecord, TurnRecord
 

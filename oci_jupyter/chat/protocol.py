@@ -24,10 +24,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from ..loop import Budgets, Finished
+from ..loop import Budgets, Finished, Placement
+from ..prompts import CellContext, NotebookContext, VariableInfo
 from ..prompts.values import MAX_NAMES
+from ..request import Choices, FixTarget, LoopDefaults, Request
 from ..texts import Text, text
-from ..types import ExecutionOutcome
+from ..types import ExecutionOutcome, Message
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest websocket message accepted (a notebook's context included)."""
@@ -60,6 +62,13 @@ class ContextIn(_Strict):
     cells: list[CellIn] = Field(default_factory=list, max_length=5000)
     variables: list[VariableIn] = Field(default_factory=list, max_length=2000)
 
+    def to_context(self) -> NotebookContext:
+        return NotebookContext(
+            language=self.language,
+            cells=[CellContext(**c.model_dump()) for c in self.cells],
+            variables=[VariableInfo(**v.model_dump()) for v in self.variables],
+        )
+
 
 class ErrorIn(_Strict):
     ename: str = Field(default="", max_length=1000)
@@ -90,8 +99,10 @@ class Ask(_Strict):
     notebook: str = Field(default="", max_length=4096)
     mode: Literal["chat", "fix"] = "chat"
     context: ContextIn = Field(default_factory=ContextIn)
-    max_turns: int = Field(default=3, ge=1, le=10)
-    """Attempts per cell: the first try and its refinements."""
+    max_attempts: int | None = Field(default=None, ge=1, le=10)
+    """Attempts per cell: the first try and its refinements (default: c.OCI.max_attempts)."""
+    max_turns: int | None = Field(default=None, ge=1, le=10)
+    """Deprecated: the older name of ``max_attempts`` (which wins when both are sent)."""
     max_steps: int | None = Field(default=None, ge=1, le=20)
     """Cells one request may add (default: c.OCI.max_steps)."""
     max_replies: int | None = Field(default=None, ge=1, le=40)
@@ -107,13 +118,32 @@ class Ask(_Strict):
     """The user reviews each rewrite (a diff to accept) before it runs: the wait for the
     outcome then has no deadline, as when the user runs the code by hand."""
 
-    def budgets(self, defaults: LoopDefaults) -> Budgets:
-        steps = 1 if self.mode == "fix" else (self.max_steps or defaults.max_steps)
-        return Budgets(
-            attempts=self.max_turns,
-            steps=steps,
-            replies=self.max_replies or defaults.max_replies,
+    def choices(self) -> Choices:
+        """What the user chose; what the ask leaves out is the server's (:class:`Request`)."""
+        return Choices(
+            attempts=self.max_attempts or self.max_turns,
+            steps=self.max_steps,
+            replies=self.max_replies,
+            read_results=self.read_results,
         )
+
+    def request(self, conversation: Sequence[Message], defaults: LoopDefaults) -> Request:
+        """The request this ask makes, with the notebook's remembered ``conversation``."""
+        fix = self.cell if self.mode == "fix" else None
+        return Request(
+            words=self.prompt.strip(),
+            context=self.context.to_context(),
+            conversation=conversation,
+            mode=self.mode,
+            fix=FixTarget(fix.source, fix.failure()) if fix is not None else None,
+            choices=self.choices(),
+            defaults=defaults,
+            refine_cell=self.refine_cell,
+            memory="as_sent",
+        )
+
+    def budgets(self, defaults: LoopDefaults) -> Budgets:
+        return self.request([], defaults).budgets()
 
 
 class Outcome(_Strict):
@@ -174,15 +204,6 @@ class Progress(_Strict):
 AnyClientMessage = Ask | Outcome | Cancel | Prefill | Progress
 ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
 _CLIENT = TypeAdapter(ClientMessage)
-
-
-class LoopDefaults(BaseModel):
-    """The server's defaults for what an ``ask`` leaves out (c.OCI.*)."""
-
-    read_results: bool = True
-    max_attempts: int = 3
-    max_steps: int = 4
-    max_replies: int = 8
 
 
 class InvalidMessage(ValueError):
@@ -259,7 +280,7 @@ def execute(
     turn: int,
     code: str,
     *,
-    target: Literal["new", "next", "replace"],
+    target: Placement,
     step: int,
     attempt: int,
     auto_execute: bool,

@@ -9,43 +9,24 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from ..driver import KernelGone, ModelFailed, ReplyCutter, Stopped, TurnEnded, drive
-from ..engine import (
-    Delta,
-    Engine,
-    EngineError,
-    EngineNotReady,
-    EngineStatus,
-    Finish,
-    GenerationParams,
-)
+from ..driver import KernelGone, ReplyCutter, Stopped, TurnEnded, drive
+from ..engine import Delta, Engine, EngineNotReady, Finish, GenerationParams, ModelError
 from ..loop import SKIP_TEXTS, Execute, Finished, Generate, RefinementLoop, alternate
-from ..prompts import (
-    REQUEST_HINT,
-    CellContext,
-    NotebookContext,
-    PromptLimits,
-    PromptTooLong,
-    VariableInfo,
-    build_messages,
-    failure_names,
-    fix_request,
-)
-from ..prompts.files import file_previews
+from ..prompts import PromptTooLong
 from ..prompts.values import assigned_names
+from ..request import LoopDefaults, ModelSettings, Prepared, Request, prepare
 from ..texts import Text, text
 from ..types import ExecutionOutcome, Message
 from . import protocol
 from .notebooks import NotebookRequests
-from .protocol import Ask, Cancel, InvalidMessage, LoopDefaults, Outcome, Prefill, Progress
+from .protocol import Ask, Cancel, InvalidMessage, Outcome, Prefill, Progress
 from .store import ChatStore, RequestRecord
 
 log = logging.getLogger(__name__)
-FAILING_CELL_PLACEHOLDER = "(the failing cell, shown below)"
 PREFILL_PROBE = "\x00request\x00"
 """Stands for the user's words while the prompt a request will begin with is built."""
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -150,9 +131,10 @@ class ChatSession:
         probe = Ask(type="ask", id="prefill", prompt=PREFILL_PROBE, context=message.context)
         try:
             conversation = await self._conversation(message.notebook)
-            messages, _ = await self._prompt(PREFILL_PROBE, probe, conversation, None)
-        except (PromptTooLong, EngineError, OSError):
+            prepared = await self._prepare(probe.request(conversation, self.defaults), probe)
+        except (PromptTooLong, ModelError, OSError):
             return  # a hint only: the ask itself reports what is wrong
+        messages = prepared.messages
         last = messages[-1]["content"]
         cut = last.rfind(PREFILL_PROBE)
         messages[-1] = {"role": "user", "content": last[:cut] if cut >= 0 else last}
@@ -250,8 +232,10 @@ class ChatSession:
 
     async def _run(self, running: _Running) -> None:
         ask = running.ask
-        request, fix = _request(ask)
-        record = RequestRecord(ask.id, ask.mode, ask.prompt.strip() or request)
+        # A fix asked without words is recorded as what the model was asked.
+        record = RequestRecord(
+            ask.id, ask.mode, ask.prompt.strip() or ask.request([], self.defaults).text
+        )
         # None: the history could not be read, so nothing may be written over it.
         conversation: list[Message] | None = None
         result: Finished | None = None
@@ -259,38 +243,17 @@ class ChatSession:
         outside = False
         try:
             conversation = await self._conversation(ask.notebook)
+            request = ask.request(conversation, self.defaults)
             if not self.engine.ready:
                 raise EngineNotReady(self.engine.status)
-            messages, reply_tokens = await self._prompt(request, ask, conversation, fix)
-            loop = RefinementLoop(
-                messages,
-                budgets=ask.budgets(self.defaults),
-                mode=ask.mode,
-                read_results=(
-                    self.defaults.read_results if ask.read_results is None else ask.read_results
-                ),
-                # A fix's first answer may hand back the failing cell unchanged: not run again.
-                failed_code=(fix,) if fix is not None else (),
-            )
-            result = await self._drive(running, loop, reply_tokens)
-            # What was sent stays as it was sent (context included): the next request's
-            # prompt then begins with this one's, and the engine reuses what it already read.
-            # (A remembered result that ended the last request is already at the head of
-            # the prompt that was sent: build_messages joins it there.)
-            before = (
-                conversation[:-1]
-                if conversation[-1:] and conversation[-1]["role"] == "user"
-                else conversation
-            )
-            conversation = alternate([*before, *loop.exchange(messages[-1]["content"])])
+            prepared = await self._prepare(request, ask)
+            loop = prepared.loop
+            result = await self._drive(running, prepared)
+            conversation = prepared.remember()
         except PromptTooLong as exc:
             result = Finished.said("error", [], text("prompt_too_long", error=str(exc)))
-        except EngineNotReady as exc:
-            result = Finished.said("error", loop.turns if loop else [], _not_ready(exc.status))
-        except EngineError as exc:
-            result = Finished.said(
-                "error", loop.turns if loop else [], text("model_error", error=str(exc))
-            )
+        except ModelError as exc:
+            result = Finished.said("error", loop.turns if loop else [], _model_error(exc))
         except asyncio.CancelledError:
             # Stop's backstop, or the server shutting down: the record and the done still go
             # out, so the cancellation is taken back until they have.
@@ -361,56 +324,20 @@ class ChatSession:
             cancelled = Finished.said("cancelled", [], text("cancelled"))
             self._post(protocol.done(running.ask.id, cancelled))
 
-    async def _prompt(
-        self,
-        request: str,
-        ask: Ask,
-        conversation: list[Message],
-        fix: tuple[str, ExecutionOutcome] | None,
-    ) -> tuple[list[Message], int]:
-        window = self.engine.context_length
-        reply_tokens = min(self.reply_tokens, window // 2)
-        context = NotebookContext(
-            language=ask.context.language,
-            cells=[CellContext(**c.model_dump()) for c in ask.context.cells],
-            variables=[VariableInfo(**v.model_dump()) for v in ask.context.variables],
+    async def _prepare(self, request: Request, ask: Ask) -> Prepared:
+        """The request's prompt, loop and sampling (:func:`oci_jupyter.request.prepare`).
+        Tokenising, parsing the failing cell and reading the data files take a while: never
+        on the event loop."""
+        engine = self.engine
+        model = ModelSettings(
+            window=engine.context_length,
+            count=lambda texts: [engine.count_tokens(t) for t in texts],
+            reply_tokens=self.reply_tokens,
+            temperature=self.temperature,
+            system=self.system_prompt,
         )
-        needs: set[str] = set()
         folder = self._notebook_folder(ask.notebook)
-        files = await asyncio.to_thread(file_previews, request, folder) if folder else []
-        if fix is not None:
-            # The failing cell is in the request itself: in the context it keeps its place (the
-            # model sees what runs before and after it) but not its source a second time. The
-            # cells that define what it reads are ranked first.
-            context = NotebookContext(
-                language=context.language,
-                cells=[
-                    replace(c, source=FAILING_CELL_PLACEHOLDER, output="") if c.active else c
-                    for c in context.cells
-                ],
-                variables=context.variables,
-            )
-            # Parsing user text can be slow on adversarial input: never on the event loop.
-            needs = await asyncio.to_thread(failure_names, *fix)
-
-        def count(texts: list[str]) -> list[int]:
-            return [self.engine.count_tokens(t) for t in texts]
-
-        # Tokenising can take a few milliseconds per cell: keep it off the event loop.
-        messages = await asyncio.to_thread(
-            build_messages,
-            request,
-            context,
-            window=window,
-            count=count,
-            history=conversation,
-            limits=PromptLimits(reply_tokens=reply_tokens),
-            needs=needs,
-            hint="" if fix is not None else REQUEST_HINT,  # a fix asks for code already
-            files=files,
-            **({"system": self.system_prompt} if self.system_prompt is not None else {}),
-        )
-        return messages, reply_tokens
+        return await asyncio.to_thread(prepare, request, model, folder=folder)
 
     def _notebook_folder(self, notebook: str) -> Path | None:
         """The folder of ``notebook`` (an API path) under the server's root, where its kernel
@@ -421,9 +348,8 @@ class ChatSession:
         folder = (root / notebook).parent.resolve()
         return folder if folder.is_relative_to(root) and folder.is_dir() else None
 
-    async def _drive(self, running: _Running, loop: RefinementLoop, reply_tokens: int) -> Finished:
-        ask = running.ask
-        params = GenerationParams(max_tokens=reply_tokens, temperature=self.temperature, top_p=0.95)
+    async def _drive(self, running: _Running, prepared: Prepared) -> Finished:
+        ask, loop, params = running.ask, prepared.loop, prepared.params
         budgets = loop.budgets
         timing: dict[str, float] = {}
 
@@ -453,11 +379,6 @@ class ChatSession:
             return reply
 
         async def execute(action: Execute) -> ExecutionOutcome:
-            target: Literal["new", "next", "replace"]
-            if action.refines or (action.step == 1 and (ask.refine_cell or ask.mode == "fix")):
-                target = "replace"
-            else:
-                target = "next" if action.step > 1 else "new"
             # The wait exists before the browser is asked: a fast answer or a cancel
             # arriving while "execute" is being sent is not lost.
             running.outcome = asyncio.get_running_loop().create_future()
@@ -467,7 +388,7 @@ class ChatSession:
                     ask.id,
                     action.turn,
                     action.code,
-                    target=target,
+                    target=loop.placement(action),
                     step=action.step,
                     attempt=action.attempt,
                     auto_execute=ask.auto_execute,
@@ -539,10 +460,6 @@ class ChatSession:
                             break  # the code block closed (run it now), or Stop
                     else:
                         finish = event
-        except EngineNotReady as exc:
-            raise ModelFailed(_not_ready(exc.status)) from exc
-        except EngineError as exc:
-            raise ModelFailed(str(exc)) from exc
         finally:
             waiting.cancel()
             running.engine_request = ""
@@ -611,27 +528,8 @@ class ChatSession:
             log.debug("oci chat: could not send %s: %s", message.get("type"), exc)
 
 
-def _request(ask: Ask) -> tuple[str, tuple[str, ExecutionOutcome] | None]:
-    """What the model is asked, and for a fix the failing cell's source and how it failed."""
-    request = ask.prompt.strip()
-    fix = (ask.cell.source, ask.cell.failure()) if ask.mode == "fix" and ask.cell else None
-    if fix is not None:
-        request = fix_request(*fix)
-        if ask.prompt.strip():
-            request += f"\n\nThe user adds: {ask.prompt.strip()}"
-    return request, fix
-
-
-def _not_ready(status: EngineStatus) -> Text:
-    """Why the engine cannot answer, one sentence per state."""
-    if status.state == "loading":
-        return text("model_loading")
-    if status.state == "idle":
-        return text("model_idle")
-    if status.state == "stopped":
-        return text("model_stopped")
-    if status.error:
-        # The engine's death is a sentence of ours (translated within this one); a failed
-        # load is the exception's own words.
-        return text("model_failed", error=status.error_text or status.error)
-    return text("model_not_ready")
+def _model_error(exc: ModelError) -> Text:
+    """The model's failure as the chat says it: its sentence (a model not ready says why,
+    :func:`oci_jupyter.texts.not_ready`), else the engine's own words."""
+    said = exc.args[0] if exc.args else None
+    return said if isinstance(said, Text) else text("model_error", error=str(exc))

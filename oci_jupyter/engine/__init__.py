@@ -13,6 +13,7 @@ from .base import (
     Finish,
     GenerationParams,
     Message,
+    ModelError,
     StreamEvent,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "Finish",
     "GenerationParams",
     "Message",
+    "ModelError",
     "StreamEvent",
     "choose_engine",
 ]

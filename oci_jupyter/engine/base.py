@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..texts import Text, text
+from ..texts import Text, not_ready, text
 from ..types import GenerationParams, Message
 
 if TYPE_CHECKING:
@@ -30,20 +30,32 @@ EngineState = Literal["idle", "loading", "ready", "error", "stopped"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
 
-class EngineError(RuntimeError):
-    """A generation could not run (engine not ready, model failure, remote error)."""
+class ModelError(RuntimeError):
+    """The model could not answer a request: the engine failed or is not ready, or the server
+    refused or failed the request.
+
+    One idea, one class, whoever meets it: the engines raise it (as :data:`EngineError`),
+    the kernel's client of the endpoint raises it with the HTTP status
+    (:class:`oci_jupyter.client.ModelRequestError`), the loop's driver ends a request with it
+    (:data:`oci_jupyter.driver.ModelFailed` is this class) and ``oci-eval`` fails one problem
+    with it. It may be raised with a sentence of :mod:`oci_jupyter.texts` instead of words:
+    the loop's end then keeps the sentence's code, for the sidebar to translate."""
 
 
-class EngineNotReady(EngineError):
-    """The engine is loading, failed to load or was stopped."""
+EngineError = ModelError
+"""The name the engines raise it by."""
+
+
+class EngineNotReady(ModelError):
+    """The engine is loading, failed to load or was stopped; it says so in the one sentence
+    of :func:`oci_jupyter.texts.not_ready`."""
 
     def __init__(self, status: EngineStatus) -> None:
         self.status = status
-        reason = f": {status.error}" if status.error else ""
-        super().__init__(f"The model is {status.state}{reason}")
+        super().__init__(status.not_ready())
 
 
-class EngineBusy(EngineError):
+class EngineBusy(ModelError):
     """The engine cannot do this now (a restart while the model loads): ``said`` why."""
 
     def __init__(self, said: Text) -> None:
@@ -91,6 +103,10 @@ class EngineStatus:
     (None: words without a code)."""
     error_text: Text | None = None
     """``error`` likewise (None: an exception's own words, shown as they are)."""
+
+    def not_ready(self) -> Text:
+        """Why this engine cannot answer now (:func:`oci_jupyter.texts.not_ready`)."""
+        return not_ready(self.state, self.error_text or self.error)
 
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)

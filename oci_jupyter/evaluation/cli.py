@@ -19,18 +19,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from ..engine import Engine
 from .benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
+from .command import (
+    CliError,
+    add_model_arguments,
+    add_run_arguments,
+    check_model_options,
+    check_resume,
+    close_model,
+    open_model,
+    out_folder,
+    positive_float,
+    positive_int,
+    run_command,
+    temperature,
+    version_of,
+)
 from .feedback import DEFAULT_FEEDBACK, FEEDBACK_PROTOCOLS, PROTOCOL_TEXT
+from .models import ReplyModel
 from .problems import DataUnavailable, UnknownProblem, select
 from .prompting import DEFAULT_PROMPT, PROMPT_TEXT, PROMPTS, SYSTEM_PROMPT_TEXT
 from .replay import (
@@ -43,29 +54,17 @@ from .replay import (
     check_same_replies,
     load_source,
 )
-from .report import (
-    SUMMARY_MD,
-    RecordStore,
-    by_problem,
-    load_run,
-    markdown,
-    summarize,
-    write_reports,
-)
-from .runner import (
+from .report import by_problem, markdown, summarize, write_reports
+from .run_folder import SUMMARY_MD, RecordStore, load_run, wall_seconds
+from .runner import run_evaluation
+from .settings import (
     DEFAULT_SUCCESS,
     RECORDED_BEFORE,
     SUCCESS_RULES,
-    EndpointModel,
-    EngineModel,
     EvalSettings,
-    ModelUnavailable,
     ProtocolMismatch,
-    ReplyModel,
-    run_evaluation,
 )
 
-ENGINES = ("auto", "llamacpp", "vllm", "openai")
 DABENCH = "dabench"
 """The first word of ``oci-eval dabench`` (:mod:`.dabench_cli`, options of its own)."""
 # Settings that must not change between the sessions of one run (--resume), and the value
@@ -82,70 +81,6 @@ PROTOCOL_KEYS = (
     "time_limit",
     "first_turn",  # replayed turn-1 replies (--first-turn-from) or generated ones
 )
-PROTOCOL_DEFAULTS: dict[str, Any] = dict(RECORDED_BEFORE)
-
-
-class CliError(Exception):
-    """A clear message for the user; exit status 2."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
-def _temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 2:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2, not {text}")
-    return value
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that choose the model (an engine in this process, or a server's), shared
-    by every benchmark's command line (``oci-eval dabench`` too)."""
-    model = parser.add_argument_group("the model: an engine in this process, or a server")
-    model.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default=None,
-        help="engine to host in this process (default: auto, as the server: vLLM with a GPU, "
-        "else llama.cpp with the bundled model)",
-    )
-    model.add_argument("--url", help="a running Jupyter server with oci_jupyter (its model)")
-    model.add_argument("--token", default=None, help="that server's token (default: $OCI_TOKEN)")
-    model.add_argument("--model-path", help="llama.cpp: a GGUF file instead of the bundled one")
-    model.add_argument("--n-ctx", type=_positive_int, help="llama.cpp: context window")
-    model.add_argument("--n-threads", type=_positive_int, help="llama.cpp: CPU threads")
-    model.add_argument("--vllm-model", help="vLLM: a Hugging Face id or a model folder")
-    model.add_argument("--base-url", help="openai: the server's base URL, e.g. http://h:8000/v1")
-    model.add_argument("--api-key", help="openai: API key (default: $OCI_OPENAI_API_KEY)")
-    model.add_argument("--model", help="openai: model id (default: the first served)")
-    model.add_argument(
-        "--engine-class",
-        help="advanced: an Engine subclass to host (module.Class), as c.OCI.engine_class",
-    )
-    model.add_argument(
-        "--engine-kwargs", type=json.loads, help="advanced: its keyword arguments, as JSON"
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     protocol = parser.add_argument_group("protocol")
     protocol.add_argument(
-        "--turns", type=_positive_int, default=2, help="replies per problem (2 = one feedback)"
+        "--turns", type=positive_int, default=2, help="replies per problem (2 = one feedback)"
     )
     protocol.add_argument(
         "--success",
@@ -212,11 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-tokens, --prompt and context length. The runs then differ only in their "
         "feedback turns",
     )
-    protocol.add_argument("--temperature", type=_temperature, default=0.0)
-    protocol.add_argument("--max-tokens", type=_positive_int, default=512, help="per reply")
+    protocol.add_argument("--temperature", type=temperature, default=0.0)
+    protocol.add_argument("--max-tokens", type=positive_int, default=512, help="per reply")
     protocol.add_argument(
         "--time-limit",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         help="seconds for each run of the model's code and of the hidden tests",
     )
@@ -230,27 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
         "EvalPlus's MbppPlus.jsonl(.gz) of 2023-11-16 (checked by its sha256)",
     )
     chosen.add_argument("--problems", help="comma-separated ids, e.g. HumanEval/0,HumanEval/5")
-    chosen.add_argument("--limit", type=_positive_int, help="only the first N problems")
+    chosen.add_argument("--limit", type=positive_int, help="only the first N problems")
     chosen.add_argument("--list", action="store_true", help="print the problem ids and exit")
 
-    run = parser.add_argument_group("the run")
-    run.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=2,
-        help="problems at once, each in its own kernel (the model generates one at a time)",
-    )
-    run.add_argument("--out", type=Path, help="output folder (default: ./oci-eval-<timestamp>)")
-    run.add_argument(
-        "--resume", action="store_true", help="continue the run in --out: skip finished problems"
-    )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    run.add_argument(
-        "--summarize",
-        type=Path,
-        metavar="DIR",
-        help="only write DIR's summary (json, md, png) from its records, and print it",
-    )
+    add_run_arguments(parser, unit="problems", workers=2, prefix="oci-eval")
     return parser
 
 
@@ -262,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return dabench_main(words[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> int:
         _check_options(args)
         if args.list:
             for problem in _load(args):
@@ -271,17 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.summarize is not None:
             return _summarize_only(args.summarize)
         return asyncio.run(_evaluate(args))
-    except CliError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"oci-eval: error: {exc}", file=sys.stderr)
-        return 2
-    except ModelUnavailable as exc:
-        print(f"oci-eval: the model stopped answering: {exc}", file=sys.stderr)
-        print("Finished problems are kept; continue with --resume.", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\noci-eval: interrupted; continue with --resume.", file=sys.stderr)
-        return 130
+
+    return run_command(parser, "oci-eval", "problems", command)
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -293,36 +203,6 @@ def _check_options(args: argparse.Namespace) -> None:
     check_model_options(args)
     if args.resume and args.out is None:
         raise CliError("--resume needs --out DIR (the run to continue)")
-
-
-def check_model_options(args: argparse.Namespace) -> None:
-    """The model options (:func:`add_model_arguments`) agree with each other."""
-    engine_options = {
-        "--model-path": (args.model_path, ("auto", "llamacpp")),
-        "--n-ctx": (args.n_ctx, ("auto", "llamacpp")),
-        "--n-threads": (args.n_threads, ("auto", "llamacpp")),
-        "--vllm-model": (args.vllm_model, ("vllm",)),
-        "--base-url": (args.base_url, ("openai",)),
-        "--api-key": (args.api_key, ("openai",)),
-        "--model": (args.model, ("openai",)),
-    }
-    if args.url:
-        if args.engine or args.engine_class:
-            raise CliError("--url uses a running server's model: leave out --engine")
-        given = [name for name, (value, _) in engine_options.items() if value is not None]
-        if given:
-            raise CliError(f"{', '.join(given)} configure an in-process engine, not --url")
-        return
-    if args.token is not None:
-        raise CliError("--token goes with --url")
-    engine = args.engine or "auto"
-    for name, (value, engines) in engine_options.items():
-        if value is not None and engine not in engines and not args.engine_class:
-            raise CliError(f"{name} is an option of --engine {' / '.join(engines)}")
-    if engine == "openai" and not args.base_url and not args.engine_class:
-        raise CliError("--engine openai needs --base-url")
-    if args.engine_kwargs is not None and not args.engine_class:
-        raise CliError("--engine-kwargs goes with --engine-class")
 
 
 # ---- the evaluation --------------------------------------------------------------------------
@@ -338,9 +218,7 @@ async def _evaluate(args: argparse.Namespace) -> int:
         problems = select(_load(args), _ids(args.problems), args.limit)
     except UnknownProblem as exc:
         raise CliError(str(exc)) from exc
-    out = args.out or Path(f"oci-eval-{datetime.now():%Y%m%d-%H%M%S}")
-    if not args.resume and RecordStore(out).load():
-        raise CliError(f"{out} already holds records: add --resume to continue that run")
+    out = out_folder(args, "oci-eval")
     settings = EvalSettings(
         turns=args.turns,
         success=args.success,
@@ -353,7 +231,7 @@ async def _evaluate(args: argparse.Namespace) -> int:
         prompt=args.prompt,
     )
     source = _first_turn_source(args) if args.first_turn_from is not None else None
-    model, engine, described = await _open_model(args)
+    model, engine, described = await open_model(args)
     try:
         config = {
             "benchmark": settings.benchmark,
@@ -370,14 +248,14 @@ async def _evaluate(args: argparse.Namespace) -> int:
             "workers": settings.workers,
             "problems": _scope(args, len(problems)),
             "system_prompt": SYSTEM_PROMPT_TEXT[settings.prompt],
-            "oci_jupyter": _version("oci_jupyter"),
+            "oci_jupyter": version_of("oci_jupyter"),
             "first_turn": GENERATED,
         }
         asked: ReplyModel = model
         if source is not None:
             asked = _replaying(args, source, model, problems, settings, config)
         if args.resume:
-            _check_resume(out, config)
+            check_resume(out, config, PROTOCOL_KEYS, RECORDED_BEFORE)
         print(
             f"oci-eval: {args.benchmark}, --prompt {args.prompt}, --feedback {args.feedback}: "
             f"{len(problems)} problems -> {out}",
@@ -406,10 +284,7 @@ async def _evaluate(args: argparse.Namespace) -> int:
         except ProtocolMismatch as exc:
             raise CliError(str(exc)) from exc
     finally:
-        if engine is not None:
-            await engine.shutdown()
-        if isinstance(model, EndpointModel):
-            model.close()
+        await close_model(model, engine)
     print(markdown(summary))
     print(f"Records, summary and plot: {out}/", file=sys.stderr)
     return 0
@@ -461,97 +336,6 @@ def _replaying(
     return replaying
 
 
-async def _open_model(args: argparse.Namespace) -> tuple[ReplyModel, Engine | None, dict[str, Any]]:
-    """The model to evaluate, checked before any problem starts."""
-    from ..client import ModelRequestError, ServerInfo, ServerUnavailable
-
-    if args.url:
-        token = args.token if args.token is not None else os.environ.get("OCI_TOKEN", "")
-        endpoint = EndpointModel(ServerInfo(args.url, token, "--url"))
-        try:
-            served = await asyncio.to_thread(_wait_for_server, endpoint)
-        except (ServerUnavailable, ModelRequestError) as exc:
-            endpoint.close()
-            raise CliError(str(exc)) from exc
-        described = {
-            "model": served.get("model", "?"),
-            "engine": f"server {args.url} ({served.get('engine', '?')} {served.get('device', '')})",
-            "context_length": served.get("context_length"),
-        }
-        return endpoint, None, described
-
-    from ..config import OCI
-
-    traits: dict[str, Any] = {"engine": args.engine or "auto"}
-    optional = {
-        "model_path": args.model_path,
-        "n_ctx": args.n_ctx,
-        "n_threads": args.n_threads,
-        "vllm_model": args.vllm_model,
-        "openai_base_url": args.base_url,
-        "openai_api_key": args.api_key,
-        "openai_model": args.model,
-        "engine_class": args.engine_class,
-        "engine_kwargs": args.engine_kwargs,
-    }
-    traits.update({k: v for k, v in optional.items() if v is not None})
-    try:
-        engine = OCI(**traits).create_engine()
-    except Exception as exc:  # a bad class path, a trait that does not validate
-        raise CliError(f"cannot create the engine: {exc}") from exc
-    print(f"oci-eval: loading the model ({engine.status.engine})...", file=sys.stderr)
-    status = await engine.wait_ready()
-    if status.state != "ready":
-        await engine.shutdown()
-        raise CliError(f"the model did not load: {status.error or status.state}")
-    described = {
-        "model": status.model,
-        "engine": f"{status.engine} in-process ({status.device})",
-        "context_length": status.context_length,
-    }
-    model_file = getattr(engine, "model_file", None)
-    if model_file is not None:
-        described["model_file"] = str(model_file)
-    if status.engine == "llamacpp":
-        described["llama_cpp_python"] = _version("llama_cpp_python")
-    return EngineModel(engine), engine, described
-
-
-def _wait_for_server(endpoint: EndpointModel, timeout: float = 600.0) -> dict[str, Any]:
-    """The server's status once its model is ready (it may still be loading)."""
-    import time
-
-    from ..client import ModelRequestError
-
-    deadline = time.monotonic() + timeout
-    while True:
-        status = endpoint.check()
-        state = status.get("state")
-        if state == "ready":
-            return status
-        if state in ("error", "stopped") or time.monotonic() > deadline:
-            reason = status.get("error") or status.get("detail") or state
-            raise ModelRequestError(503, f"the server's model is not ready: {reason}")
-        time.sleep(1.0)
-
-
-def _check_resume(out: Path, config: dict[str, Any]) -> None:
-    run = load_run(out)
-    if not run:
-        return  # nothing recorded yet
-    before = {**PROTOCOL_DEFAULTS, **run.get("config", {})}
-    changed = [
-        f"{key} {before[key]!r} -> {config.get(key)!r}"
-        for key in PROTOCOL_KEYS
-        if key in before and before[key] != config.get(key)
-    ]
-    if changed:
-        raise CliError(
-            f"--resume would mix two protocols in {out}: {'; '.join(changed)}. "
-            "Use the first run's options, or another --out."
-        )
-
-
 def _ids(text: str | None) -> list[str] | None:
     if not text:
         return None
@@ -566,13 +350,6 @@ def _scope(args: argparse.Namespace, count: int) -> str:
     return f"all {count}"
 
 
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "?"
-
-
 def _summarize_only(folder: Path) -> int:
     store = RecordStore(folder)
     records = store.load()
@@ -581,7 +358,7 @@ def _summarize_only(folder: Path) -> int:
     run = load_run(folder)
     config = dict(run.get("config", {}))
     turns = int(config.get("turns") or max(int(r["turn"]) for r in records))
-    wall = sum(float(s.get("seconds", 0.0)) for s in run.get("sessions", [])) or None
+    wall = wall_seconds(run) or None
     selected = int(run.get("selected") or len(by_problem(records)))
     summary = summarize(records, turns, config=config, wall_seconds=wall, selected=selected)
     write_reports(folder, summary)

@@ -24,20 +24,24 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..prompts import REQUEST_HINT, SYSTEM_PROMPT
-from .cli import (
+from .command import (
     CliError,
-    _open_model,
-    _positive_float,
-    _positive_int,
-    _temperature,
-    _version,
     add_model_arguments,
+    add_run_arguments,
     check_model_options,
+    check_resume,
+    close_model,
+    open_model,
+    out_folder,
+    positive_float,
+    positive_int,
+    run_command,
+    temperature,
+    version_of,
 )
 from .dabench import (
     QUICK_RULE,
@@ -48,18 +52,16 @@ from .dabench import (
     load,
     select,
 )
-from .dabench_report import SUMMARY_MD, summarize, write_reports
-from .dabench_runner import (
+from .dabench_report import summarize, write_reports
+from .dabench_runner import PROTOCOL_TEXT, run_dabench
+from .dabench_settings import (
     DEFAULT_PROTOCOL,
-    PROTOCOL_TEXT,
     PROTOCOLS,
     DABenchSettings,
     product_defaults,
-    run_dabench,
 )
 from .problems import DataUnavailable, UnknownProblem
-from .report import RecordStore, load_run
-from .runner import EndpointModel, ModelUnavailable
+from .run_folder import SUMMARY_MD, RecordStore, load_run, wall_seconds
 
 PROTOCOL_KEYS = (
     "benchmark",
@@ -99,20 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     protocol.add_argument(
         "--temperature",
-        type=_temperature,
+        type=temperature,
         default=0.0,
         help="sampling temperature (greedy by default, as the other benchmarks; the sidebar "
         "samples at 0.2)",
     )
     protocol.add_argument(
         "--max-tokens",
-        type=_positive_int,
+        type=positive_int,
         default=defaults.reply_tokens,
         help="per reply, at most half the window (the server's c.OCI.default_max_tokens)",
     )
     protocol.add_argument(
         "--time-limit",
-        type=_positive_float,
+        type=positive_float,
         default=defaults.time_limit,
         help="seconds for each run of the model's code (the sidebar's default)",
     )
@@ -129,38 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--ids", "--problems", dest="ids", help="comma-separated question ids, e.g. 0,5,DABench/6"
     )
     chosen.add_argument("--subset", choices=SUBSETS, help=f"a fixed subset: quick = {QUICK_RULE}")
-    chosen.add_argument("--limit", type=_positive_int, help="only the first N questions")
+    chosen.add_argument("--limit", type=positive_int, help="only the first N questions")
     chosen.add_argument(
         "--list", action="store_true", help="print the chosen ids, levels and files and exit"
     )
 
-    run = parser.add_argument_group("the run")
-    run.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=1,
-        help="questions at once, each in its own kernel (the model generates one at a time)",
-    )
-    run.add_argument(
-        "--out", type=Path, help="output folder (default: ./oci-eval-dabench-<timestamp>)"
-    )
-    run.add_argument(
-        "--resume", action="store_true", help="continue the run in --out: skip finished ones"
-    )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    run.add_argument(
-        "--summarize",
-        type=Path,
-        metavar="DIR",
-        help="only write DIR's summary (json, md, png) from its records, and print it",
-    )
+    add_run_arguments(parser, unit="questions", workers=1, prefix="oci-eval-dabench")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> int:
         check_model_options(args)
         if args.resume and args.out is None:
             raise CliError("--resume needs --out DIR (the run to continue)")
@@ -173,17 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{q.task_id}\t{q.level}\t{','.join(q.concepts)}\t{q.file_name}")
             return 0
         return asyncio.run(_evaluate(args, data, questions))
-    except CliError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"oci-eval dabench: error: {exc}", file=sys.stderr)
-        return 2
-    except ModelUnavailable as exc:
-        print(f"oci-eval dabench: the model stopped answering: {exc}", file=sys.stderr)
-        print("Finished questions are kept; continue with --resume.", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\noci-eval dabench: interrupted; continue with --resume.", file=sys.stderr)
-        return 130
+
+    return run_command(parser, "oci-eval dabench", "questions", command)
 
 
 def _load(path: Path | None) -> DataSet:
@@ -213,9 +188,7 @@ def _scope(args: argparse.Namespace, count: int) -> str:
 
 
 async def _evaluate(args: argparse.Namespace, data: DataSet, questions: list[Question]) -> int:
-    out = args.out or Path(f"oci-eval-dabench-{datetime.now():%Y%m%d-%H%M%S}")
-    if not args.resume and RecordStore(out).load():
-        raise CliError(f"{out} already holds records: add --resume to continue that run")
+    out = out_folder(args, "oci-eval-dabench")
     settings = DABenchSettings.product(
         protocol=args.protocol,
         temperature=args.temperature,
@@ -223,7 +196,7 @@ async def _evaluate(args: argparse.Namespace, data: DataSet, questions: list[Que
         time_limit=args.time_limit,
         workers=args.workers,
     )
-    model, engine, described = await _open_model(args)
+    model, engine, described = await open_model(args)
     try:
         config: dict[str, Any] = {
             "benchmark": "dabench",
@@ -239,10 +212,10 @@ async def _evaluate(args: argparse.Namespace, data: DataSet, questions: list[Que
             "kernel": "python3 (jupyter_client), a fresh kernel per question; its working "
             "folder holds a copy of the question's CSV file only",
             "kernel_packages": _kernel_packages(),
-            "oci_jupyter": _version("oci_jupyter"),
+            "oci_jupyter": version_of("oci_jupyter"),
         }
         if args.resume:
-            _check_resume(out, config)
+            check_resume(out, config, PROTOCOL_KEYS)
         print(
             f"oci-eval dabench: --protocol {settings.protocol}: {len(questions)} questions "
             f"-> {out}",
@@ -258,10 +231,7 @@ async def _evaluate(args: argparse.Namespace, data: DataSet, questions: list[Que
             progress=not args.no_progress,
         )
     finally:
-        if engine is not None:
-            await engine.shutdown()
-        if isinstance(model, EndpointModel):
-            model.close()
+        await close_model(model, engine)
     print((out / SUMMARY_MD).read_text(encoding="utf-8") if summary else "")
     print(f"Records, summary and plot: {out}/", file=sys.stderr)
     return 0
@@ -271,26 +241,9 @@ def _kernel_packages() -> dict[str, str]:
     """The data packages the kernel's code may import, as installed here (the kernel is this
     environment's python3): a question that needs a missing one fails."""
     return {
-        name: _version(name)
+        name: version_of(name)
         for name in ("pandas", "numpy", "scipy", "scikit-learn", "statsmodels", "matplotlib")
     }
-
-
-def _check_resume(out: Path, config: dict[str, Any]) -> None:
-    run = load_run(out)
-    if not run:
-        return
-    before = run.get("config", {})
-    changed = [
-        f"{key} {before[key]!r} -> {config.get(key)!r}"
-        for key in PROTOCOL_KEYS
-        if key in before and before[key] != config.get(key)
-    ]
-    if changed:
-        raise CliError(
-            f"--resume would mix two protocols in {out}: {'; '.join(changed)}. "
-            "Use the first run's options, or another --out."
-        )
 
 
 def _summarize_only(folder: Path) -> int:
@@ -300,7 +253,7 @@ def _summarize_only(folder: Path) -> int:
         raise CliError(f"{folder} has no {store.path.name}")
     run = load_run(folder)
     latest = {r["task_id"]: r for r in records}
-    wall = sum(float(s.get("seconds", 0.0)) for s in run.get("sessions", [])) or None
+    wall = wall_seconds(run) or None
     summary = summarize(
         list(latest.values()),
         config=dict(run.get("config", {})),

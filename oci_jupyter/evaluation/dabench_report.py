@@ -10,7 +10,6 @@ agent's last response into the format). A run under ``rewrite`` also reports the
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,10 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .dabench_scoring import Graded, figures, figures_by
-from .report import machine
+from .run_folder import counts, duration, machine, machine_line, write_summary
 
-SUMMARY_JSON = "summary.json"
-SUMMARY_MD = "summary.md"
 PLOT = "abq_by_level.png"
 BENCHMARK = "DABench"
 COMMAND = "dabench"
@@ -260,19 +257,14 @@ def markdown(summary: dict[str, Any]) -> str:
             value = json.dumps(value, ensure_ascii=False)
         lines.append(f"- {key}: {value}")
     if summary.get("wall_seconds") is not None:
-        lines.append(f"- wall time: {_duration(summary['wall_seconds'])}")
-    info = summary.get("machine", {})
-    lines.append(
-        f"- machine: {info.get('cpu_model', '?')}, {info.get('cores', '?')} cores (nproc), "
-        f"{info.get('memory_gib', '?')} GiB RAM, Python {info.get('python', '?')}; load "
-        f"average when written: {info.get('load_average', '?')}"
-    )
+        lines.append(f"- wall time: {duration(summary['wall_seconds'])}")
+    lines.append(machine_line(summary.get("machine", {})))
     lines += ["", "## What happened", ""]
-    lines.append(f"- verdicts: {_counts(summary['verdicts'])}")
-    lines.append(f"- loop endings: {_counts(summary['loop_status'])}")
+    lines.append(f"- verdicts: {counts(summary['verdicts'])}")
+    lines.append(f"- loop endings: {counts(summary['loop_status'])}")
     if summary.get("budgets_spent"):
-        lines.append(f"- budgets that ended a loop: {_counts(summary['budgets_spent'])}")
-    lines.append(f"- runs of the model's code: {_counts(summary['code_runs'])}")
+        lines.append(f"- budgets that ended a loop: {counts(summary['budgets_spent'])}")
+    lines.append(f"- runs of the model's code: {counts(summary['code_runs'])}")
     scores = summary["scores"]
     lines.append(f"- questions with any final words: {scores['answered']} of {scores['questions']}")
     if summary.get("kernel_errors") or summary.get("model_errors"):
@@ -292,16 +284,6 @@ def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
-def _counts(counter: dict[str, int]) -> str:
-    return ", ".join(f"{key or '—'} {value}" for key, value in sorted(counter.items())) or "none"
-
-
-def _duration(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min {rest:02d} s" if hours else f"{minutes} min {rest:02d} s"
-
-
 # ---- the plot --------------------------------------------------------------------------------
 def plot(summary: dict[str, Any], path: Path) -> None:
     """ABQ by level and overall for this run, beside the leaderboard's (overall) ABQ."""
@@ -313,7 +295,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     levels = summary.get("by_level", {})
     names = [lv for lv in LEVEL_COLUMNS if lv in levels] + ["all"]
     ours = [levels[lv]["abq"] for lv in names[:-1]] + [summary["scores"]["abq"]]
-    counts = [levels[lv]["questions"] for lv in names[:-1]] + [summary["questions"]]
+    sizes = [levels[lv]["questions"] for lv in names[:-1]] + [summary["questions"]]
     board = list(LEADERBOARD)
     figure, axes = plt.subplots(figsize=(9, 4.2), dpi=120)
     xs = list(range(len(names)))
@@ -325,16 +307,8 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         color="tab:blue",
         label=f"{model} (this run, --protocol {summary['protocol']})",
     )
-    for bar, value, n in zip(bars, ours, counts, strict=True):
-        text = "—" if value is None else f"{value:.1f}"
-        axes.annotate(
-            f"{text}\nn={n}",
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            textcoords="offset points",
-            xytext=(0, 3),
-            ha="center",
-            fontsize=8,
-        )
+    for bar, value, n in zip(bars, ours, sizes, strict=True):
+        _label(axes, bar, f"{'—' if value is None else f'{value:.1f}'}\nn={n}", 8)
     start = len(names) + 0.6
     board_x = [start + i for i in range(len(board))]
     board_bars = axes.bar(
@@ -346,14 +320,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         label=f"leaderboard, all 257 ({PUBLISHED_PROTOCOL}: GPT-3.5 rewrites the answer)",
     )
     for bar, row in zip(board_bars, board, strict=True):
-        axes.annotate(
-            f"{row.abq:.1f}",
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            textcoords="offset points",
-            xytext=(0, 3),
-            ha="center",
-            fontsize=7,
-        )
+        _label(axes, bar, f"{row.abq:.1f}", 7)
     axes.set_xticks(
         xs + board_x,
         names + [r.label for r in board],
@@ -372,18 +339,21 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def _label(axes: Any, bar: Any, text: str, size: int) -> None:
+    """``text`` just above ``bar``."""
+    axes.annotate(
+        text,
+        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+        textcoords="offset points",
+        xytext=(0, 3),
+        ha="center",
+        fontsize=size,
+    )
+
+
 def write_reports(folder: Path, summary: dict[str, Any], *, with_plot: bool = True) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / SUMMARY_JSON, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(folder / SUMMARY_MD, markdown(summary))
-    if with_plot and summary["questions"]:
-        plot(summary, folder / PLOT)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    drawn = plot if with_plot and summary["questions"] else None
+    write_summary(folder, summary, markdown, drawn, PLOT)
 
 
 # ---- several runs (python -m oci_jupyter.evaluation.table) -----------------------------------

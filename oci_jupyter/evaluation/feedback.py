@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 from ..types import ExecutionOutcome
-from .judge_process import FEEDBACK_LIMIT, TIMED_OUT, missing_function, wrong_result
+from .judge.verdicts import FEEDBACK_LIMIT, TIMED_OUT, missing_function, wrong_result
 from .judging import Verdict
 
 FeedbackProtocol = Literal["own", "tests"]

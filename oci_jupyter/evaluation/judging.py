@@ -1,6 +1,6 @@
 """Judging an answer in a separate process: the verdicts, and the process that gives them.
 
-:func:`run_judge` runs :mod:`.judge_process` (a standalone script) in a new Python process
+:func:`run_judge` runs :mod:`.judge` (a standalone program) in a new Python process
 with its own session, a memory limit and a time limit, and reads back its verdicts. A part the
 process did not finish (it was killed at the limit, or died) gets a verdict all the same.
 """
@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import judge_process
+from . import judge
+from .judge.verdicts import FEEDBACK_LIMIT, TIMED_OUT, candidate_traceback_text
 from .kernels import MEMORY_LIMIT
 from .timed_process import ScriptRun, run_script
 
 VerdictStatus = Literal["passed", "failed", "timeout"]
-JUDGE_SCRIPT = Path(judge_process.__file__)
+JUDGE_PROGRAM = Path(judge.__file__).parent
+"""Run as a folder (its ``__main__.py``): ``python -I -B JUDGE_PROGRAM JOB.json``."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ async def run_judge(
     workdir: Path | None = None,
     memory_limit: int | None = MEMORY_LIMIT,
 ) -> dict[str, Verdict]:
-    """Run one judging job (see :mod:`.judge_process`); a verdict for each of its parts."""
+    """Run one judging job (see :mod:`.judge`); a verdict for each of its parts."""
     names = [part["name"] for part in job["parts"]]
     with tempfile.TemporaryDirectory(prefix="oci-eval-judge-", dir=workdir) as folder:
         verdict_path = Path(folder) / "verdict.json"
@@ -68,7 +70,9 @@ async def run_judge(
             json.dumps({**job, "verdict": str(verdict_path), "memory_limit": memory_limit}),
             encoding="utf-8",
         )
-        run = await run_script(JUDGE_SCRIPT, str(job_path), cwd=Path(folder), time_limit=time_limit)
+        run = await run_script(
+            JUDGE_PROGRAM, str(job_path), cwd=Path(folder), time_limit=time_limit
+        )
         try:
             found = json.loads(verdict_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -80,7 +84,7 @@ async def run_judge(
             verdicts[name] = Verdict(raw["status"], raw["detail"], raw["feedback"], run.seconds)
         elif run.timed_out:
             detail = f"the judging did not finish within {time_limit:g} s"
-            verdicts[name] = Verdict("timeout", detail, judge_process.TIMED_OUT, run.seconds)
+            verdicts[name] = Verdict("timeout", detail, TIMED_OUT, run.seconds)
         else:
             verdicts[name] = _crashed(run)
     return verdicts
@@ -90,5 +94,5 @@ def _crashed(run: ScriptRun) -> Verdict:
     """The process ended without a verdict (os._exit, a signal, a crash of the judge)."""
     text = run.stderr.strip()
     detail = run.failure()
-    feedback = judge_process.candidate_traceback_text(text) if text else detail
-    return Verdict("failed", detail[:300], feedback[: judge_process.FEEDBACK_LIMIT], run.seconds)
+    feedback = candidate_traceback_text(text) if text else detail
+    return Verdict("failed", detail[:300], feedback[:FEEDBACK_LIMIT], run.seconds)

@@ -5,7 +5,7 @@ paper's MBPP(+) columns are close to), shipped with this package as ``data/MbppP
 (see ``data/README.md`` for its origin and licenses) and checked by the sha256 of its
 uncompressed bytes when it is read; ``--data PATH`` reads another copy of the same file.
 
-Each answer is judged twice, in one separate process (:mod:`.judge_process`):
+Each answer is judged twice, in one separate process (:mod:`.judge`):
 
 - **MBPP**: the problem's original asserts (``assertion``);
 - **MBPP+**: differential testing as EvalPlus does it: the answer's outputs on the
@@ -33,6 +33,7 @@ from .prompting import (
     PAPER_OPENING,
     PromptChoice,
     check_prompt,
+    product_messages,
 )
 
 DATA_FILE = Path(__file__).with_name("data") / "MbppPlus.jsonl.gz"
@@ -148,10 +149,7 @@ def problem_messages(
     with ``prompt="paper"``, the paper harness's turn instead (:func:`paper_messages`)."""
     if check_prompt(prompt) == "paper":
         return paper_messages(problem)
-    return [
-        {"role": "system", "content": f"{system}\nThe kernel's language: python."},
-        {"role": "user", "content": TASK_REQUEST.format(problem=shown_problem(problem))},
-    ]
+    return product_messages(system, TASK_REQUEST.format(problem=shown_problem(problem)))
 
 
 def paper_messages(problem: Problem) -> list[Message]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+from ..engine import Message
+
 PromptChoice = Literal["product", "paper"]
 PROMPTS: tuple[PromptChoice, ...] = get_args(PromptChoice)
 DEFAULT_PROMPT: PromptChoice = "product"
@@ -43,6 +45,15 @@ def check_prompt(prompt: str) -> PromptChoice:
     raise ValueError(f"unknown prompt {prompt!r}: one of {', '.join(PROMPTS)}")
 
 
+def product_messages(system: str, request: str) -> list[Message]:
+    """``--prompt product``'s first turn: the product's system prompt (with the kernel's
+    language, as the chat gives it), then ``request``."""
+    return [
+        {"role": "system", "content": f"{system}\nThe kernel's language: python."},
+        {"role": "user", "content": request},
+    ]
+
+
 __all__ = [
     "DEFAULT_PROMPT",
     "PROMPTS",
@@ -50,6 +61,7 @@ __all__ = [
     "SYSTEM_PROMPT_TEXT",
     "PromptChoice",
     "check_prompt",
+    "product_messages",
 ]
 
 

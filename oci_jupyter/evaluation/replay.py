@@ -31,7 +31,8 @@ from typing import Any
 from ..engine import GenerationParams, Message
 from .benchmarks import get_benchmark
 from .problems import Problem
-from .report import RUN, RecordStore, by_problem, load_run
+from .report import by_problem
+from .run_folder import RUN, RecordStore, load_run
 from .runner import RECORDED_BEFORE, EvalSettings, Reply, ReplyModel
 
 SAME_REPLY = ("model", "model_file", "temperature", "max_tokens", "prompt", "context_length")

@@ -17,10 +17,6 @@ regression).
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,11 +27,8 @@ from ..prompts import same_code
 from .feedback import PROTOCOL_TEXT
 from .problems import task_number
 from .prompting import DEFAULT_PROMPT, PROMPT_TEXT
+from .run_folder import counts, duration, machine, machine_line, write_summary
 
-RECORDS = "records.jsonl"
-RUN = "run.json"
-SUMMARY_JSON = "summary.json"
-SUMMARY_MD = "summary.md"
 PLOT = "pass_at_k.png"
 ANSWER = "answer"
 """The hidden status of a reply in words after a successful run: the code that ran stands."""
@@ -79,48 +72,6 @@ REFERENCES_BY_SCORE: dict[str, tuple[Reference, ...]] = {
         ),
     ),
 }
-
-
-# ---- records ---------------------------------------------------------------------------------
-class RecordStore:
-    """``records.jsonl``: one JSON line per problem and turn, appended and flushed (and
-    fsynced) a problem at a time, so an interrupted run keeps every finished problem."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.path = folder / RECORDS
-
-    def load(self) -> list[dict[str, Any]]:
-        """All complete records (a line cut short by a crash is skipped)."""
-        if not self.path.exists():
-            return []
-        records = []
-        with self.path.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict) and "task_id" in record:
-                    records.append(record)
-        return records
-
-    def finished_ids(self) -> set[str]:
-        """Problems whose last turn was written (their records are complete)."""
-        return {r["task_id"] for r in self.load() if r.get("final")}
-
-    def append(self, records: Sequence[dict[str, Any]]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        with self.path.open("a+b") as handle:
-            handle.seek(0, os.SEEK_END)
-            if handle.tell() > 0:  # after a crash mid-line, start on a line of our own
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    text = "\n" + text
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
 
 
 def by_problem(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -340,27 +291,21 @@ def markdown(summary: dict[str, Any]) -> str:
     for key, value in config.items():
         lines.append(f"- {key}: {value}")
     if summary.get("wall_seconds") is not None:
-        lines.append(f"- wall time: {_duration(summary['wall_seconds'])}")
-    machine_info = summary.get("machine", {})
-    lines.append(
-        f"- machine: {machine_info.get('cpu_model', '?')}, {machine_info.get('cores', '?')} "
-        f"cores (nproc), {machine_info.get('memory_gib', '?')} GiB RAM, "
-        f"Python {machine_info.get('python', '?')}; load average when written: "
-        f"{machine_info.get('load_average', '?')}"
-    )
+        lines.append(f"- wall time: {duration(summary['wall_seconds'])}")
+    lines.append(machine_line(summary.get("machine", {})))
     lines += ["", "## What happened", ""]
-    lines.append(f"- loop endings: {_counts(summary['loop_status'])}")
+    lines.append(f"- loop endings: {counts(summary['loop_status'])}")
     runs = "the model's own runs" if protocol == "own" else "answers judged during the loop"
-    lines.append(f"- {runs}: {_counts(summary['own_run_outcomes'])}")
-    lines.append(f"- hidden tests per turn: {_counts(summary['hidden_test_results'])}")
+    lines.append(f"- {runs}: {counts(summary['own_run_outcomes'])}")
+    lines.append(f"- hidden tests per turn: {counts(summary['hidden_test_results'])}")
     if summary.get("repeated_failed_code") is not None and turns > 1:
         not_run = summary.get("turns_not_run") or {}
         lines.append(
             f"- replies repeating code that had failed: {summary['repeated_failed_code']}"
-            + (f" (turns not run: {_counts(not_run)})" if not_run else "")
+            + (f" (turns not run: {counts(not_run)})" if not_run else "")
         )
     if summary.get("kernel_recovery"):
-        lines.append(f"- kernel recovery: {_counts(summary['kernel_recovery'])}")
+        lines.append(f"- kernel recovery: {counts(summary['kernel_recovery'])}")
     if turns > 1:
         fixed, broken = summary["fixed_by_feedback"], summary["broken_by_feedback"]
         lines.append(f"- fixed by feedback ({len(fixed)}): {', '.join(fixed) or 'none'}")
@@ -404,16 +349,6 @@ def _paired(summary: dict[str, Any], config: dict[str, Any]) -> str:
 
 def _protocol_name(protocol: str) -> str:
     return "the oracle tests protocol" if protocol == "tests" else "the model's own runs"
-
-
-def _counts(counter: dict[str, int]) -> str:
-    return ", ".join(f"{key or '—'} {value}" for key, value in sorted(counter.items())) or "none"
-
-
-def _duration(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min {rest:02d} s" if hours else f"{minutes} min {rest:02d} s"
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
@@ -461,61 +396,5 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def write_reports(
-    folder: Path,
-    summary: dict[str, Any],
-    *,
-    with_plot: bool = True,
-) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / SUMMARY_JSON, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(folder / SUMMARY_MD, markdown(summary))
-    if with_plot:
-        plot(summary, folder / PLOT)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
-# ---- the run's own bookkeeping ---------------------------------------------------------------
-def load_run(folder: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((folder / RUN).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def save_run(folder: Path, data: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / RUN, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, cores, memory: where the numbers were measured."""
-    cpu_model = platform.processor() or platform.machine()
-    memory_gib: float | None = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gib = round(int(line.split()[1]) / 1024**2, 1)
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    return {
-        "cpu_model": cpu_model,
-        "cores": cores,
-        "memory_gib": memory_gib,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "load_average": load,
-    }
+def write_reports(folder: Path, summary: dict[str, Any], *, with_plot: bool = True) -> None:
+    write_summary(folder, summary, markdown, plot if with_plot else None, PLOT)

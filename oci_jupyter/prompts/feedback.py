@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from ..types import ExecutionOutcome
+from .tracebacks import shape_traceback
 from .values import values_text
 
 FeedbackMarker = "Execution result:"
@@ -73,7 +74,7 @@ def _result(outcome: ExecutionOutcome) -> str:
             f"{FeedbackMarker} the run was interrupted (KeyboardInterrupt) before it "
             f"finished.\n{before}"
         ).rstrip()
-    trace = clip(strip_ansi(outcome.traceback).strip())
+    trace = clip(shape_traceback(strip_ansi(outcome.traceback)).strip())
     if not trace:
         trace = f"{outcome.ename}: {outcome.evalue}" if outcome.evalue else outcome.ename
     return (
@@ -82,13 +83,15 @@ def _result(outcome: ExecutionOutcome) -> str:
     )
 
 
-def fix_request(source: str, outcome: ExecutionOutcome) -> str:
-    """The request that asks the model to repair a cell that failed."""
-    trace = clip(strip_ansi(outcome.traceback).strip()) or outcome.summary()
-    return (
+def fix_request(source: str, outcome: ExecutionOutcome, added: str = "") -> str:
+    """The request that asks the model to repair a cell that failed, with what the user
+    ``added`` in their own words, if anything."""
+    trace = clip(shape_traceback(strip_ansi(outcome.traceback)).strip()) or outcome.summary()
+    request = (
         f"This cell failed:\n```python\n{source.rstrip()}\n```\n{trace}\n\n"
         "Find the cause and fix the cell. Give the full corrected cell in one ```python block."
     )
+    return f"{request}\n\nThe user adds: {added}" if added else request
 
 
 def repeat_feedback(where: str, outcome: ExecutionOutcome) -> str:

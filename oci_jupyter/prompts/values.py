@@ -10,14 +10,23 @@ succeeded and printed nothing, each surface looks up the names the code assigned
 from __future__ import annotations
 
 import ast
-import reprlib
 from collections.abc import Iterable
-from typing import Any
+
+# The lookup runs in the user's kernel, for %%oci and (as text) for the sidebar alike.
+from ..kernel_snippets.values_lookup import MAX_REPR, lookup_values, short_repr
+
+__all__ = [
+    "MAX_NAMES",
+    "MAX_REPR",
+    "MAX_VALUES_TEXT",
+    "assigned_names",
+    "lookup_values",
+    "short_repr",
+    "values_text",
+]
 
 MAX_NAMES = 8
 """Names reported at most: a step assigns a few results; more would crowd the prompt."""
-MAX_REPR = 160
-"""Characters of one value's repr (reprlib also cuts long lists, dicts and strings)."""
 MAX_VALUES_TEXT = 1000
 
 
@@ -55,32 +64,6 @@ def assigned_names(code: str) -> list[str]:
 
     visit(tree.body)
     return sorted(found, key=found.__getitem__)[:MAX_NAMES]
-
-
-def _repr_rules() -> reprlib.Repr:
-    rules = reprlib.Repr()
-    rules.maxstring = rules.maxother = MAX_REPR
-    rules.maxlist = rules.maxtuple = rules.maxset = rules.maxdict = 12
-    rules.maxlevel = 3
-    return rules
-
-
-_RULES = _repr_rules()
-
-
-def short_repr(value: Any) -> str:
-    """A value as the feedback shows it: reprlib's repr, cut (the same rules as the kernel
-    expression the browser sends: src/context.ts ``VALUES_EXPRESSION``)."""
-    try:
-        return _RULES.repr(value)
-    except Exception as exc:  # a broken __repr__ of the user's object
-        return f"<{type(value).__name__}: repr failed: {type(exc).__name__}>"
-
-
-def lookup_values(namespace: dict[str, Any], names: Iterable[str]) -> tuple[tuple[str, str], ...]:
-    """``name = short repr`` for each of ``names`` the namespace holds (the in-kernel
-    surfaces: ``%%oci`` reads its shell's namespace directly)."""
-    return tuple((name, short_repr(namespace[name])) for name in names if name in namespace)
 
 
 def values_text(values: Iterable[tuple[str, str]]) -> str:

@@ -13,14 +13,20 @@ describe('ChatModel: the messages of one request', () => {
       prompt: 'sum the column',
       notebook: 'analysis.ipynb',
       mode: 'chat',
-      max_turns: 3,
-      max_steps: 4,
-      max_replies: 8,
-      read_results: true,
       auto_execute: true,
       time_limit: 60,
       refine_cell: false
     });
+    // The user set none of the loop's settings: the server's apply.
+    for (const key of [
+      'max_attempts',
+      'max_turns',
+      'max_steps',
+      'max_replies',
+      'read_results'
+    ]) {
+      expect(ask).not.toHaveProperty(key);
+    }
     expect(ask.context.cells.map(c => c.source)).toEqual(['x = 41']);
     expect(model.running?.id).toBe(ask.id);
     expect(model.running?.status).toBe('running');

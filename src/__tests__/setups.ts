@@ -14,7 +14,7 @@ import {
   IHistoryRequest
 } from '../chat/protocol';
 import { ChatRequest, IChatRequestOptions } from '../chat/request';
-import { DEFAULT_CHAT_SETTINGS, IThread } from '../chat/types';
+import { DEFAULT_CHAT_SETTINGS, ILoopSettings, IThread } from '../chat/types';
 import { IOciCellExecutor } from '../tokens';
 import { FakeConnection, fakePanel, IFakePanel, settle } from './fakes';
 
@@ -28,6 +28,14 @@ export function loadedThread(path = 'a.ipynb'): IThread {
     newThread: false
   };
 }
+
+/** The loop's settings as a server with the default `c.OCI.*` reports them. */
+export const SERVER_LOOP: ILoopSettings = {
+  maxAttempts: 3,
+  maxSteps: 4,
+  maxReplies: 8,
+  readResults: true
+};
 
 /**
  * Request r1 of a plain chat in a.ipynb, on a panel it never looks at;
@@ -49,6 +57,7 @@ export function chatRequest(
     confirm: null,
     refine: false,
     settings: DEFAULT_CHAT_SETTINGS,
+    serverLoop: SERVER_LOOP,
     ...options
   });
 }

@@ -39,7 +39,7 @@ describe('valuesExpression', () => {
       'x); import os; (',
       '1abc'
     ]);
-    expect(expression).toContain(`'__names': ["best","sums"]`);
+    expect(expression).toContain(`globals(), ["best","sums"])`);
     expect(expression).not.toContain('import os');
     expect(expression).not.toContain('1abc');
   });

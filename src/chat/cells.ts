@@ -88,6 +88,32 @@ export class RequestCells {
     return result;
   }
 
+  /**
+   * Show a cell the chat talks about: a step's cell, or the request's last
+   * cell without a step.
+   */
+  async reveal(
+    panel: NotebookPanel,
+    requestId: string,
+    step?: number
+  ): Promise<void> {
+    const cellId =
+      step === undefined
+        ? this.lastCell(panel, requestId)
+        : (this.stepCells(panel, requestId).get(step) ?? null);
+    const found = cellId ? findCell(panel, cellId) : null;
+    if (!found) {
+      return;
+    }
+    const notebook = panel.content;
+    notebook.activeCellIndex = found.index;
+    notebook.deselectAll();
+    const widget = notebook.widgets[found.index];
+    if (widget) {
+      await notebook.scrollToCell(widget, 'center');
+    }
+  }
+
   /** The id of the cell a request wrote last (its last step's), if any. */
   lastCell(panel: NotebookPanel, requestId: string): string | null {
     let last: string | null = null;

@@ -16,6 +16,7 @@ import type {
 } from './protocol';
 import type { ChatRequest } from './request';
 import { ChatText, serverText } from './texts';
+import type { IBackgroundRequest, IThread } from './types';
 
 /** A request another connection runs in a notebook. */
 export type RunningElsewhere = NonNullable<INotebookMessage['running']>;
@@ -53,6 +54,42 @@ export class MessageDispatcher {
   /** The request another connection runs in this notebook, if any. */
   runningElsewhere(path: string): RunningElsewhere | null {
     return this._elsewhere.get(path) ?? null;
+  }
+
+  /** The requests in flight in notebooks other than `current`'s, oldest first. */
+  background(current: IThread | null): IBackgroundRequest[] {
+    const requests: IBackgroundRequest[] = [];
+    for (const request of this.inFlight.values()) {
+      if (request.thread === current || request.isFinished) {
+        continue;
+      }
+      const { id, prompt, mode, stopping } = request.view;
+      requests.push({
+        id,
+        path: request.thread.path,
+        prompt,
+        mode,
+        stopping: !!stopping
+      });
+    }
+    return requests;
+  }
+
+  /** The requests in flight that write, run or fix this cell. */
+  owning(cellId: string): ChatRequest[] {
+    return [...this.inFlight.values()].filter(request =>
+      request.ownsCell(cellId)
+    );
+  }
+
+  /** Whether a request of this notebook's thread is in flight. */
+  busyWith(thread: IThread): boolean {
+    for (const request of this.inFlight.values()) {
+      if (request.thread === thread) {
+        return true;
+      }
+    }
+    return false;
   }
 
   dispose(): void {

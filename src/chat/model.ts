@@ -4,9 +4,11 @@
  *
  * - ./threads.ts: one thread per notebook, and its history on the server;
  * - ./request.ts: one request's state machine (its view, its cells);
+ * - ./ask.ts: a request's ask, with the notebook's context, sent;
  * - ./dispatcher.ts: the server's messages, routed to the requests;
  * - ./executor.ts: one turn's execution (confirm, place, run, report);
  * - ./cells.ts: the cells requests wrote, refine targets, cell names;
+ * - ./renames.ts: the notebooks' renames, which move their threads;
  * - ./prefill.ts: the notebook sent ahead while the user types.
  *
  * The server drives the refinement loop; this model only mirrors what it
@@ -20,7 +22,6 @@ import { UUID } from '@lumino/coreutils';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { clearChatHistory, fetchChatHistory } from '../api';
-import { notebookContext } from '../context';
 import { createCellExecutor } from '../cellexecutor';
 import { findCell } from '../notebook';
 import { IOciCellExecutor, IOciChatModel } from '../tokens';
@@ -29,36 +30,21 @@ import { ChatConnection, IChatConnection } from './connection';
 import { MessageDispatcher, RunningElsewhere } from './dispatcher';
 import { TurnExecutor } from './executor';
 import { Prefiller } from './prefill';
-import { DoneStatus, IDoneMessage, INotebookContext } from './protocol';
+import { sendAsk } from './ask';
+import { DoneStatus, IDoneMessage } from './protocol';
+import { NotebookRenames } from './renames';
 import { ChatRequest, IChatRequestOptions } from './request';
 import { ChatThreads, IHistoryStore } from './threads';
-import {
-  DEFAULT_CHAT_SETTINGS,
-  IBackgroundRequest,
-  IChatSettings,
-  IFixOptions,
-  IRefineTarget,
-  IRequestResult,
-  IRequestView,
-  IStepCell,
-  IThread
-} from './types';
+import * as chat from './types';
 import { ChatText } from './texts';
 
 export * from './types';
 export { fromHistory } from './threads';
 
-/**
- * Cells a fix sends at least: the server ranks those that define the names
- * the failing cell reads first, and fits what it can into the model's window.
- */
-const FIX_CONTEXT_CELLS = 100;
-
 export class ChatModel implements IOciChatModel {
   constructor(options: ChatModel.IOptions) {
-    this._serverSettings =
+    const serverSettings =
       options.serverSettings ?? ServerConnection.makeSettings();
-    const serverSettings = this._serverSettings;
     this._connection =
       options.connection ?? new ChatConnection({ serverSettings });
     this._threads = new ChatThreads(
@@ -94,7 +80,7 @@ export class ChatModel implements IOciChatModel {
       notebook: () => this._notebook,
       thread: () => this.thread,
       settings: () => this._settings,
-      busyWith: thread => this._busyWith(thread)
+      busyWith: thread => this._dispatcher.busyWith(thread)
     });
   }
 
@@ -108,23 +94,8 @@ export class ChatModel implements IOciChatModel {
   }
 
   /** This page's requests in flight in notebooks other than the current one. */
-  get background(): IBackgroundRequest[] {
-    const current = this.thread;
-    const requests: IBackgroundRequest[] = [];
-    for (const request of this._dispatcher.inFlight.values()) {
-      if (request.thread === current || request.isFinished) {
-        continue;
-      }
-      const { id, prompt, mode, stopping } = request.view;
-      requests.push({
-        id,
-        path: request.thread.path,
-        prompt,
-        mode,
-        stopping: !!stopping
-      });
-    }
-    return requests;
+  get background(): chat.IBackgroundRequest[] {
+    return this._dispatcher.background(this.thread);
   }
 
   /** Anything the view shows changed. Token bursts are coalesced per frame. */
@@ -136,12 +107,33 @@ export class ChatModel implements IOciChatModel {
     return this._connection;
   }
 
-  get settings(): IChatSettings {
+  /** The settings that shape each request, as the user set them. */
+  get settings(): chat.IChatSettings {
     return this._settings;
   }
-  set settings(settings: IChatSettings) {
+  set settings(settings: chat.IChatSettings) {
     this._settings = { ...settings };
     this._changed();
+  }
+
+  /**
+   * The server's loop settings (`c.OCI.*`, from `GET /oci/status`): what
+   * applies where the user set nothing. Null until known.
+   */
+  get serverLoop(): chat.ILoopSettings | null {
+    return this._serverLoop;
+  }
+  set serverLoop(loop: chat.ILoopSettings | null) {
+    // Set on every status poll: only a change is news.
+    if (JSON.stringify(loop) !== JSON.stringify(this._serverLoop)) {
+      this._serverLoop = loop ? { ...loop } : null;
+      this._changed();
+    }
+  }
+
+  /** The loop's settings that apply: the user's, else the server's. */
+  get loop(): chat.ILoopSettings | null {
+    return chat.loopSettings(this._settings, this._serverLoop);
   }
 
   /**
@@ -177,7 +169,7 @@ export class ChatModel implements IOciChatModel {
     if (panel) {
       // Labels and the refine target follow the cells (runs, deletions).
       panel.model?.cells.changed.connect(this._onCellsChanged, this);
-      this._followRenames(panel);
+      this._renames.follow(panel);
       void this.loadHistory(panel.context.path);
     }
     this._prefiller.notebookChanged(panel);
@@ -185,13 +177,13 @@ export class ChatModel implements IOciChatModel {
   }
 
   /** The current notebook's thread, or null without a notebook. */
-  get thread(): IThread | null {
+  get thread(): chat.IThread | null {
     const path = this._notebook?.context.path;
     return path === undefined ? null : this._threads.get(path);
   }
 
   /** The current notebook's request in flight. */
-  get running(): IRequestView | null {
+  get running(): chat.IRequestView | null {
     const requests = this.thread?.requests ?? [];
     const last = requests[requests.length - 1];
     return last?.status === 'running' ? last : null;
@@ -211,12 +203,12 @@ export class ChatModel implements IOciChatModel {
    * most recent request's cell that still exists, unless the user asked for
    * a new cell.
    */
-  refineTarget(): IRefineTarget | null {
+  refineTarget(): chat.IRefineTarget | null {
     return this.thread?.newThread ? null : this.refineCandidate();
   }
 
   /** The cell a refinement would rewrite, whether or not one is wanted. */
-  refineCandidate(): IRefineTarget | null {
+  refineCandidate(): chat.IRefineTarget | null {
     const thread = this.thread;
     const panel = this._notebook;
     return thread && panel ? this._cells.refineCandidate(panel, thread) : null;
@@ -240,13 +232,7 @@ export class ChatModel implements IOciChatModel {
     const panel = this._notebook;
     const thread = this.thread;
     const text = prompt.trim();
-    if (
-      !panel ||
-      !thread ||
-      !text ||
-      this.running ||
-      this._connection.state !== 'open'
-    ) {
+    if (!panel || !thread || !text || !this._canStart()) {
       return false;
     }
     const refine = this.refineTarget();
@@ -273,20 +259,14 @@ export class ChatModel implements IOciChatModel {
    * status, or null when it cannot start now (a request is running, not
    * connected, the cell is gone).
    */
-  fix(options: IFixOptions): Promise<IRequestResult> | null {
+  fix(options: chat.IFixOptions): Promise<chat.IRequestResult> | null {
     const { panel, cellId } = options;
     if (panel !== this._notebook) {
       this.notebook = panel;
     }
     const thread = this.thread;
     const found = findCell(panel, cellId);
-    if (
-      !thread ||
-      !found ||
-      found.cell.type !== 'code' ||
-      this.running ||
-      this._connection.state !== 'open'
-    ) {
+    if (!thread || found?.cell.type !== 'code' || !this._canStart()) {
       return null;
     }
     const where = cellName(found);
@@ -310,20 +290,14 @@ export class ChatModel implements IOciChatModel {
 
   /** Whether a request in flight is writing, running or fixing this cell. */
   isBusy(cellId: string): boolean {
-    for (const request of this._dispatcher.inFlight.values()) {
-      if (request.ownsCell(cellId)) {
-        return true;
-      }
-    }
-    return false;
+    return this._dispatcher.owning(cellId).length > 0;
   }
 
   /** Stop the current notebook's request: generation, run or wait. */
   stop(): void {
     const view = this.running;
-    const request = view ? this._dispatcher.inFlight.get(view.id) : undefined;
-    if (request) {
-      this._stop(request);
+    if (view) {
+      this.stopRequest(view.id);
     }
   }
 
@@ -337,10 +311,8 @@ export class ChatModel implements IOciChatModel {
 
   /** Stop the request working on this cell (a fix), wherever it runs. */
   stopCell(cellId: string): void {
-    for (const request of [...this._dispatcher.inFlight.values()]) {
-      if (request.ownsCell(cellId)) {
-        this._stop(request);
-      }
+    for (const request of this._dispatcher.owning(cellId)) {
+      this._stop(request);
     }
   }
 
@@ -364,23 +336,8 @@ export class ChatModel implements IOciChatModel {
    */
   async revealCell(requestId: string, step?: number): Promise<void> {
     const panel = this._notebook;
-    if (!panel) {
-      return;
-    }
-    const cellId =
-      step === undefined
-        ? this._cells.lastCell(panel, requestId)
-        : (this._cells.stepCells(panel, requestId).get(step) ?? null);
-    const found = cellId ? findCell(panel, cellId) : null;
-    if (!found) {
-      return;
-    }
-    const notebook = panel.content;
-    notebook.activeCellIndex = found.index;
-    notebook.deselectAll();
-    const widget = notebook.widgets[found.index];
-    if (widget) {
-      await notebook.scrollToCell(widget, 'center');
+    if (panel) {
+      await this._cells.reveal(panel, requestId, step);
     }
   }
 
@@ -391,7 +348,7 @@ export class ChatModel implements IOciChatModel {
   }
 
   /** A request's cell for one step, if it is still in the current notebook. */
-  stepCell(requestId: string, step: number): IStepCell | null {
+  stepCell(requestId: string, step: number): chat.IStepCell | null {
     const panel = this._notebook;
     return panel ? this._cells.stepCell(panel, requestId, step) : null;
   }
@@ -407,18 +364,24 @@ export class ChatModel implements IOciChatModel {
     this._dispatcher.dispose();
     this._prefiller.dispose();
     this._connection.dispose();
-    for (const context of [...this._renames.keys()]) {
-      this._unfollowRenames(context);
-    }
+    this._renames.dispose();
     window.cancelAnimationFrame(this._frame);
     Signal.clearData(this);
   }
 
   // ---- requests ------------------------------------------------------------
 
+  /** A request can start: none runs in this notebook, and the server is there. */
+  private _canStart(): boolean {
+    return !this.running && this._connection.state === 'open';
+  }
+
   /** Show a new request in its thread and send it. */
   private _start(
-    options: Omit<IChatRequestOptions, 'id' | 'settings' | 'cellSource'>
+    options: Omit<
+      IChatRequestOptions,
+      'id' | 'settings' | 'serverLoop' | 'cellSource'
+    >
   ): ChatRequest {
     const id = UUID.uuid4();
     performance.mark('oci:ask', { detail: { id } });
@@ -431,7 +394,8 @@ export class ChatModel implements IOciChatModel {
       // What a rewrite of the target expects it to hold (a cell already
       // gone has nothing to protect).
       cellSource: target ? target.cell.sharedModel.getSource() : null,
-      settings: this._settings
+      settings: this._settings,
+      serverLoop: this._serverLoop
     });
     options.thread.requests.push(request.view);
     this._dispatcher.notice = null;
@@ -443,36 +407,10 @@ export class ChatModel implements IOciChatModel {
 
   /** Gather the notebook's context and send the ask. */
   private async _send(request: ChatRequest): Promise<void> {
-    const settings = this._settings;
-    let context: INotebookContext;
-    try {
-      context = await notebookContext(request.panel, {
-        anchorCellId: request.anchorCellId,
-        // A fix sends more of the cells above: the server picks those that
-        // define what the failing cell reads, wherever they are.
-        contextCells: request.fix
-          ? Math.max(settings.contextCells, FIX_CONTEXT_CELLS)
-          : settings.contextCells,
-        sendOutputs: settings.sendOutputs,
-        sendVariables: settings.sendVariables
-      });
-    } catch (reason) {
-      this._finish(request, 'error', {
-        code: 'notebook-unreadable',
-        detail: String((reason as Error).message ?? reason)
-      });
-      return;
+    const failed = await sendAsk(request, this._settings, this._connection);
+    if (failed) {
+      this._finish(request, failed.status, failed.text);
     }
-    if (request.view.stopping || request.isFinished) {
-      // Stopped while the context was gathered: nothing reached the server.
-      this._finish(request, 'cancelled', { code: 'stopped' });
-      return;
-    }
-    if (!this._connection.send(request.askMessage(context, settings))) {
-      this._finish(request, 'error', { code: 'not-connected' });
-      return;
-    }
-    performance.mark('oci:ask-sent', { detail: { id: request.id } });
   }
 
   private _stop(request: ChatRequest): void {
@@ -506,47 +444,7 @@ export class ChatModel implements IOciChatModel {
     this._changed();
   }
 
-  /** Whether a request of this notebook is in flight. */
-  private _busyWith(thread: IThread): boolean {
-    for (const request of this._dispatcher.inFlight.values()) {
-      if (request.thread === thread) {
-        return true;
-      }
-    }
-    return false;
-  }
-
   // ---- notebooks -----------------------------------------------------------
-
-  /**
-   * Follow this notebook's renames, even once the user has moved on to
-   * another one: the server keeps a chat per path, and a request may still
-   * run in the background notebook.
-   */
-  private _followRenames(panel: NotebookPanel): void {
-    // Keyed by the document: two views of one notebook share its renames.
-    const context = panel.context;
-    if (this._renames.has(context)) {
-      return;
-    }
-    let path = context.path;
-    const onRenamed = (_: unknown, newPath: string) => {
-      const old = path;
-      path = newPath;
-      this._threads.rename(old, newPath);
-    };
-    this._renames.set(context, onRenamed);
-    context.pathChanged.connect(onRenamed);
-    context.disposed.connect(() => this._unfollowRenames(context));
-  }
-
-  private _unfollowRenames(context: NotebookPanel['context']): void {
-    const onRenamed = this._renames.get(context);
-    if (onRenamed) {
-      context.pathChanged.disconnect(onRenamed);
-      this._renames.delete(context);
-    }
-  }
 
   private _onCellsChanged(): void {
     this._cells.invalidate();
@@ -574,13 +472,11 @@ export class ChatModel implements IOciChatModel {
   private _isDisposed = false;
   private _notebook: NotebookPanel | null = null;
   private _prefiller: Prefiller;
-  /** The notebooks whose renames the chat follows, with their handlers. */
-  private _renames = new Map<
-    NotebookPanel['context'],
-    (sender: unknown, path: string) => void
-  >();
-  private _serverSettings: ServerConnection.ISettings;
-  private _settings: IChatSettings = { ...DEFAULT_CHAT_SETTINGS };
+  private _renames = new NotebookRenames((oldPath, newPath) =>
+    this._threads.rename(oldPath, newPath)
+  );
+  private _serverLoop: chat.ILoopSettings | null = null;
+  private _settings: chat.IChatSettings = { ...chat.DEFAULT_CHAT_SETTINGS };
   private _stateChanged = new Signal<this, void>(this);
   private _threads: ChatThreads;
 }

@@ -52,16 +52,25 @@ export interface IAskMessage {
   notebook: string;
   mode: 'chat' | 'fix';
   context: INotebookContext;
+  /*
+   * The loop's settings, each sent only when the user set it: omitted, the
+   * server's `c.OCI.*` default applies.
+   */
   /** Attempts per cell: the first try and its refinements (1..10). */
-  max_turns: number;
-  /** Cells one request may add (1..20); omitted: the server's default. */
+  max_attempts?: number;
+  /**
+   * The older name of `max_attempts`, still accepted by the server; this
+   * client no longer sends it.
+   * @deprecated
+   */
+  max_turns?: number;
+  /** Cells one request may add (1..20). */
   max_steps?: number;
-  /** Model replies one request may take (1..40); omitted: the server's default. */
+  /** Model replies one request may take (1..40). */
   max_replies?: number;
   /**
    * The model reads each successful result and answers (or takes another
-   * step); false stops at the first run without errors. Omitted: the
-   * server's default.
+   * step); false stops at the first run without errors.
    */
   read_results?: boolean;
   /** Seconds a run may take before the browser interrupts it. */

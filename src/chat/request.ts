@@ -24,11 +24,13 @@ import type {
 import type {
   FixConfirm,
   IChatSettings,
+  ILoopSettings,
   IRequestResult,
   IRequestView,
   IThread,
   ITurnView
 } from './types';
+import { loopSettings } from './types';
 import { ChatText, englishText, serverText } from './texts';
 import { isNotebookTrusted } from '../trust';
 
@@ -52,12 +54,42 @@ export interface IChatRequestOptions {
   confirm: FixConfirm | null;
   /** Whether the ask rewrites the previous request's cell. */
   refine: boolean;
+  /** What the user set; the loop's settings they did not set are not sent. */
   settings: IChatSettings;
+  /** The server's loop settings (`GET /oci/status`), null until known. */
+  serverLoop: ILoopSettings | null;
+}
+
+/**
+ * The loop's settings an ask carries: only those the user set. The others
+ * are left to the server, whose `c.OCI.*` are the defaults of every surface.
+ */
+function askedLoop(
+  settings: Partial<ILoopSettings>
+): Pick<
+  IAskMessage,
+  'max_attempts' | 'max_steps' | 'max_replies' | 'read_results'
+> {
+  const asked: ReturnType<typeof askedLoop> = {};
+  if (settings.maxAttempts !== undefined) {
+    asked.max_attempts = settings.maxAttempts;
+  }
+  if (settings.maxSteps !== undefined) {
+    asked.max_steps = settings.maxSteps;
+  }
+  if (settings.maxReplies !== undefined) {
+    asked.max_replies = settings.maxReplies;
+  }
+  if (settings.readResults !== undefined) {
+    asked.read_results = settings.readResults;
+  }
+  return asked;
 }
 
 export class ChatRequest {
   constructor(options: IChatRequestOptions) {
     const { settings } = options;
+    const loop = loopSettings(settings, options.serverLoop);
     this.thread = options.thread;
     this.panel = options.panel;
     this.anchorCellId = options.anchorCellId;
@@ -89,11 +121,11 @@ export class ChatRequest {
       answer: '',
       steps: 0,
       budget: null,
-      // Until the server says its own (it may cap them).
+      // Until the server says its own (it may cap them); shown only then.
       budgets: {
-        attempts: settings.maxTurns,
-        steps: fix || !settings.readResults ? 1 : settings.maxSteps,
-        replies: settings.maxReplies
+        attempts: loop?.maxAttempts ?? 0,
+        steps: fix || loop?.readResults === false ? 1 : (loop?.maxSteps ?? 0),
+        replies: loop?.maxReplies ?? 0
       },
       step: 0,
       attempt: 0,
@@ -159,10 +191,7 @@ export class ChatRequest {
       notebook: this.thread.path,
       mode: this.fix ? 'fix' : 'chat',
       context,
-      max_turns: settings.maxTurns,
-      max_steps: settings.maxSteps,
-      max_replies: settings.maxReplies,
-      read_results: settings.readResults,
+      ...askedLoop(settings),
       time_limit: settings.executionTimeLimit,
       // Under review the user runs each cell: the server waits for them.
       auto_execute: settings.autoExecute && !this.review,

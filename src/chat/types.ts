@@ -16,10 +16,14 @@ import type {
 } from './protocol';
 import type { ChatText } from './texts';
 
-/** The user's settings that shape a request (schema/plugin.json). */
-export interface IChatSettings {
+/**
+ * The loop's settings: how far one request may go, and whether the model
+ * reads its results. The server's `c.OCI.*` are their defaults (`GET
+ * /oci/status` reports them as `loop`); the user may set their own.
+ */
+export interface ILoopSettings {
   /** Attempts per cell: the first try and its refinements. */
-  maxTurns: number;
+  maxAttempts: number;
   /** Cells one request may add. */
   maxSteps: number;
   /** Model replies one request may take. */
@@ -29,6 +33,15 @@ export interface IChatSettings {
    * step; off, the request stops at the first run without errors.
    */
   readResults: boolean;
+}
+
+/**
+ * The user's settings that shape a request (schema/plugin.json). Each of
+ * the loop's settings is here only when the user set it in the Settings
+ * Editor: the others follow the server, so an administrator's `c.OCI.*`
+ * applies to the sidebar as to `%%oci`, and only what the user set is sent.
+ */
+export interface IChatSettings extends Partial<ILoopSettings> {
   autoExecute: boolean;
   /** Seconds. */
   executionTimeLimit: number;
@@ -38,16 +51,32 @@ export interface IChatSettings {
 }
 
 export const DEFAULT_CHAT_SETTINGS: IChatSettings = {
-  maxTurns: 3,
-  maxSteps: 4,
-  maxReplies: 8,
-  readResults: true,
   autoExecute: true,
   executionTimeLimit: 60,
   sendVariables: true,
   sendOutputs: true,
   contextCells: 20
 };
+
+/**
+ * The loop's settings that apply: the user's, else the server's. Null while
+ * the server has not said its own (and the user has not set them all).
+ */
+export function loopSettings(
+  user: Partial<ILoopSettings>,
+  server: ILoopSettings | null
+): ILoopSettings | null {
+  const maxAttempts = user.maxAttempts ?? server?.maxAttempts;
+  const maxSteps = user.maxSteps ?? server?.maxSteps;
+  const maxReplies = user.maxReplies ?? server?.maxReplies;
+  const readResults = user.readResults ?? server?.readResults;
+  return maxAttempts === undefined ||
+    maxSteps === undefined ||
+    maxReplies === undefined ||
+    readResults === undefined
+    ? null
+    : { maxAttempts, maxSteps, maxReplies, readResults };
+}
 
 /**
  * What a turn shows: the server's states, plus `waiting` (the cell is in,

@@ -15,7 +15,7 @@ import { Composer } from './composer';
 import { warmUpMarkdown } from './markdown';
 import { RequestItem } from './messages';
 import { chatText, slots, withNodes } from './texts';
-import { IChatSettings } from './types';
+import { IChatSettings, ILoopSettings } from './types';
 
 const EXAMPLES = [
   'load data.csv and plot the monthly totals',
@@ -67,25 +67,33 @@ function EmptyState(props: {
 
 function settingsHint(
   settings: IChatSettings,
+  loop: ILoopSettings | null,
   trusted: boolean,
   trans: TranslationBundle
 ) {
-  const parts = [
-    settings.readResults
-      ? trans.__(
-          'up to %1, %2 each',
-          trans._n('%1 step', '%1 steps', settings.maxSteps),
-          trans._n('%1 attempt', '%1 attempts', settings.maxTurns)
-        )
-      : trans.__(
-          '%1, stops at the first success',
-          trans._n('up to %1 attempt', 'up to %1 attempts', settings.maxTurns)
-        ),
+  const parts: string[] = [];
+  // The loop's budgets are the server's unless the user set them: unknown
+  // until the server has answered (the chat cannot send before that).
+  if (loop) {
+    parts.push(
+      loop.readResults
+        ? trans.__(
+            'up to %1, %2 each',
+            trans._n('%1 step', '%1 steps', loop.maxSteps),
+            trans._n('%1 attempt', '%1 attempts', loop.maxAttempts)
+          )
+        : trans.__(
+            '%1, stops at the first success',
+            trans._n('up to %1 attempt', 'up to %1 attempts', loop.maxAttempts)
+          )
+    );
+  }
+  parts.push(
     settings.autoExecute && trusted
       ? trans.__('runs automatically')
       : trans.__('you run the cells'),
     trans.__('%1 s limit', settings.executionTimeLimit)
-  ];
+  );
   return parts.join(' · ');
 }
 
@@ -419,7 +427,7 @@ function ChatBody(props: IChatViewProps): JSX.Element {
         stopping={running?.stopping ?? false}
         refine={running ? null : model.refineTarget()}
         refineCandidate={running ? null : model.refineCandidate()}
-        hint={settingsHint(model.settings, trusted, trans)}
+        hint={settingsHint(model.settings, model.loop, trusted, trans)}
         draft={draft}
         onDraftChange={value => {
           setDraft(value);

@@ -4,6 +4,8 @@
  */
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
+import { readSettings } from '../plugins/settings';
+
 /** When to ask the model: as the user types, or only on the shortcut. */
 export type InlineTrigger = 'typing' | 'shortcut';
 
@@ -35,16 +37,5 @@ export const DEFAULT_INLINE_SETTINGS: IInlineSettings = {
 export function inlineSettings(
   settings: ISettingRegistry.ISettings
 ): IInlineSettings {
-  const get = <K extends keyof IInlineSettings>(key: K): IInlineSettings[K] =>
-    (settings.get(key).composite as IInlineSettings[K] | undefined) ??
-    DEFAULT_INLINE_SETTINGS[key];
-  return {
-    enabled: get('enabled'),
-    trigger: get('trigger'),
-    debounceMs: get('debounceMs'),
-    maxTokens: get('maxTokens'),
-    maxLines: get('maxLines'),
-    variables: get('variables'),
-    outputs: get('outputs')
-  };
+  return readSettings(settings, DEFAULT_INLINE_SETTINGS);
 }

@@ -370,7 +370,7 @@ async def test_a_missing_model_goes_to_error(loaded: Loaded, model: str, expecte
     assert status.state == "error"
     assert status.error is not None
     assert expected in status.error
-    with pytest.raises(EngineNotReady, match="error"):
+    with pytest.raises(EngineNotReady, match="failed"):
         await _collect(engine.stream_chat(MESSAGES, GenerationParams(), "x"))
     await engine.shutdown()
     assert engine.status.state == "stopped"

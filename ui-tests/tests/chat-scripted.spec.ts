@@ -3,19 +3,16 @@
  * written by the test, so each step of the loop can be checked exactly. The
  * code still runs for real, in the notebook's kernel.
  */
-import {
-  expect,
-  galata,
-  IJupyterLabPageFixture,
-  test
-} from '@jupyterlab/galata';
 import type { WebSocketRoute } from '@playwright/test';
 import * as path from 'path';
 
 import {
   ask,
   chatInput,
+  expect,
   failOnPageErrors,
+  galata,
+  IJupyterLabPageFixture,
   IMAGES,
   marks,
   newNotebook,
@@ -28,6 +25,7 @@ import {
   requests,
   script,
   scriptedPrompts,
+  test,
   widenSidebar
 } from './helpers';
 

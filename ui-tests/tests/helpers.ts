@@ -5,6 +5,11 @@ import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import * as fs from 'fs';
 import * as path from 'path';
 
+// The scripted-chat specs take Galata's test API from here, with the helpers,
+// in one import.
+export { expect, galata, test } from '@jupyterlab/galata';
+export type { IJupyterLabPageFixture } from '@jupyterlab/galata';
+
 export const PANEL = '#oci-jupyter-panel';
 /**
  * Where the screenshots for the docs go: the test output, unless

@@ -5,16 +5,13 @@
  * refinement; a kernel restart ends a request that waits for the user.
  * Against the scripted engine (tests/doubles.py); the code runs for real.
  */
-import {
-  expect,
-  galata,
-  IJupyterLabPageFixture,
-  test
-} from '@jupyterlab/galata';
 
 import {
   ask,
+  expect,
   failOnPageErrors,
+  galata,
+  IJupyterLabPageFixture,
   newNotebook,
   notebookCells,
   openPanel,
@@ -23,7 +20,8 @@ import {
   reply,
   requests,
   script,
-  scriptedPrompts
+  scriptedPrompts,
+  test
 } from './helpers';
 
 failOnPageErrors();

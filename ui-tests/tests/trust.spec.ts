@@ -11,16 +11,13 @@
  * - a reply with a remote image makes no request: the image is a link.
  */
 import AxeBuilder from '@axe-core/playwright';
-import {
-  expect,
-  galata,
-  IJupyterLabPageFixture,
-  test
-} from '@jupyterlab/galata';
 import type { Page } from '@playwright/test';
 import {
   ask,
+  expect,
   failOnPageErrors,
+  galata,
+  IJupyterLabPageFixture,
   newNotebook,
   notebookCells,
   openPanel,
@@ -30,7 +27,8 @@ import {
   reply,
   requests,
   script,
-  scriptedPrompts
+  scriptedPrompts,
+  test
 } from './helpers';
 
 failOnPageErrors();
