@@ -7,11 +7,14 @@ as OpenAI clients send fields that do not matter to a local model (user, logprob
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .engine import Message
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class TextPart(BaseModel):
@@ -96,6 +99,24 @@ class RequestError(Exception):
 
 
 def parse_request(body: bytes, limit: int) -> ChatCompletionRequest:
+    return validate_body(
+        ChatCompletionRequest,
+        body,
+        limit,
+        (ChatCompletionRequest, ChatMessage, TextPart, StreamOptions),
+    )
+
+
+def validate_body(
+    model: type[M],
+    body: bytes,
+    limit: int,
+    field_models: Sequence[type[BaseModel]],
+    hints: Mapping[str, str] | None = None,
+) -> M:
+    """``body`` as ``model``, or a :class:`RequestError` (400) that names what is wrong: too
+    large, empty, not JSON, or the first invalid field (its path from the fields of
+    ``field_models``, with the ``hints`` for that field)."""
     if len(body) > limit:
         raise RequestError(
             400,
@@ -106,33 +127,25 @@ def parse_request(body: bytes, limit: int) -> ChatCompletionRequest:
     if not body.strip():
         raise RequestError(400, "Request body is empty; send a JSON object.", code="invalid_json")
     try:
-        return ChatCompletionRequest.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         if error["type"] == "json_invalid":
             raise RequestError(
                 400, f"Request body is not valid JSON: {error['msg']}", code="invalid_json"
             ) from exc
-        param = _param_path(error["loc"])
+        param = _param_path(error["loc"], field_models)
         where = f"'{param}': " if param else ""
-        raise RequestError(
-            400, f"Invalid request: {where}{error['msg']}", code="invalid_value", param=param
-        ) from exc
+        message = f"Invalid request: {where}{error['msg']}"
+        if hints and param in hints:
+            message += f" ({hints[param]})"
+        raise RequestError(400, message, code="invalid_value", param=param) from exc
 
 
-def _field_names() -> set[str]:
-    names: set[str] = set()
-    for model in (ChatCompletionRequest, ChatMessage, TextPart, StreamOptions):
-        names.update(model.model_fields)
-    return names
-
-
-_FIELDS = _field_names()
-
-
-def _param_path(loc: tuple[int | str, ...]) -> str | None:
+def _param_path(loc: tuple[int | str, ...], field_models: Sequence[type[BaseModel]]) -> str | None:
     """'messages.0.content' from pydantic's location, without its union-member tags."""
-    parts = [str(p) for p in loc if isinstance(p, int) or p in _FIELDS]
+    fields = {name for model in field_models for name in model.model_fields}
+    parts = [str(p) for p in loc if isinstance(p, int) or p in fields]
     return ".".join(parts) or None
 
 

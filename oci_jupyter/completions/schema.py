@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..openai_schema import RequestError
+from ..openai_schema import RequestError, validate_body
 
 MAX_CELLS = 2000
 MAX_VARIABLES = 500
@@ -100,29 +100,13 @@ DEFAULT_MAX_TOKENS = 16
 
 def parse_completion_request(body: bytes, limit: int) -> CompletionRequest:
     """The request, or a :class:`RequestError` (400) saying what is wrong or unsupported."""
-    if len(body) > limit:
-        raise RequestError(
-            400,
-            f"Request body is {len(body):,} bytes; the limit is {limit:,} "
-            "(c.OCI.max_request_bytes).",
-            code="request_too_large",
-        )
-    if not body.strip():
-        raise RequestError(400, "Request body is empty; send a JSON object.", code="invalid_json")
-    try:
-        request = CompletionRequest.model_validate_json(body)
-    except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        if error["type"] == "json_invalid":
-            raise RequestError(
-                400, f"Request body is not valid JSON: {error['msg']}", code="invalid_json"
-            ) from exc
-        param = _param_path(error["loc"])
-        where = f"'{param}': " if param else ""
-        message = f"Invalid request: {where}{error['msg']}"
-        if param == "prompt":
-            message += " (a string, or a list of one string; token ids are not accepted)"
-        raise RequestError(400, message, code="invalid_value", param=param) from exc
+    request = validate_body(
+        CompletionRequest,
+        body,
+        limit,
+        (CompletionRequest, StreamOptions, NotebookContext, NotebookCell, NotebookVariable),
+        hints={"prompt": "a string, or a list of one string; token ids are not accepted"},
+    )
     _refuse_unsupported(request)
     return request
 
@@ -140,28 +124,6 @@ def _refuse_unsupported(request: CompletionRequest) -> None:
 
 def _unsupported(param: str, message: str) -> RequestError:
     return RequestError(400, message, code="unsupported_value", param=param)
-
-
-def _field_names() -> set[str]:
-    names: set[str] = set()
-    for model in (
-        CompletionRequest,
-        StreamOptions,
-        NotebookContext,
-        NotebookCell,
-        NotebookVariable,
-    ):
-        names.update(model.model_fields)
-    return names
-
-
-_FIELDS = _field_names()
-
-
-def _param_path(loc: tuple[int | str, ...]) -> str | None:
-    """'notebook.cells_before.0.source' from pydantic's location, without union-member tags."""
-    parts = [str(p) for p in loc if isinstance(p, int) or p in _FIELDS]
-    return ".".join(parts) or None
 
 
 def completion_id() -> str:
