@@ -19,7 +19,9 @@ The rules, all of them here (from the paper's demo, which goes on while the repl
   to the model as the next user turn, beginning "Execution result:".
 - After a successful run a reply without code is the **answer** (``success``, its words in
   :attr:`Finished.answer`); a reply with code is the **next step**, a new cell (``chat``) or
-  another look at the same cell (``fix``, whose cell stays the one being fixed).
+  another look at the same cell (``fix`` and ``edit``, whose cell stays the one being fixed
+  or changed). An ``edit``'s successful run is fed back with the request to say in one
+  sentence what changed: that sentence is its answer.
 - After a failed run a reply with code refines that same cell; a reply without code ends the
   loop ``failed``, its words being the model's explanation. A first reply without code is an
   answer that needed no code (``no_code``).
@@ -42,10 +44,11 @@ The rules, all of them here (from the paper's demo, which goes on while the repl
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from .loop_memory import alternate, bounded
 from .loop_records import (
     DEFAULT_BUDGETS,
     SKIP_NOTES,
@@ -61,6 +64,8 @@ from .loop_records import (
 )
 from .prompts import (
     calls_input,
+    edit_repeat_success_feedback,
+    edit_success_feedback,
     execution_feedback,
     extract_code,
     input_feedback,
@@ -218,7 +223,11 @@ class RefinementLoop:
         if repeated_ok is not None:
             # Running it again shows nothing new: its result is already in the conversation.
             turn.skipped, turn.step, turn.attempt = "repeat_ok", self._step, self._attempt
-            turn.feedback = repeat_success_feedback(repeated_ok, self.mode == "fix")
+            turn.feedback = (
+                edit_repeat_success_feedback(repeated_ok)
+                if self.mode == "edit"
+                else repeat_success_feedback(repeated_ok, self.mode == "fix")
+            )
             return self._feed_back(turn.feedback)
 
         new_step = self._step == 0 or (self._step_ok is True and self.mode == "chat")
@@ -269,12 +278,15 @@ class RefinementLoop:
         turn.execute_seconds = outcome.seconds or (self.clock() - self._mark)
         if self.verbatim_feedback:
             turn.feedback = outcome.output
+        elif self.mode == "edit" and outcome.ok:
+            # The change ran: the model says what it changed, and that ends the edit.
+            turn.feedback = edit_success_feedback(outcome, edited)
         else:
             turn.feedback = execution_feedback(outcome, edited)
         # Every result stays in the conversation: the next reply and a follow-up request see it.
         self.messages.append({"role": "user", "content": turn.feedback})
-        where = f"step {turn.step}" if self.mode == "chat" else "the fixed cell"
-        self._ran.append(_Ran(turn.step, turn.code or "", outcome, where))
+        where = {"chat": f"step {turn.step}", "fix": "the fixed cell", "edit": "the changed cell"}
+        self._ran.append(_Ran(turn.step, turn.code or "", outcome, where[self.mode]))
         if outcome.status == "cancelled":
             self._step_ok = False
             return self._finish("cancelled", text("interrupted"))
@@ -311,9 +323,9 @@ class RefinementLoop:
     # ---- where the code goes ------------------------------------------------------------------
     def placement(self, action: Execute) -> Placement:
         """Where ``action``'s code goes: a later attempt rewrites its step's cell; the first
-        step's first attempt goes into the cell being fixed or refined, else a new cell below
-        the active one; a later step's into a new cell below the previous step's."""
-        if action.refines or (action.step == 1 and (self.refine_cell or self.mode == "fix")):
+        step's first attempt goes into the cell being fixed, changed or refined, else a new
+        cell below the active one; a later step's into a new cell below the previous step's."""
+        if action.refines or (action.step == 1 and (self.refine_cell or self.mode != "chat")):
             return "replace"
         return "next" if action.step > 1 else "new"
 
@@ -408,11 +420,11 @@ class RefinementLoop:
                 # instead of running it: an answer must come from what the runs printed.
                 self._checked_answer = True
                 return self._another_look("unchecked", unchecked_feedback(unchecked))
-            done = text("answered" if self.mode == "chat" else "fixed")
+            done = text({"chat": "answered", "fix": "fixed", "edit": "changed"}[self.mode])
             return self._finish("success", done, answer=reply)
         if self._step_ok is False:
             return self._finish("failed", text("no_fixed_code"), answer=reply)
-        if self.mode == "fix":
+        if self.mode != "chat":  # a fix or an edit without code changed nothing
             return self._finish("failed", text("no_code"), answer=reply)
         return self._finish("no_code", text("no_code"), answer=reply)
 
@@ -501,35 +513,3 @@ def _said(
     if code == "stopped_because":
         return text(code, reason=message)
     return text(code, error=message)
-
-
-# ---- memory across requests ------------------------------------------------------------------
-def alternate(messages: Iterable[Message]) -> list[Message]:
-    """The conversation with roles strictly alternating, starting with the user: consecutive
-    messages of one role are joined, a leading reply of the model is dropped, system
-    messages are left out (every request brings its own)."""
-    result: list[Message] = []
-    for message in messages:
-        role, content = message["role"], message["content"]
-        if role == "system":
-            continue
-        if not result and role != "user":
-            continue
-        if result and result[-1]["role"] == role:
-            result[-1] = {"role": role, "content": f"{result[-1]['content']}\n\n{content}"}
-        else:
-            result.append({"role": role, "content": content})
-    return result
-
-
-def bounded(messages: Sequence[Message], max_chars: int) -> list[Message]:
-    """The newest messages whose text fits ``max_chars``, starting with a user turn, so that
-    a remembered conversation cannot grow past what any prompt could hold."""
-    kept: list[Message] = []
-    total = 0
-    for message in reversed(messages):
-        total += len(message["content"])
-        if total > max_chars:
-            break
-        kept.insert(0, message)
-    return alternate(kept)

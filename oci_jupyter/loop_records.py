@@ -23,7 +23,9 @@ SKIP_TEXTS: dict[SkipReason, Text] = {
 SKIP_NOTES: dict[SkipReason, str] = {reason: str(said) for reason, said in SKIP_TEXTS.items()}
 """The same in English (the ``%%oci`` magic's note)."""
 LoopStatus = Literal["success", "failed", "no_code", "cancelled", "error"]
-LoopMode = Literal["chat", "fix"]
+LoopMode = Literal["chat", "fix", "edit"]
+"""``chat`` writes new cells; ``fix`` repairs a cell that failed; ``edit`` changes a cell as
+the user asks. ``fix`` and ``edit`` have one step, their cell."""
 Placement = Literal["new", "next", "replace"]
 """Where an attempt's code goes: a new cell below the active one, a new cell below the previous
 step's cell, or the step's own cell rewritten."""
@@ -40,7 +42,7 @@ class Budgets:
     attempts: int = 3
     """Replies whose code is tried in one cell: the first and its refinements."""
     steps: int = 4
-    """Cells per request (``fix`` has one: the cell being fixed)."""
+    """Cells per request (``fix`` and ``edit`` have one: the cell being fixed or changed)."""
     replies: int = 8
     """Model replies per request, answers and skipped code included."""
 

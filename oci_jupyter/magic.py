@@ -1,4 +1,5 @@
-"""``%%oci``: the interpreter loop from inside a notebook cell.
+"""``%%oci``: the interpreter loop from inside a notebook cell (and ``%oci``: one line,
+``%oci fix``, ``%oci edit``).
 
 The kernel asks the Jupyter server's model (never a model inside the kernel), streams the reply
 into the cell, runs its code in the user's own namespace as soon as the code block closes,
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from .driver import ModelFailed, ReplyCutter, Stopped, TurnEnded, drive_sync
 from .execution import InKernelExecutor
 from .kernel_context import describe_variables
 from .loop import SKIP_NOTES, Execute, Finished, Generate, LoopMode, RefinementLoop
+from .magic_edit import Failure, diff_text, edit_target, parse_edit, show_diff
 from .magic_options import USAGE, UsageError, budgets_for, choices, parse_options, parser
 from .magic_view import (
     BUDGET_NAMES,
@@ -34,7 +37,7 @@ from .magic_view import (
     summary_line,
 )
 from .prompts import CellContext, NotebookContext, PromptTooLong
-from .request import FixTarget, LoopDefaults, ModelSettings, Request, prepare
+from .request import EditTarget, FixTarget, LoopDefaults, ModelSettings, Request, prepare
 from .safe_markdown import safe_markdown
 from .texts import not_ready
 from .types import ExecutionOutcome, GenerationParams, Message
@@ -54,12 +57,6 @@ __all__ = [
 
 
 @dataclass
-class _Failure:
-    source: str
-    outcome: ExecutionOutcome
-
-
-@dataclass
 class _Timing:
     generate: float = 0.0
     execute: float = 0.0
@@ -74,7 +71,7 @@ class OCIMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self.history: list[Message] = []
-        self.last_failure: _Failure | None = None
+        self.last_failure: Failure | None = None
         self.last_timing: _Timing | None = None
         self.last_result: Finished | None = None
         self._client: ModelClient | None = None
@@ -95,6 +92,9 @@ class OCIMagics(Magics):
                 return
             if cell is None and first == "fix":
                 self._fix(parse_options(rest))
+                return
+            if cell is None and first == "edit":
+                self._edit(rest)
                 return
             options = parse_options(line)
             request = cell if cell is not None else " ".join(options.words)
@@ -118,7 +118,13 @@ class OCIMagics(Magics):
         options: argparse.Namespace,
         mode: LoopMode = "chat",
         fix: FixTarget | None = None,
+        edit: EditTarget | None = None,
+        *,
+        active: int | None = None,
+        before_run: Callable[[Execute], None] | None = None,
     ) -> Finished:
+        """``active``: the number of the cell the request is about (an edit's), marked in
+        the context; ``before_run``: shown before each code runs (an edit's diff)."""
         started = time.perf_counter()
         client = self._model_client()
         status = client.status()
@@ -131,10 +137,11 @@ class OCIMagics(Magics):
         window = int(status.get("context_length") or 4096)
         request = Request(
             words,
-            context=self._context(),
+            context=self._context(active),
             conversation=self.history,
             mode=mode,
             fix=fix,
+            edit=edit,
             choices=choices(options),
             defaults=LoopDefaults.from_json(status.get("loop")),
             memory="as_said",
@@ -164,6 +171,8 @@ class OCIMagics(Magics):
 
         def execute(action: Execute) -> ExecutionOutcome:
             views[action.turn].show(heading(action.step, action.attempt))
+            if before_run is not None:
+                before_run(action)
             if options.no_exec:
                 raise Stopped("Not run (--no-exec).")
             mark = time.perf_counter()
@@ -241,7 +250,12 @@ class OCIMagics(Magics):
         if options.quiet and codes:
             lines += [f"```python\n{code.rstrip()}\n```" for code in codes]
         steps_marker = None
-        if options.insert and codes:
+        if mode == "edit":
+            # The kernel cannot rewrite the notebook's cell: the change is offered below it.
+            if codes and (result.status == "success" or options.no_exec):
+                self.shell.set_next_input(codes[-1], replace=False)
+                lines.append("The changed code is in a new cell below.")
+        elif options.insert and codes:
             combined = inserted_cell(codes)
             self.shell.set_next_input(combined, replace=False)
             if len(codes) > 1:
@@ -272,7 +286,8 @@ class OCIMagics(Magics):
         if source.lstrip().startswith(("%%oci", "%oci")):
             return
         executor = InKernelExecutor(self.shell)
-        self.last_failure = _Failure(
+        self.last_failure = Failure(
+            result.execution_count or 0,
             source,
             ExecutionOutcome(
                 "error",
@@ -292,9 +307,28 @@ class OCIMagics(Magics):
         if result.status == "success":
             self.last_failure = None
 
+    # ---- %oci edit ---------------------------------------------------------------------------
+    def _edit(self, rest: str) -> None:
+        """``%oci edit [N] <instruction>``: change In [N] (else the last cell run) as asked,
+        show the diff, run the changed code, refine it if it fails, end with the model's one
+        sentence on what it changed, and offer the code as the next cell."""
+        number, words, options = parse_edit(rest)
+        instruction = self.shell.var_expand(words, depth=2).strip()
+        if not instruction:
+            raise UsageError("say how to change the cell: %oci edit [N] <instruction>")
+        number, target = edit_target(self.shell, number, self.last_failure)
+        label = f"In [{number}]"
+        display(Markdown(f"**oci: changing** {label}"))
+
+        def show(action: Execute) -> None:
+            show_diff(diff_text(target.source, action.code, label))
+
+        self._run(instruction, options, mode="edit", edit=target, active=number, before_run=show)
+
     # ---- context, status ---------------------------------------------------------------------
-    def _context(self) -> NotebookContext:
-        """Variables and the recent cells of this kernel's history."""
+    def _context(self, active: int | None = None) -> NotebookContext:
+        """Variables and the recent cells of this kernel's history; ``active``: the number
+        of the cell the request is about."""
         inputs = list(self.shell.user_ns.get("In", []))[1:-1]  # [0] is empty, [-1] is this cell
         outputs = self.shell.user_ns.get("Out", {})
         cells = [
@@ -302,6 +336,7 @@ class OCIMagics(Magics):
                 source=source,
                 output=_text(outputs.get(number)),
                 label=f"In [{number}]",
+                active=number == active,
             )
             for number, source in enumerate(inputs, start=1)
             if source.strip() and not source.lstrip().startswith(("%%oci", "%oci", "get_ipython"))

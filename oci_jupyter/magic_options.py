@@ -20,6 +20,15 @@ USAGE = """\
 
 %oci <request on one line>        the same for one line
 %oci fix [options]                fix the last cell that failed in this kernel
+%oci edit [N] <instruction> [options]
+                                  change In [N] (without N: the last cell run) as asked:
+                                  show the diff, run the changed code (not with --no-exec),
+                                  refine it if it fails, say in a sentence what changed, and
+                                  offer the code as the next cell (a kernel cannot rewrite
+                                  a cell). The model sees the cell's source, Out[N] if it
+                                  has one, and its error if it is the last cell that failed
+                                  since %load_ext; what the cell printed is not kept by
+                                  IPython, so the model does not see it
 %oci reset                        forget the conversation (it carries across %%oci cells)
 %oci status                       the server's model and its state
 """

@@ -25,11 +25,13 @@ def summary_line(result: Finished, mode: LoopMode, no_exec: bool = False) -> str
     """The line above the answer, e.g. "✅ **oci: answered after 2 steps, 3 replies.**", with
     why the loop stopped when it did not end as it should (a budget that ran out, an error)."""
     if no_exec and result.status == "cancelled" and result.final_code is not None:
-        return "📝 **oci: code written, not run (--no-exec).**"
+        written = "change" if mode == "edit" else "code"
+        return f"📝 **oci: {written} written, not run (--no-exec).**"
     icon = {"success": "✅", "no_code": "💬", "cancelled": "⏹"}.get(result.status, "❌")
     text = result.summary()
-    if mode == "fix" and result.status == "success":
-        text = "fixed" + text[text.index(" after ") :]
+    if mode in ("fix", "edit") and result.status == "success":
+        done = "fixed" if mode == "fix" else "changed"
+        text = done + text[text.index(" after ") :]
     line = f"{icon} **oci: {text}.**"
     if result.message and (result.budget or result.status not in ("success", "no_code")):
         line += f" {result.message}"

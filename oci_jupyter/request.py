@@ -1,7 +1,8 @@
 """One request to the interpreter loop, built the same way for every surface.
 
 A surface knows the user's words, the notebook's context, the remembered conversation, the
-mode (``chat`` or ``fix``), a fix's failing cell and the budgets the user chose. It puts
+mode (``chat``, ``fix`` or ``edit``), a fix's failing cell or an edit's cell and the budgets
+the user chose. It puts
 them in a :class:`Request`; :func:`prepare` turns that, with what it knows of the model
 (:class:`ModelSettings`), into the first prompt, the :class:`~oci_jupyter.loop.RefinementLoop`
 and the sampling (:class:`Prepared`), and :meth:`Prepared.remember` says what the
@@ -24,11 +25,14 @@ from typing import Literal
 
 from .loop import DEFAULT_BUDGETS, Budgets, LoopMode, RefinementLoop, alternate, bounded
 from .prompts import (
+    EDIT_CELL_PLACEHOLDER,
     REQUEST_HINT,
     Counter,
     NotebookContext,
     PromptLimits,
     build_messages,
+    edit_names,
+    edit_request,
     failure_names,
     fix_request,
 )
@@ -40,6 +44,7 @@ __all__ = [
     "MEMORY_CHARS_PER_TOKEN",
     "TOP_P",
     "Choices",
+    "EditTarget",
     "FixTarget",
     "LoopDefaults",
     "Memory",
@@ -111,16 +116,30 @@ class FixTarget:
 
 
 @dataclass(frozen=True)
+class EditTarget:
+    """The cell an ``edit`` changes (the user's instruction is the request's words): its
+    source, its last output as text, how its last run failed (if it did), and the lines the
+    user selected ("" for the whole cell)."""
+
+    source: str
+    output: str = ""
+    failure: ExecutionOutcome | None = None
+    selection: str = ""
+
+
+@dataclass(frozen=True)
 class Request:
     """What a surface knows of one request."""
 
     words: str
-    """The user's words (for a fix: what they added, if anything)."""
+    """The user's words (for a fix: what they added, if anything; for an edit: the
+    instruction)."""
     context: NotebookContext = field(default_factory=NotebookContext)
     conversation: Sequence[Message] = ()
     """The remembered conversation, roles alternating (:func:`~oci_jupyter.loop.alternate`)."""
     mode: LoopMode = "chat"
     fix: FixTarget | None = None
+    edit: EditTarget | None = None
     choices: Choices = field(default_factory=Choices)
     defaults: LoopDefaults = field(default_factory=LoopDefaults)
     refine_cell: bool = False
@@ -129,18 +148,28 @@ class Request:
 
     @property
     def text(self) -> str:
-        """What the model is asked: the user's words, or the fix of the failing cell with
-        them added."""
+        """What the model is asked: the user's words, the fix of the failing cell with them
+        added, or the change of the edit's cell they ask for."""
+        if self.edit is not None:
+            edit = self.edit
+            return edit_request(
+                edit.source,
+                self.words,
+                output=edit.output,
+                failure=edit.failure,
+                selection=edit.selection,
+            )
         if self.fix is None:
             return self.words
         return fix_request(self.fix.source, self.fix.failure, self.words)
 
     def budgets(self) -> Budgets:
-        """The user's budgets, else the server's; a fix has one step: its cell."""
+        """The user's budgets, else the server's; a fix and an edit have one step: their
+        cell."""
         chose, server = self.choices, self.defaults
         return Budgets(
             attempts=chose.attempts or server.max_attempts,
-            steps=1 if self.mode == "fix" else (chose.steps or server.max_steps),
+            steps=1 if self.mode != "chat" else (chose.steps or server.max_steps),
             replies=chose.replies or server.max_replies,
         )
 
@@ -150,22 +179,38 @@ class Request:
         return self.defaults.read_results if chose is None else chose
 
     def model_context(self) -> NotebookContext:
-        """The context as the model reads it. A fix's failing cell is in the request itself:
-        where the context marks it (the chat's active cell) it keeps its place, so that the
-        model sees what runs before and after it, but not its source a second time; where
-        nothing marks it (the kernel's history of ``%%oci``) cells with its source are left
-        out."""
-        if self.fix is None:
+        """The context as the model reads it. A fix's failing cell (an edit's cell) is in
+        the request itself: where the context marks it (the chat's active cell) it keeps its
+        place, so that the model sees what runs before and after it, but not its source a
+        second time; where nothing marks it (the kernel's history of ``%%oci``) cells with
+        its source are left out."""
+        target = self.fix or self.edit
+        if target is None:
             return self.context
+        placeholder = FAILING_CELL_PLACEHOLDER if self.fix else EDIT_CELL_PLACEHOLDER
         cells = self.context.cells
         if any(c.active for c in cells):
-            cells = [
-                replace(c, source=FAILING_CELL_PLACEHOLDER, output="") if c.active else c
-                for c in cells
-            ]
+            cells = [replace(c, source=placeholder, output="") if c.active else c for c in cells]
         else:
-            cells = [c for c in cells if c.source != self.fix.source]
+            cells = [c for c in cells if c.source != target.source]
         return replace(self.context, cells=cells)
+
+    def needs(self) -> set[str]:
+        """The names whose defining cells are ranked first: those a fix's failing cell or an
+        edit's cell reads (a NameError's missing name included)."""
+        if self.fix is not None:
+            return failure_names(self.fix.source, self.fix.failure)
+        if self.edit is not None:
+            return edit_names(self.edit.source, self.edit.failure)
+        return set()
+
+    def known_failures(self) -> tuple[tuple[str, ExecutionOutcome], ...]:
+        """Code known to fail before the loop starts: a fix's cell, an edit's cell whose last
+        run failed. The first answer may hand it back unchanged: it is not run again."""
+        target = self.fix or self.edit
+        if target is None or target.failure is None:
+            return ()
+        return ((target.source, target.failure),)
 
 
 @dataclass(frozen=True)
@@ -221,7 +266,6 @@ def prepare(request: Request, model: ModelSettings, *, folder: Path | None = Non
     server runs it in a thread. Raises :class:`~oci_jupyter.prompts.PromptTooLong`."""
     text = request.text
     room = reply_room(model.reply_tokens, model.window)
-    fix = request.fix
     messages = build_messages(
         text,
         request.model_context(),
@@ -229,9 +273,10 @@ def prepare(request: Request, model: ModelSettings, *, folder: Path | None = Non
         count=model.count,
         history=request.conversation,
         limits=PromptLimits(reply_tokens=room),
-        # The cells that define what the failing cell reads are ranked first.
-        needs=failure_names(fix.source, fix.failure) if fix is not None else (),
-        hint="" if fix is not None else REQUEST_HINT,  # a fix asks for code already
+        # The cells that define what the failing (or changed) cell reads are ranked first.
+        needs=request.needs(),
+        # A fix and an edit ask for code already.
+        hint="" if (request.fix or request.edit) is not None else REQUEST_HINT,
         files=file_previews(text, folder),
         **({"system": model.system} if model.system is not None else {}),
     )
@@ -240,8 +285,7 @@ def prepare(request: Request, model: ModelSettings, *, folder: Path | None = Non
         budgets=request.budgets(),
         mode=request.mode,
         read_results=request.read_results,
-        # A fix's first answer may hand back the failing cell unchanged: not run again.
-        failed_code=((fix.source, fix.failure),) if fix is not None else (),
+        failed_code=request.known_failures(),
         refine_cell=request.refine_cell,
     )
     params = GenerationParams(max_tokens=room, temperature=model.temperature, top_p=TOP_P)

@@ -36,6 +36,7 @@ TextCode = Literal[
     "ran_ok",
     "answered",
     "fixed",
+    "changed",
     "no_fixed_code",
     "no_code",
     "interrupted",
@@ -57,6 +58,8 @@ TextCode = Literal[
     "repeated_failure",
     # a request the chat could not run
     "fix_needs_cell",
+    "edit_needs_cell",
+    "edit_needs_instruction",
     "empty_request",
     "too_many_requests",
     "busy_here",
@@ -122,6 +125,8 @@ TEMPLATES: dict[TextCode, Template] = {
     "ran_ok": "The code ran without errors.",
     "answered": "Answered.",
     "fixed": "Fixed.",
+    # An edit's cell was changed as asked and ran without errors.
+    "changed": "Changed.",
     "no_fixed_code": "The model stopped without fixed code.",
     "no_code": "The model's reply has no code.",
     "interrupted": "The run was interrupted.",
@@ -171,6 +176,8 @@ TEMPLATES: dict[TextCode, Template] = {
     "asks_input": "The code asks for input().",
     "repeated_failure": "The model repeated code that failed ({problem}).",
     "fix_needs_cell": "a fix needs the failing cell",
+    "edit_needs_cell": "an edit needs the cell to change",
+    "edit_needs_instruction": "an edit needs an instruction: say how to change the cell",
     "empty_request": "the request is empty",
     "too_many_requests": Plural(
         "at most {count} request can run at once on one connection",

@@ -317,8 +317,8 @@ function diffWidget(oldText: string, newText: string): Widget {
 }
 
 /**
- * Show the rewrite a fix proposes; true when the user accepts it. Closed
- * (as a rejection) when the request stops.
+ * Show the rewrite a fix (or an edit) proposes; true when the user accepts
+ * it. Closed (as a rejection) when the request stops.
  */
 export async function confirmFix(
   trans: TranslationBundle,
@@ -326,7 +326,9 @@ export async function confirmFix(
   newSource: string,
   signal: AbortSignal,
   /** Why the fix asks (shown above the diff), if it says. */
-  note?: string
+  note?: string,
+  /** The dialog's question; the fix's when absent. */
+  title?: string
 ): Promise<boolean> {
   let body = diffWidget(oldSource, newSource);
   if (note) {
@@ -338,7 +340,7 @@ export async function confirmFix(
     body.node.append(text, diff.node);
   }
   const dialog = new Dialog({
-    title: trans.__('Apply the fix?'),
+    title: title ?? trans.__('Apply the fix?'),
     body,
     buttons: [
       Dialog.cancelButton({ label: trans.__('Reject') }),

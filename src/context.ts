@@ -79,6 +79,11 @@ export function contextWindow(
   return [center - before, center + after + 1];
 }
 
+/** A code cell's outputs as the model reads them: text, cut short. */
+export function cellOutput(cell: ICodeCellModel): string {
+  return cut(outputText(cell.outputs.toJSON()).trimEnd(), OUTPUT_LIMIT);
+}
+
 export function cellsContext(
   cells: readonly ICellModel[],
   activeIndex: number,
@@ -95,11 +100,10 @@ export function cellsContext(
     if (cell.type !== 'code' && cell.type !== 'markdown') {
       continue;
     }
-    let output = '';
-    if (cell.type === 'code' && options.sendOutputs) {
-      const outputs = (cell as ICodeCellModel).outputs.toJSON();
-      output = cut(outputText(outputs).trimEnd(), OUTPUT_LIMIT);
-    }
+    const output =
+      cell.type === 'code' && options.sendOutputs
+        ? cellOutput(cell as ICodeCellModel)
+        : '';
     result.push({
       source: cut(cell.sharedModel.getSource(), SOURCE_LIMIT),
       output,

@@ -33,3 +33,21 @@ export const fixIcon = new LabIcon({
   name: 'oci-jupyter:fix',
   svgstr: wrenchSparkleSvg
 });
+
+// A pencil with the same sparkle: "the model changes this cell as you say",
+// for the edit command (the cell toolbar, its menus). The pencil follows the
+// theme (`jp-icon3`), the sparkle takes the brand colour, as on the Fix
+// button. The pencil is Material's "edit" (Apache 2.0), a little smaller.
+const pencilSparkleSvg = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <path transform="translate(0 2) scale(0.9)" d="M3 17.25V21h3.75L17.81 9.94l-3.75-3.75L3 17.25zM20.71 7.04a1 1 0 0 0 0-1.41l-2.34-2.34a1 1 0 0 0-1.41 0l-1.83 1.83 3.75 3.75 1.83-1.83z"/>
+  </g>
+  <g class="jp-icon-brand1" fill="#1976D2">
+    <path d="M5.5 1l1.3 3.2 3.2 1.3-3.2 1.3-1.3 3.2-1.3-3.2-3.2-1.3 3.2-1.3z"/>
+  </g>
+</svg>`;
+
+export const editIcon = new LabIcon({
+  name: 'oci-jupyter:edit',
+  svgstr: pencilSparkleSvg
+});

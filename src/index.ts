@@ -1,14 +1,15 @@
 /**
  * oci_jupyter's JupyterLab plugins, one per capability: the executor of the
  * loop's cells, the chat (the `IOciChatModel` service), the sidebar (model
- * status and chat), auto-fix of failing cells, `%%oci --insert`'s steps and
- * ghost text as the user types.
+ * status and chat), auto-fix of failing cells, changing a cell by
+ * instruction, `%%oci --insert`'s steps and ghost text as the user types.
  * Other extensions may use the services through the tokens.
  */
 import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
 import { autoFixPlugin } from './plugins/autofix';
 import { cellExecutorPlugin } from './plugins/cellexecutor';
+import { editCellPlugin } from './plugins/edit';
 import { chatPlugin } from './plugins/chat';
 import { inlineCompletionPlugin } from './plugins/inline-completion';
 import { magicStepsPlugin } from './plugins/magicsteps';
@@ -22,6 +23,7 @@ const plugins: JupyterFrontEndPlugin<any>[] = [
   chatPlugin,
   sidebarPlugin,
   autoFixPlugin,
+  editCellPlugin,
   magicStepsPlugin,
   inlineCompletionPlugin
 ];

@@ -1,7 +1,7 @@
 /**
  * What oci_jupyter's plugins offer each other, and other extensions: the
- * chat (ask about a notebook, fix a failing cell, follow and stop its
- * requests) and the executor of the loop's cells.
+ * chat (ask about a notebook, fix a failing cell, change a cell, follow and
+ * stop its requests) and the executor of the loop's cells.
  */
 import type { ICodeCellModel } from '@jupyterlab/cells';
 import type { NotebookPanel } from '@jupyterlab/notebook';
@@ -14,6 +14,7 @@ import type { RunningElsewhere } from './chat/dispatcher';
 import type {
   IBackgroundRequest,
   IChatSettings,
+  IEditOptions,
   IFixOptions,
   ILoopSettings,
   IRefineTarget,
@@ -62,6 +63,8 @@ export interface IOciChatModel extends IDisposable {
   ask(prompt: string): boolean;
   /** Fix a failing cell; null when it cannot start now. */
   fix(options: IFixOptions): Promise<IRequestResult> | null;
+  /** Change a code cell as the user says; null when it cannot start now. */
+  edit(options: IEditOptions): Promise<IRequestResult> | null;
   /** Stop the current notebook's request. */
   stop(): void;
   /** Stop one request of this page by its id, in whichever notebook it runs. */

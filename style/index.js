@@ -1,3 +1,4 @@
 import './base.css';
 import './chat.css';
 import './autofix.css';
+import './edit.css';

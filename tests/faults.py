@@ -650,6 +650,20 @@ VALID_CHAT: dict[str, Json] = {
         "mode": "fix",
         "cell": {"source": "print(totl)", "error": {"ename": "NameError", "traceback": ["x"]}},
     },
+    "edit": {
+        "type": "ask",
+        "id": "fuzz-edit",
+        "prompt": "make it a function",
+        "notebook": FUZZ_NOTEBOOK,
+        "mode": "edit",
+        "cell": {
+            "source": "x = 1",
+            "output": "",
+            "error": {"ename": "NameError", "traceback": ["x"]},
+            "selection": "",
+        },
+        "review": True,
+    },
     "outcome": {
         "type": "outcome",
         "id": "fuzz",
@@ -699,6 +713,14 @@ CHAT_FIELDS: dict[str, dict[str, tuple[JsonKind, ...]]] = {
         "cell.error.ename": ("str",),
         "cell.error.evalue": ("str",),
         "cell.error.traceback": ("str", "list"),
+    },
+    "edit": {
+        "cell": ("object", "null"),
+        "cell.source": ("str",),
+        "cell.output": ("str",),
+        "cell.error": ("object", "null"),
+        "cell.error.ename": ("str",),
+        "cell.selection": ("str",),
     },
     "outcome": {
         "id": ("str",),

@@ -22,12 +22,21 @@ import json
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from ..loop import Budgets, Finished, Placement
 from ..prompts import CellContext, NotebookContext, VariableInfo
 from ..prompts.values import MAX_NAMES
-from ..request import Choices, FixTarget, LoopDefaults, Request
+from ..request import Choices, EditTarget, FixTarget, LoopDefaults, Request
 from ..texts import Text, text
 from ..types import ExecutionOutcome, Message
 
@@ -92,12 +101,37 @@ class FixCellIn(_Strict):
         )
 
 
+class EditCellIn(_Strict):
+    """The cell an ``edit`` changes: its source, its last output as text ("" for none),
+    its error if its last run failed, and the selected lines ("" for the whole cell)."""
+
+    source: str = Field(max_length=MAX_TEXT)
+    output: str = Field(default="", max_length=MAX_TEXT)
+    error: ErrorIn | None = None
+    selection: str = Field(default="", max_length=MAX_TEXT)
+
+    def target(self) -> EditTarget:
+        error = self.error
+        failure = (
+            ExecutionOutcome(
+                "error", ename=error.ename, evalue=error.evalue, traceback=error.text()
+            )
+            if error is not None
+            else None
+        )
+        return EditTarget(self.source, self.output, failure, self.selection)
+
+
+_FIX_CELL = TypeAdapter(FixCellIn | None)
+_EDIT_CELL = TypeAdapter(EditCellIn | None)
+
+
 class Ask(_Strict):
     type: Literal["ask"]
     id: str = Field(min_length=1, max_length=200)
     prompt: str = Field(default="", max_length=MAX_TEXT)
     notebook: str = Field(default="", max_length=4096)
-    mode: Literal["chat", "fix"] = "chat"
+    mode: Literal["chat", "fix", "edit"] = "chat"
     context: ContextIn = Field(default_factory=ContextIn)
     max_attempts: int | None = Field(default=None, ge=1, le=10)
     """Attempts per cell: the first try and its refinements (default: c.OCI.max_attempts)."""
@@ -113,10 +147,36 @@ class Ask(_Strict):
     auto_execute: bool = True
     refine_cell: bool = False
     """Refine the cell of the previous request (the human-feedback turn) instead of a new one."""
-    cell: FixCellIn | None = None
+    cell: FixCellIn | EditCellIn | None = None
+    """A fix's failing cell (:class:`FixCellIn`), an edit's cell (:class:`EditCellIn`)."""
     review: bool = False
     """The user reviews each rewrite (a diff to accept) before it runs: the wait for the
     outcome then has no deadline, as when the user runs the code by hand."""
+
+    @field_validator("cell", mode="wrap")
+    @classmethod
+    def _cell_of_its_mode(
+        cls, value: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> FixCellIn | EditCellIn | None:
+        """The cell as its mode reads it (``mode`` is validated first): an edit's need not
+        have failed; a fix's must carry its error, exactly as before edits existed. The
+        errors keep their place (``cell.source``)."""
+        if info.data.get("mode") == "edit":
+            return _EDIT_CELL.validate_python(value)
+        return _FIX_CELL.validate_python(value)
+
+    def problem(self) -> Text | None:
+        """Why this ask cannot start, whatever the server's state: a fix without its cell,
+        an edit without its cell or its instruction, a chat without words."""
+        if self.mode == "fix" and self.cell is None:
+            return text("fix_needs_cell")
+        if self.mode == "edit" and self.cell is None:
+            return text("edit_needs_cell")
+        if self.mode == "edit" and not self.prompt.strip():
+            return text("edit_needs_instruction")
+        if self.mode == "chat" and not self.prompt.strip():
+            return text("empty_request")
+        return None
 
     def choices(self) -> Choices:
         """What the user chose; what the ask leaves out is the server's (:class:`Request`)."""
@@ -129,13 +189,16 @@ class Ask(_Strict):
 
     def request(self, conversation: Sequence[Message], defaults: LoopDefaults) -> Request:
         """The request this ask makes, with the notebook's remembered ``conversation``."""
-        fix = self.cell if self.mode == "fix" else None
+        cell = self.cell
+        fix = cell if self.mode == "fix" and isinstance(cell, FixCellIn) else None
+        edit = cell if self.mode == "edit" and isinstance(cell, EditCellIn) else None
         return Request(
             words=self.prompt.strip(),
             context=self.context.to_context(),
             conversation=conversation,
             mode=self.mode,
             fix=FixTarget(fix.source, fix.failure()) if fix is not None else None,
+            edit=edit.target() if edit is not None else None,
             choices=self.choices(),
             defaults=defaults,
             refine_cell=self.refine_cell,

@@ -211,17 +211,7 @@ class ChatSession:
             return await self._emit(
                 protocol.error(ask.id, text("already_running", id=repr(ask.id)))
             )
-        problem: Text | None = None
-        if ask.mode == "fix" and ask.cell is None:
-            problem = text("fix_needs_cell")
-        elif ask.mode == "chat" and not ask.prompt.strip():
-            problem = text("empty_request")
-        elif len(self.running) >= self.max_running:
-            problem = text("too_many_requests", count=self.max_running)
-        elif ask.notebook and not self.notebooks.claim(ask.notebook, self, ask):
-            # One kernel, one loop: two requests would run their cells into each other.
-            holder = self.notebooks.holder(ask.notebook)
-            problem = text("busy_here" if holder and holder[0] is self else "busy_elsewhere")
+        problem = ask.problem() or self._refusal(ask)  # the ask's own faults come first
         if problem is not None:
             return await self._emit(protocol.done(ask.id, Finished.said("error", [], problem)))
         running = _Running(ask)
@@ -229,6 +219,16 @@ class ChatSession:
         running.task = asyncio.get_running_loop().create_task(self._run(running))
         # Runs even for a task cancelled before it began (its finally never ran).
         running.task.add_done_callback(lambda _: self._task_ended(running))
+
+    def _refusal(self, ask: Ask) -> Text | None:
+        """Why the server cannot start ``ask`` now; else its notebook is claimed for it."""
+        if len(self.running) >= self.max_running:
+            return text("too_many_requests", count=self.max_running)
+        if ask.notebook and not self.notebooks.claim(ask.notebook, self, ask):
+            # One kernel, one loop: two requests would run their cells into each other.
+            holder = self.notebooks.holder(ask.notebook)
+            return text("busy_here" if holder and holder[0] is self else "busy_elsewhere")
+        return None
 
     async def _run(self, running: _Running) -> None:
         ask = running.ask

@@ -1,7 +1,7 @@
 """What the model reads, by what it does: the system prompt (:mod:`.system`), the reading of
-its replies (:mod:`.replies`), the feedback after a run (:mod:`.feedback`), the notebook's
-cells and variables ranked by relevance (:mod:`.context`) and the fitting of all of it into
-the model's window (:mod:`.budget`).
+its replies (:mod:`.replies`), the feedback after a run (:mod:`.feedback`), an edit's request
+and feedback (:mod:`.edit`), the notebook's cells and variables ranked by relevance
+(:mod:`.context`) and the fitting of all of it into the model's window (:mod:`.budget`).
 
 Pure functions: token counts come from a ``count`` callback (the engine's tokenizer in the
 server, the server's ``/oci/tokenize`` endpoint in a kernel), so this package runs anywhere.
@@ -24,6 +24,13 @@ from .context import (
     failure_names,
     rank_cells,
     used_names,
+)
+from .edit import (
+    EDIT_CELL_PLACEHOLDER,
+    edit_names,
+    edit_repeat_success_feedback,
+    edit_request,
+    edit_success_feedback,
 )
 from .feedback import (
     CLIP_KEEP,
@@ -53,6 +60,7 @@ from .system import REQUEST_HINT, SYSTEM_PROMPT
 __all__ = [
     "CLIP_KEEP",
     "CLIP_OVER",
+    "EDIT_CELL_PLACEHOLDER",
     "READ_HINT",
     "REQUEST_HINT",
     "SEARCH_CELLS",
@@ -70,6 +78,10 @@ __all__ = [
     "clip",
     "code_block_end",
     "defined_names",
+    "edit_names",
+    "edit_repeat_success_feedback",
+    "edit_request",
+    "edit_success_feedback",
     "estimate_counter",
     "execution_feedback",
     "extract_code",

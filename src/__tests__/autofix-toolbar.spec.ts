@@ -110,11 +110,22 @@ describe('the Fix command in the cell toolbar', () => {
       rank: number;
     }[];
     expect(items).toEqual([
-      { name: 'oci-fix', command: CommandIDs.fixCell, rank: expect.any(Number) }
+      {
+        name: 'oci-fix',
+        command: CommandIDs.fixCell,
+        rank: expect.any(Number)
+      },
+      {
+        name: 'oci-edit',
+        command: CommandIDs.editCell,
+        rank: expect.any(Number)
+      }
     ]);
-    // JupyterLab's items have no rank (50): ours comes first, on the left,
-    // so theirs do not move when it shows.
-    expect(items[0].rank).toBeLessThan(50);
+    // JupyterLab's items have no rank (50): ours come first, on the left,
+    // so theirs do not move when the Fix shows; Change This Cell, always
+    // there on a code cell, is right of the Fix, so it does not move either.
+    expect(items[0].rank).toBeLessThan(items[1].rank);
+    expect(items[1].rank).toBeLessThan(50);
   });
 
   it('has an icon, a label and a caption', () => {

@@ -85,12 +85,17 @@ describe('the plugins', () => {
         ['oci-jupyter:plugin', IOciChatModel.name],
         ['oci-jupyter:sidebar', null],
         ['oci-jupyter:auto-fix', null],
+        ['oci-jupyter:edit-cell', null],
         ['oci-jupyter:magic-steps', null],
         ['oci-jupyter:inline-completion', null]
       ])
     );
-    // The sidebar and auto-fix use the chat through its token only.
-    for (const id of ['oci-jupyter:sidebar', 'oci-jupyter:auto-fix']) {
+    // The sidebar, auto-fix and edit use the chat through its token only.
+    for (const id of [
+      'oci-jupyter:sidebar',
+      'oci-jupyter:auto-fix',
+      'oci-jupyter:edit-cell'
+    ]) {
       const plugin = plugins.find(p => p.id === id)!;
       expect(plugin.requires).toContain(IOciChatModel);
     }
@@ -154,7 +159,8 @@ describe('the plugins', () => {
     }[];
     expect(context.map(item => item.command)).toEqual([
       CommandIDs.fixCell,
-      CommandIDs.restoreOriginal
+      CommandIDs.restoreOriginal,
+      CommandIDs.editCell
     ]);
     for (const item of context) {
       expect(item.selector).toBe('.jp-Notebook .jp-CodeCell');

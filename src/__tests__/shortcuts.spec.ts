@@ -59,8 +59,9 @@ function binding(command: string): IShortcut {
 }
 
 describe('the default shortcuts', () => {
-  it('cover opening the panel, fixing a cell and stopping', () => {
+  it('cover opening the panel, fixing and changing a cell and stopping', () => {
     expect(shortcuts.map(s => s.command).sort()).toEqual([
+      'oci:edit-cell',
       'oci:fix-cell',
       'oci:open-panel',
       'oci:stop'
@@ -93,6 +94,20 @@ describe('the default shortcuts', () => {
     const fix = binding('oci:fix-cell');
     expect(fix.selector).toContain('.jp-mod-commandMode');
     expect(fix.selector).not.toContain('.jp-mod-editMode');
+  });
+
+  it('change a cell from command mode only, outside any input', () => {
+    const edit = binding('oci:edit-cell');
+    expect(edit.keys).toEqual(['Shift E']);
+    // JupyterLab 4.6's command-mode Shift keys (tracker.json, viewmenu).
+    for (const taken of ['A', 'B', 'J', 'K', 'L', 'M', 'R', 'Z']) {
+      expect(edit.keys).not.toContain(`Shift ${taken}`);
+    }
+    // As JupyterLab's own command-mode keys: not while typing in a cell,
+    // nor in an input inside the notebook (the edit prompt itself).
+    expect(edit.selector).toBe(
+      '.jp-Notebook.jp-mod-commandMode:not(.jp-mod-readWrite) :focus'
+    );
   });
 
   it('take Escape only in the chat while a request runs', () => {

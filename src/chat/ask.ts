@@ -2,18 +2,21 @@
  * A request's `ask`: the notebook's context, gathered as the user's settings
  * say, sent to the server with the request.
  */
+import type { ICodeCellModel } from '@jupyterlab/cells';
 import type { NotebookPanel } from '@jupyterlab/notebook';
 
-import { notebookContext } from '../context';
+import { cellError } from '../autofix';
+import { cellOutput, notebookContext } from '../context';
 import type { IChatConnection } from './connection';
-import type { DoneStatus, INotebookContext } from './protocol';
+import type { DoneStatus, IEditCell, INotebookContext } from './protocol';
 import type { ChatRequest } from './request';
 import type { ChatText } from './texts';
 import type { IChatSettings } from './types';
 
 /**
- * Cells a fix sends at least: the server ranks those that define the names
- * the failing cell reads first, and fits what it can into the model's window.
+ * Cells a fix or an edit sends at least: the server ranks those that define
+ * the names the cell reads first, and fits what it can into the model's
+ * window.
  */
 const FIX_CONTEXT_CELLS = 100;
 
@@ -21,6 +24,7 @@ const FIX_CONTEXT_CELLS = 100;
 export function askContext(
   panel: NotebookPanel,
   settings: IChatSettings,
+  /** `fix`: a fix or an edit, about one cell of the user's. */
   options: { anchorCellId: string | null; fix: boolean }
 ): Promise<INotebookContext> {
   return notebookContext(panel, {
@@ -36,6 +40,31 @@ export function askContext(
 }
 
 /**
+ * The cell an edit changes, as its ask sends it: the source, its last output
+ * (as the context sends outputs, when the user sends them), the error of its
+ * last run, and the lines the request is about.
+ */
+export function editCell(
+  cell: ICodeCellModel,
+  selection: string,
+  settings: Pick<IChatSettings, 'sendOutputs'>
+): IEditCell {
+  const edit: IEditCell = { source: cell.sharedModel.getSource() };
+  const output = settings.sendOutputs ? cellOutput(cell) : '';
+  if (output) {
+    edit.output = output;
+  }
+  const error = cellError(cell);
+  if (error) {
+    edit.error = error;
+  }
+  if (selection.trim()) {
+    edit.selection = selection;
+  }
+  return edit;
+}
+
+/**
  * Gather the notebook's context and send the request's ask. Null once sent;
  * else how the request ends without having reached the server.
  */
@@ -48,7 +77,7 @@ export async function sendAsk(
   try {
     context = await askContext(request.panel, settings, {
       anchorCellId: request.anchorCellId,
-      fix: request.fix !== null
+      fix: request.rewrites
     });
   } catch (reason) {
     const detail = String((reason as Error).message ?? reason);

@@ -139,7 +139,7 @@ export class TurnExecutor {
         // below the anchor instead.
         replaceCellId,
         anchorCellId,
-        keepOriginal: request.fix !== null
+        keepOriginal: request.rewrites
       });
       if (!request.review) {
         // The chat's cell in a trusted notebook is trusted, as a cell the

@@ -278,7 +278,7 @@ function StepItem(props: {
     >
       <header className="jp-OciChat-stepHeader">
         <span className="jp-OciChat-stepName">
-          {request.mode === 'fix'
+          {request.mode === 'fix' || request.mode === 'edit'
             ? trans.__('Cell')
             : trans.__('Step %1', step)}
         </span>
@@ -490,7 +490,9 @@ export function RequestItem(props: {
       <div className="jp-OciChat-user">
         {request.refines && (
           <span className="jp-OciChat-refines">
-            {trans.__('Refining %1', request.refines)}
+            {request.mode === 'edit'
+              ? trans.__('Changing %1', request.refines)
+              : trans.__('Refining %1', request.refines)}
           </span>
         )}
         <div className="jp-OciChat-prompt">{request.prompt}</div>

@@ -15,6 +15,7 @@
  * reports (`token`, `turn`, `done`) and runs what it asks (`execute`).
  */
 import { ISessionContextDialogs } from '@jupyterlab/apputils';
+import type { ICodeCellModel } from '@jupyterlab/cells';
 import { INotebookCellExecutor, NotebookPanel } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 import { ITranslator } from '@jupyterlab/translation';
@@ -30,7 +31,7 @@ import { ChatConnection, IChatConnection } from './connection';
 import { MessageDispatcher, RunningElsewhere } from './dispatcher';
 import { TurnExecutor } from './executor';
 import { Prefiller } from './prefill';
-import { sendAsk } from './ask';
+import { editCell, sendAsk } from './ask';
 import { DoneStatus, IDoneMessage } from './protocol';
 import { NotebookRenames } from './renames';
 import { ChatRequest, IChatRequestOptions } from './request';
@@ -260,32 +261,27 @@ export class ChatModel implements IOciChatModel {
    * connected, the cell is gone).
    */
   fix(options: chat.IFixOptions): Promise<chat.IRequestResult> | null {
-    const { panel, cellId } = options;
-    if (panel !== this._notebook) {
-      this.notebook = panel;
-    }
-    const thread = this.thread;
-    const found = findCell(panel, cellId);
-    if (!thread || found?.cell.type !== 'code' || !this._canStart()) {
+    const { ename, evalue } = options.error;
+    return this._rewrite(options, (cell, where) => ({
+      prompt: `Fix the error in ${where}: ${ename}${evalue ? `: ${evalue}` : ''}`,
+      fix: { source: cell.sharedModel.getSource(), error: options.error }
+    }));
+  }
+
+  /**
+   * Ask the model to change a cell as the user says: a request in `edit`
+   * mode that rewrites that cell (and runs only it), shown and kept as a
+   * fix is. Null when it cannot start now, or the instruction is empty.
+   */
+  edit(options: chat.IEditOptions): Promise<chat.IRequestResult> | null {
+    const prompt = options.prompt.trim();
+    if (!prompt) {
       return null;
     }
-    const where = cellName(found);
-    const { ename, evalue } = options.error;
-    const request = this._start({
-      thread,
-      panel,
-      prompt: `Fix the error in ${where}: ${ename}${evalue ? `: ${evalue}` : ''}`,
-      refines: where,
-      anchorCellId: cellId,
-      cellId,
-      fix: {
-        source: found.cell.sharedModel.getSource(),
-        error: options.error
-      },
-      confirm: options.confirm,
-      refine: false
-    });
-    return request.finished.promise;
+    return this._rewrite(options, cell => ({
+      prompt,
+      edit: editCell(cell, options.selection, this._settings)
+    }));
   }
 
   /** Whether a request in flight is writing, running or fixing this cell. */
@@ -370,6 +366,47 @@ export class ChatModel implements IOciChatModel {
   }
 
   // ---- requests ------------------------------------------------------------
+
+  /**
+   * Start a request that rewrites one code cell of the user's (a fix, an
+   * edit): `what` says its words and the cell it sends.
+   */
+  private _rewrite(
+    options: {
+      panel: NotebookPanel;
+      cellId: string;
+      confirm: chat.FixConfirm | null;
+    },
+    what: (
+      cell: ICodeCellModel,
+      where: string
+    ) => Pick<IChatRequestOptions, 'prompt'> &
+      Partial<Pick<IChatRequestOptions, 'fix' | 'edit'>>
+  ): Promise<chat.IRequestResult> | null {
+    const { panel, cellId } = options;
+    if (panel !== this._notebook) {
+      this.notebook = panel;
+    }
+    const thread = this.thread;
+    const found = findCell(panel, cellId);
+    if (!thread || found?.cell.type !== 'code' || !this._canStart()) {
+      return null;
+    }
+    const where = cellName(found);
+    const request = this._start({
+      thread,
+      panel,
+      refines: where,
+      anchorCellId: cellId,
+      cellId,
+      fix: null,
+      edit: null,
+      ...what(found.cell as ICodeCellModel, where),
+      confirm: options.confirm,
+      refine: false
+    });
+    return request.finished.promise;
+  }
 
   /** A request can start: none runs in this notebook, and the server is there. */
   private _canStart(): boolean {

@@ -50,7 +50,11 @@ export interface IAskMessage {
   prompt: string;
   /** The notebook's path: the server keeps one history per notebook. */
   notebook: string;
-  mode: 'chat' | 'fix';
+  /**
+   * `chat`: new cells (or a refinement); `fix`: the failing `cell`; `edit`:
+   * the user's `cell` changed as `prompt` says.
+   */
+  mode: AskMode;
   context: INotebookContext;
   /*
    * The loop's settings, each sent only when the user set it: omitted, the
@@ -78,8 +82,11 @@ export interface IAskMessage {
   auto_execute: boolean;
   /** Rewrite the previous request's cell (the human-feedback turn). */
   refine_cell: boolean;
-  /** With `mode: "fix"`: the failing cell, rewritten from turn 1. */
-  cell?: IFixCell;
+  /**
+   * With `mode: "fix"`: the failing cell; with `mode: "edit"`: the cell to
+   * change. Rewritten from turn 1.
+   */
+  cell?: IFixCell | IEditCell;
   /**
    * The user reviews each rewrite (a diff to accept) before it runs: the
    * server then waits for the outcome without a deadline.
@@ -87,9 +94,22 @@ export interface IAskMessage {
   review?: boolean;
 }
 
+export type AskMode = 'chat' | 'fix' | 'edit';
+
 export interface IFixCell {
   source: string;
   error: IExecutionError;
+}
+
+/** The cell an `edit` ask changes, with what the model needs to read of it. */
+export interface IEditCell {
+  source: string;
+  /** Its last output as text, cut as the context's outputs are. */
+  output?: string;
+  /** Its last run failed: the error. */
+  error?: IExecutionError;
+  /** The lines the request is about; absent or "": the whole cell. */
+  selection?: string;
 }
 
 export type OutcomeStatus = 'ok' | 'error' | 'timeout' | 'cancelled';

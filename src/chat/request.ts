@@ -14,6 +14,7 @@ import type {
   ExecuteTarget,
   IAskMessage,
   IDoneMessage,
+  IEditCell,
   IExecuteMessage,
   IFixCell,
   INotebookContext,
@@ -50,6 +51,8 @@ export interface IChatRequestOptions {
   cellSource: string | null;
   /** A fix: the failing cell, sent with the ask in `fix` mode. */
   fix: IFixCell | null;
+  /** An edit: the cell to change, sent with the ask in `edit` mode. */
+  edit?: IEditCell | null;
   /** Asked before each rewrite of the cell; false cancels the request. */
   confirm: FixConfirm | null;
   /** Whether the ask rewrites the previous request's cell. */
@@ -96,6 +99,7 @@ export class ChatRequest {
     this.cellId = options.cellId;
     this.targetCellId = options.cellId;
     this.fix = options.fix;
+    this.edit = options.edit ?? null;
     this.confirm = options.confirm;
     this.refine = options.refine;
     // What the model reads is the notebook as it is now: one that JupyterLab
@@ -108,10 +112,11 @@ export class ChatRequest {
         options.fix?.source ?? options.cellSource
       );
     }
-    const fix = options.fix !== null;
+    // A fix or an edit works on its one cell: a single step.
+    const oneCell = this.rewrites;
     this.view = {
       id: options.id,
-      mode: fix ? 'fix' : 'chat',
+      mode: this.fix ? 'fix' : this.edit ? 'edit' : 'chat',
       prompt: options.prompt,
       started: Date.now(),
       turns: [],
@@ -124,7 +129,8 @@ export class ChatRequest {
       // Until the server says its own (it may cap them); shown only then.
       budgets: {
         attempts: loop?.maxAttempts ?? 0,
-        steps: fix || loop?.readResults === false ? 1 : (loop?.maxSteps ?? 0),
+        steps:
+          oneCell || loop?.readResults === false ? 1 : (loop?.maxSteps ?? 0),
         replies: loop?.maxReplies ?? 0
       },
       step: 0,
@@ -143,6 +149,7 @@ export class ChatRequest {
   /** The cell it refines or fixes: step 1's own cell before it is written. */
   readonly targetCellId: string | null;
   readonly fix: IFixCell | null;
+  readonly edit: IEditCell | null;
   readonly confirm: FixConfirm | null;
   readonly refine: boolean;
   /**
@@ -176,6 +183,15 @@ export class ChatRequest {
     return this.view.id;
   }
 
+  /**
+   * Whether the request rewrites a cell of the user's (a fix or an edit):
+   * the source it had before is kept, and the context sent is wider (the
+   * server ranks the cells that define what the cell reads).
+   */
+  get rewrites(): boolean {
+    return this.fix !== null || this.edit !== null;
+  }
+
   /** Whether the request has ended (a `done`, a stop, a lost connection). */
   get isFinished(): boolean {
     return this.view.status !== 'running';
@@ -189,14 +205,16 @@ export class ChatRequest {
       // A fix's words are the server's: it knows the cell and its error.
       prompt: this.fix ? '' : this.view.prompt,
       notebook: this.thread.path,
-      mode: this.fix ? 'fix' : 'chat',
+      mode: this.view.mode,
       context,
       ...askedLoop(settings),
       time_limit: settings.executionTimeLimit,
       // Under review the user runs each cell: the server waits for them.
       auto_execute: settings.autoExecute && !this.review,
       refine_cell: this.refine,
-      ...(this.fix ? { cell: this.fix, review: this.confirm !== null } : {})
+      ...(this.rewrites
+        ? { cell: (this.fix ?? this.edit)!, review: this.confirm !== null }
+        : {})
     };
   }
 

@@ -174,6 +174,7 @@ export const SERVER_CODES = [
   'ran_ok',
   'answered',
   'fixed',
+  'changed',
   'no_fixed_code',
   'no_code',
   'interrupted',
@@ -194,6 +195,8 @@ export const SERVER_CODES = [
   'asks_input',
   'repeated_failure',
   'fix_needs_cell',
+  'edit_needs_cell',
+  'edit_needs_instruction',
   'empty_request',
   'too_many_requests',
   'busy_here',
@@ -335,6 +338,8 @@ export function serverSentence(
       return trans.__('Answered.');
     case 'fixed':
       return trans.__('Fixed.');
+    case 'changed':
+      return trans.__('Changed.');
     case 'no_fixed_code':
       return trans.__('The model stopped without fixed code.');
     case 'no_code':
@@ -407,6 +412,12 @@ export function serverSentence(
       );
     case 'fix_needs_cell':
       return trans.__('a fix needs the failing cell');
+    case 'edit_needs_cell':
+      return trans.__('an edit needs the cell to change');
+    case 'edit_needs_instruction':
+      return trans.__(
+        'an edit needs an instruction: say how to change the cell'
+      );
     case 'empty_request':
       return trans.__('the request is empty');
     case 'too_many_requests':

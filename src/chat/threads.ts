@@ -141,7 +141,8 @@ export function fromHistory(request: IHistoryRequest): IRequestView {
   const last = turns[turns.length - 1];
   return {
     id: request.id,
-    mode: request.mode === 'fix' ? 'fix' : 'chat',
+    mode:
+      request.mode === 'fix' || request.mode === 'edit' ? request.mode : 'chat',
     prompt: request.prompt,
     started: request.started * 1000,
     status: request.status === 'running' ? 'cancelled' : request.status,

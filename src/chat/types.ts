@@ -8,6 +8,7 @@
 import type { NotebookPanel } from '@jupyterlab/notebook';
 
 import type {
+  AskMode,
   BudgetName,
   DoneStatus,
   IBudgets,
@@ -133,7 +134,7 @@ export type RequestStatus = 'running' | DoneStatus;
 
 export interface IRequestView {
   id: string;
-  mode: 'chat' | 'fix';
+  mode: AskMode;
   prompt: string;
   /** ms since epoch. */
   started: number;
@@ -229,6 +230,18 @@ export interface IFixOptions {
   confirm: FixConfirm | null;
 }
 
+export interface IEditOptions {
+  /** The notebook of the cell. */
+  panel: NotebookPanel;
+  cellId: string;
+  /** The user's instruction ("make this a function"). */
+  prompt: string;
+  /** The lines the request is about ("": the whole cell). */
+  selection: string;
+  /** Confirm each rewrite (the diff); null rewrites at once. */
+  confirm: FixConfirm | null;
+}
+
 /** The timings the executor records for each turn (read by the UI tests). */
 export interface ITurnTiming {
   id: string;
@@ -247,7 +260,7 @@ export interface IBackgroundRequest {
   /** The notebook it works in (follows a rename). */
   path: string;
   prompt: string;
-  mode: 'chat' | 'fix';
+  mode: AskMode;
   /** Stop was asked; the request ends soon. */
   stopping: boolean;
 }

@@ -327,7 +327,9 @@ function ChatBody(props: IChatViewProps): JSX.Element {
             <span className="jp-OciChat-backgroundText">
               {request.mode === 'fix'
                 ? trans.__('Fixing a cell in %1', where)
-                : trans.__('Working in %1', where)}
+                : request.mode === 'edit'
+                  ? trans.__('Changing a cell in %1', where)
+                  : trans.__('Working in %1', where)}
             </span>
             <button
               type="button"

@@ -19,7 +19,7 @@ export interface IOciCellMetadata {
   /** Every source this cell had before oci_jupyter replaced it, oldest first. */
   previous_sources?: string[];
   /**
-   * The source the user wrote before a fix first rewrote the cell
+   * The source the user wrote before a fix or an edit first rewrote the cell
    * (`oci:restore-original` brings it back).
    */
   original_source?: string;

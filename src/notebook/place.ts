@@ -29,7 +29,7 @@ export interface IPlaceOptions {
    * cell.
    */
   anchorCellId: string | null;
-  /** A fix: remember the cell's source before its first rewrite. */
+  /** A fix or an edit: remember the cell's source before its first rewrite. */
   keepOriginal?: boolean;
 }
 

@@ -41,17 +41,21 @@ import {
   showFixResult
 } from '../autofix';
 import { IRequestResult } from '../chat/types';
-import { CommandIDs, followChatState } from '../commands';
+import { cellTarget, CommandIDs, followChatState } from '../commands';
 import { fixIcon } from '../icon';
 import { METADATA_KEY } from '../notebook';
 import { IOciChatModel } from '../tokens';
 import { isNotebookTrusted } from '../trust';
 import { followSettings } from './settings';
 
-/** What the cell shows once its fix ended; null: nothing (a stop). */
-function fixResultView(
+/**
+ * What the cell shows once its fix (or edit: `titles`) ended; null: nothing
+ * (a stop, a rejected diff).
+ */
+export function fixResultView(
   result: IRequestResult,
-  trans: TranslationBundle
+  trans: TranslationBundle,
+  titles?: { done: string; notDone: string }
 ): IFixResultView | null {
   const budget =
     result.budget === 'attempts'
@@ -71,7 +75,9 @@ function fixResultView(
       return {
         ...common,
         kind: 'fixed',
-        title: withBudget(trans.__('Fixed by OpenCodeInterpreter'))
+        title: withBudget(
+          titles?.done ?? trans.__('Fixed by OpenCodeInterpreter')
+        )
       };
     case 'failed':
     case 'no_code':
@@ -79,7 +85,7 @@ function fixResultView(
       return {
         ...common,
         kind: 'failed',
-        title: withBudget(trans.__('Not fixed'))
+        title: withBudget(titles?.notDone ?? trans.__('Not fixed'))
       };
     default:
       return null;
@@ -305,22 +311,8 @@ export const autoFixPlugin: JupyterFrontEndPlugin<void> = {
       });
     }
 
-    /**
-     * The notebook and cell the Fix command is about: the cell toolbar
-     * passes its notebook (`widgetId`, maybe not the current one in a split
-     * view), menus and keys mean the current notebook's active cell.
-     */
-    const fixTarget = (
-      args: ReadonlyPartialJSONObject
-    ): { notebook: NotebookPanel; cell: Cell } | null => {
-      const id = args.widgetId;
-      const notebook =
-        typeof id === 'string'
-          ? (tracker.find(p => p.id === id) ?? null)
-          : tracker.currentWidget;
-      const cell = notebook?.content.activeCell ?? null;
-      return notebook && cell ? { notebook, cell } : null;
-    };
+    const fixTarget = (args: ReadonlyPartialJSONObject) =>
+      cellTarget(tracker, args);
     /** A code cell with an error that no request is working on. */
     const fixable = (args: ReadonlyPartialJSONObject): boolean => {
       const cell = fixTarget(args)?.cell;
@@ -346,9 +338,11 @@ export const autoFixPlugin: JupyterFrontEndPlugin<void> = {
       }
     });
     commands.addCommand(CommandIDs.restoreOriginal, {
-      label: trans.__('Restore the Cell’s Source Before the Fix'),
+      // A fix and an edit keep the same source (`original_source`): one
+      // command brings back either.
+      label: trans.__('Restore the Cell’s Source Before the Change'),
       caption: trans.__(
-        'Bring back the source the cell had before OpenCodeInterpreter fixed it'
+        'Bring back the source the cell had before OpenCodeInterpreter fixed or changed it'
       ),
       isEnabled: () => {
         const cell = tracker.activeCell;
