@@ -15,7 +15,7 @@ from jupyter_server.services.contents.manager import ContentsManager
 from .chat import ChatStore, NotebookRequests
 from .chat_handlers import HANDLERS as CHAT
 from .completions.handlers import HANDLERS as COMPLETIONS
-from .config import OCI
+from .config import OCI, keep_secrets_from_kernels
 from .engine import Engine
 from .handlers import HANDLERS, Services
 
@@ -51,6 +51,13 @@ class OCIExtension(ExtensionApp):
             self.engine = self.settings_.create_engine()
         except Exception as exc:  # bad configuration must not take Jupyter down
             self.engine = ConfigurationError(exc)
+        # The engine has read its key: kernels, started with a copy of this environment,
+        # must not get it (a hub puts the model server's key into every user's server).
+        removed = keep_secrets_from_kernels()
+        if removed:
+            self.log.info(
+                "oci_jupyter: %s removed from the kernels' environment", ", ".join(removed)
+            )
         self.log.info(
             "oci_jupyter: engine %s, model %s on %s",
             self.engine.name,

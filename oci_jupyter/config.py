@@ -12,6 +12,22 @@ from traitlets.config import Configurable
 from .engine import ENGINE_NAMES, Engine, choose_engine
 from .loop import DEFAULT_BUDGETS
 
+SECRET_ENV = ("OCI_OPENAI_API_KEY",)
+"""Variables that hold the server's own secrets (the remote model server's key): the server
+reads them once and takes them out of its environment (:func:`keep_secrets_from_kernels`)."""
+
+
+def keep_secrets_from_kernels() -> list[str]:
+    """Remove :data:`SECRET_ENV` from this process's environment; the names removed.
+
+    Kernels and terminals are started with a copy of the server's ``os.environ``: a key the
+    hub put there (``c.Spawner.environment``, a Kubernetes Secret as an env var) would
+    otherwise be in every user kernel's ``os.environ``, one ``print`` away from a notebook's
+    output. Call it after the engine has read the key. It does not hide the key from code
+    running as the same OS user (``/proc/<server pid>/environ`` keeps the environment the
+    process started with): docs/jupyterhub.md says what does."""
+    return [name for name in SECRET_ENV if os.environ.pop(name, None) is not None]
+
 
 class OCI(Configurable):
     """OpenCodeInterpreter for Jupyter: which model the server hosts, and how."""
@@ -126,7 +142,10 @@ class OCI(Configurable):
         "", config=True, help="openai: the server's base URL, e.g. http://gpu-host:8000/v1."
     )
     openai_api_key = Unicode(
-        "", config=True, help="openai: API key (default: $OCI_OPENAI_API_KEY)."
+        "",
+        config=True,
+        help="""openai: API key (default: $OCI_OPENAI_API_KEY, which the server then removes
+        from its environment, so that kernels and terminals do not inherit it).""",
     )
     openai_model = Unicode("", config=True, help="openai: model id (default: the first served).")
     openai_context_length = Int(

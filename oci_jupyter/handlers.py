@@ -37,7 +37,7 @@ from .openai_schema import (
     parse_request,
     usage,
 )
-from .types import Priority
+from .types import PRIORITY_HEADER, Priority
 from .version import __version__
 
 AUTH_RESOURCE = "oci"
@@ -403,9 +403,6 @@ class RestartHandler(OCIHandler):
         self.finish(json.dumps(self.engine.status.to_json()))
 
 
-PRIORITY_HEADER = "X-OCI-Priority"
-"""``interactive``: a person waits for this request (``%%oci`` sends it); anything else, or
-none, is a program (an OpenAI client, oci-eval), served after the people."""
 
 
 def request_priority(header: str) -> Priority:

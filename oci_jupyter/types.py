@@ -13,6 +13,12 @@ Message = dict[str, str]
 
 Priority = Literal["interactive", "background"]
 
+PRIORITY_HEADER = "X-OCI-Priority"
+"""``interactive``: a person waits for this request (``%%oci`` sends it); anything else, or
+none, is a program (an OpenAI client, oci-eval), served after the people. The ``openai``
+engine sends each request's priority on, so a shared oci_jupyter model server ranks a hub
+user's chat before a program too."""
+
 
 @dataclass(frozen=True)
 class GenerationParams:

