@@ -403,8 +403,6 @@ class RestartHandler(OCIHandler):
         self.finish(json.dumps(self.engine.status.to_json()))
 
 
-
-
 def request_priority(header: str) -> Priority:
     return "interactive" if header.strip().lower() == "interactive" else "background"
 
