@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..openai_schema import RequestError, validate_body
+from ..openai_schema import RequestError, StreamOptions, validate_body
 
 MAX_CELLS = 2000
 MAX_VARIABLES = 500
@@ -46,11 +46,6 @@ class NotebookContext(BaseModel):
     cells_after: list[NotebookCell] = Field(default_factory=list, max_length=MAX_CELLS)
     """The cells below it, top to bottom."""
     variables: list[NotebookVariable] = Field(default_factory=list, max_length=MAX_VARIABLES)
-
-
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    include_usage: bool = False
 
 
 class CompletionRequest(BaseModel):

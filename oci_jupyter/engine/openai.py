@@ -102,16 +102,10 @@ class OpenAIEngine(Engine):
                 )
         self._set_status(model=self._model, context_length=self._context_length)
 
-    async def _generate(
-        self,
-        messages: list[Message],
-        params: GenerationParams,
-        request_id: str,
-        cancelled: asyncio.Event,
-    ) -> AsyncGenerator[StreamEvent, None]:
+    def _request_kwargs(self, params: GenerationParams) -> dict[str, Any]:
+        """What every streamed request to the remote server carries, chat or infilling."""
         kwargs: dict[str, Any] = {
             "model": self._model,
-            "messages": messages,
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -124,6 +118,16 @@ class OpenAIEngine(Engine):
             kwargs["stop"] = list(params.stop)
         if params.seed is not None:
             kwargs["seed"] = params.seed
+        return kwargs
+
+    async def _generate(
+        self,
+        messages: list[Message],
+        params: GenerationParams,
+        request_id: str,
+        cancelled: asyncio.Event,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        kwargs = {**self._request_kwargs(params), "messages": messages}
         try:
             stream = await self._client.chat.completions.create(**kwargs)
         except Exception as exc:
@@ -195,23 +199,9 @@ class OpenAIEngine(Engine):
         """Forwarded to the remote ``/v1/completions`` with ``suffix``: the remote server
         formats its model's infilling prompt (vLLM's server refuses ``suffix``; another
         oci_jupyter, llama.cpp's server or a hosted FIM API takes it)."""
-        kwargs: dict[str, Any] = {
-            "model": self._model,
-            "prompt": prompt.prefix,
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            # A shared oci_jupyter model server ranks a person before a program by it.
-            "extra_headers": {PRIORITY_HEADER: params.priority},
-        }
+        kwargs = {**self._request_kwargs(params), "prompt": prompt.prefix}
         if prompt.suffix is not None:
             kwargs["suffix"] = prompt.suffix
-        if params.stop:
-            kwargs["stop"] = list(params.stop)
-        if params.seed is not None:
-            kwargs["seed"] = params.seed
         try:
             stream = await self._client.completions.create(**kwargs)
         except Exception as exc:
