@@ -66,6 +66,7 @@ from .prompts import (
     calls_input,
     edit_repeat_success_feedback,
     edit_success_feedback,
+    edit_unchanged_feedback,
     execution_feedback,
     extract_code,
     input_feedback,
@@ -182,6 +183,9 @@ class RefinementLoop:
     loop writes the "Execution result: ..." turn itself."""
     failed_code: tuple[tuple[str, ExecutionOutcome], ...] = ()
     """Code known to fail before the loop starts, with how it failed (a fix's cell)."""
+    unchanged_code: str | None = None
+    """An edit's cell as it was: an answer that hands it back unchanged is not run (it would
+    change nothing the user asked for) but counts as an attempt."""
     refine_cell: bool = False
     """The first step rewrites the cell the request is about (the previous request's, which
     the user asks to refine) instead of adding one; a ``fix`` always rewrites its cell."""
@@ -261,6 +265,11 @@ class RefinementLoop:
             return self._after_failure(
                 turn.feedback, text("repeated_failure", problem=outcome.summary())
             )
+        if self.unchanged_code is not None and same_code(self.unchanged_code, turn.code):
+            turn.skipped = "unchanged"
+            turn.feedback = edit_unchanged_feedback()
+            self._step_ok = False
+            return self._after_failure(turn.feedback, text("unchanged_cell"))
         self.state = "executing"
         self._mark = self.clock()
         return Execute(turn.number, turn.code, step=self._step, attempt=self._attempt)

@@ -11,11 +11,12 @@ from typing import Any, Literal
 from .texts import Text, TextCode, text
 from .types import ExecutionOutcome
 
-SkipReason = Literal["input", "repeat", "repeat_ok", "unchecked", "unread"]
+SkipReason = Literal["input", "repeat", "repeat_ok", "unchanged", "unchecked", "unread"]
 SKIP_TEXTS: dict[SkipReason, Text] = {
     "input": text("not_run_input"),
     "repeat": text("not_run_repeat"),
     "repeat_ok": text("not_run_already_ran"),
+    "unchanged": text("not_run_unchanged"),
     "unchecked": text("not_final_unchecked"),
     "unread": text("not_final_unread"),
 }

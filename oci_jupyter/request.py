@@ -286,6 +286,7 @@ def prepare(request: Request, model: ModelSettings, *, folder: Path | None = Non
         mode=request.mode,
         read_results=request.read_results,
         failed_code=request.known_failures(),
+        unchanged_code=request.edit.source if request.edit is not None else None,
         refine_cell=request.refine_cell,
     )
     params = GenerationParams(max_tokens=room, temperature=model.temperature, top_p=TOP_P)

@@ -56,6 +56,7 @@ TextCode = Literal[
     "still_failing_in_step",
     "asks_input",
     "repeated_failure",
+    "unchanged_cell",
     # a request the chat could not run
     "fix_needs_cell",
     "edit_needs_cell",
@@ -81,6 +82,7 @@ TextCode = Literal[
     "not_run_input",
     "not_run_repeat",
     "not_run_already_ran",
+    "not_run_unchanged",
     "not_final_unchecked",
     "not_final_unread",
     # what the engine is doing (the status's ``detail``, shown while the model is not ready)
@@ -175,6 +177,7 @@ TEMPLATES: dict[TextCode, Template] = {
     ),
     "asks_input": "The code asks for input().",
     "repeated_failure": "The model repeated code that failed ({problem}).",
+    "unchanged_cell": "The model gave the cell back unchanged.",
     "fix_needs_cell": "a fix needs the failing cell",
     "edit_needs_cell": "an edit needs the cell to change",
     "edit_needs_instruction": "an edit needs an instruction: say how to change the cell",
@@ -208,6 +211,7 @@ TEMPLATES: dict[TextCode, Template] = {
     "not_run_input": "not run: asks for input()",
     "not_run_repeat": "not run: same as before",
     "not_run_already_ran": "not run: already ran",
+    "not_run_unchanged": "not run: the cell unchanged",
     "not_final_unchecked": "not final: states a number no run printed",
     "not_final_unread": "not final: the last run printed nothing",
     # A status line, not a sentence: what the engine is doing at the moment. ``file`` is a

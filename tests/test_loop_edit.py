@@ -15,6 +15,7 @@ from oci_jupyter.prompts import (
     edit_repeat_success_feedback,
     edit_request,
     edit_success_feedback,
+    edit_unchanged_feedback,
     estimate_counter,
 )
 from oci_jupyter.prompts.edit import SUMMARY_ASK
@@ -133,6 +134,32 @@ def test_the_cell_handed_back_unchanged_after_it_failed_is_not_run() -> None:
     assert result.turns[0].skipped == "repeat"
     assert runner.codes == ["print(1 / 1)\n"]
     assert result.status == "success"
+
+
+def test_the_cell_handed_back_unchanged_is_not_run_and_the_model_is_told() -> None:
+    model = ScriptedModel([code_reply(CELL), code_reply(CHANGED), SUMMARY])
+    runner = ScriptedRunner([RAN])
+    result = drive(edit_loop(), model, runner)
+    assert result.turns[0].skipped == "unchanged"
+    assert model.prompts[1][-1]["content"] == edit_unchanged_feedback()
+    assert "unchanged" in model.prompts[1][-1]["content"]
+    assert runner.codes == [CHANGED + "\n"]  # only the change ran
+    assert [(t.step, t.attempt) for t in result.turns[:2]] == [(1, 1), (1, 2)]
+    assert result.status == "success"
+    assert result.answer == SUMMARY
+
+
+def test_a_model_that_keeps_the_cell_unchanged_ends_at_the_attempt_budget() -> None:
+    model = ScriptedModel([code_reply(CELL), code_reply(CELL + "\n\n")])
+    loop = edit_loop(budgets=Budgets(attempts=2, steps=1, replies=8))
+    runner = ScriptedRunner([])
+    result = drive(loop, model, runner)
+    assert runner.codes == []
+    assert result.status == "failed"
+    assert result.budget == "attempts"
+    assert result.message == (
+        "Still failing after 2 attempts: The model gave the cell back unchanged."
+    )
 
 
 # ---- the request ---------------------------------------------------------------------------------

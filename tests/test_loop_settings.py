@@ -87,3 +87,24 @@ def test_a_kernel_reads_an_older_or_odd_servers_loop_as_the_products() -> None:
     assert LoopDefaults.from_json(None) == LoopDefaults()
     odd = {"max_attempts": 0, "max_steps": "4", "max_replies": 9}
     assert LoopDefaults.from_json(odd) == LoopDefaults(max_replies=9)
+
+
+def test_the_settings_editor_shows_the_servers_own_defaults() -> None:
+    """The Settings Editor shows a schema's default for a key the user did not set (an
+    unchecked box otherwise, although the model reads the results): the defaults shown are
+    the server's own. The browser still sends only what the user set (Jest:
+    loop-settings.spec.ts), so an administrator's c.OCI value applies."""
+    schema = json.loads(
+        (Path(__file__).parent.parent / "schema" / "plugin.json").read_text(encoding="utf-8")
+    )
+    shown = {
+        key: schema["properties"][key]["default"]
+        for key in ("readResults", "maxAttempts", "maxSteps", "maxReplies")
+    }
+    server = LoopDefaults()
+    assert shown == {
+        "readResults": server.read_results,
+        "maxAttempts": server.max_attempts,
+        "maxSteps": server.max_steps,
+        "maxReplies": server.max_replies,
+    }

@@ -205,6 +205,7 @@ def test_the_skip_notes_keep_their_english() -> None:
         "input": "not run: asks for input()",
         "repeat": "not run: same as before",
         "repeat_ok": "not run: already ran",
+        "unchanged": "not run: the cell unchanged",
         "unchecked": "not final: states a number no run printed",
         "unread": "not final: the last run printed nothing",
     }

@@ -31,6 +31,7 @@ from .edit import (
     edit_repeat_success_feedback,
     edit_request,
     edit_success_feedback,
+    edit_unchanged_feedback,
 )
 from .feedback import (
     CLIP_KEEP,
@@ -82,6 +83,7 @@ __all__ = [
     "edit_repeat_success_feedback",
     "edit_request",
     "edit_success_feedback",
+    "edit_unchanged_feedback",
     "estimate_counter",
     "execution_feedback",
     "extract_code",

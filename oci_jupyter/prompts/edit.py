@@ -92,3 +92,12 @@ def edit_repeat_success_feedback(where: str) -> str:
         "without errors; its result is above. Say in one sentence what you changed, without "
         "a code block."
     )
+
+
+def edit_unchanged_feedback() -> str:
+    """The user turn for an answer that hands the cell back as it was: running it would show
+    nothing new and change nothing the user asked for."""
+    return (
+        f"{FeedbackMarker} not run: this is the cell as it was, unchanged. Make the change "
+        "the request asks for and give the full changed cell in one ```python block."
+    )

@@ -194,6 +194,7 @@ export const SERVER_CODES = [
   'still_failing_in_step',
   'asks_input',
   'repeated_failure',
+  'unchanged_cell',
   'fix_needs_cell',
   'edit_needs_cell',
   'edit_needs_instruction',
@@ -216,6 +217,7 @@ export const SERVER_CODES = [
   'not_run_input',
   'not_run_repeat',
   'not_run_already_ran',
+  'not_run_unchanged',
   'not_final_unchecked',
   'not_final_unread',
   'engine_starting',
@@ -410,6 +412,8 @@ export function serverSentence(
         'The model repeated code that failed (%1).',
         words('problem')
       );
+    case 'unchanged_cell':
+      return trans.__('The model gave the cell back unchanged.');
     case 'fix_needs_cell':
       return trans.__('a fix needs the failing cell');
     case 'edit_needs_cell':
@@ -475,6 +479,8 @@ export function serverSentence(
       return trans.__('not run: same as before');
     case 'not_run_already_ran':
       return trans.__('not run: already ran');
+    case 'not_run_unchanged':
+      return trans.__('not run: the cell unchanged');
     case 'not_final_unchecked':
       return trans.__('not final: states a number no run printed');
     case 'not_final_unread':
