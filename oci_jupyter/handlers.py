@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from .chat import ChatStore, NotebookRequests
 from .client import TOKENIZE_CHARACTERS, TOKENIZE_TEXTS
 from .config import OCI
 from .engine import Delta, Engine, EngineError, EngineNotReady, Finish, GenerationParams
-from .engine.base import EngineBusy
+from .engine.base import EngineBusy, StreamEvent
 from .openai_schema import (
     ChatCompletionRequest,
     RequestError,
@@ -59,11 +60,6 @@ class Services:
     chat_store: ChatStore
     chat_notebooks: NotebookRequests
     """One request per notebook, across every connection of the server."""
-
-    @property
-    def settings_(self) -> OCI:
-        """``config`` by the extension's attribute name (completions/handlers.py reads it)."""
-        return self.config
 
     def route(self, path: str, handler: type) -> tuple[str, type, dict[str, Any]]:
         """A route of the extension: ``path``, ``handler``, and these services for it."""
@@ -215,14 +211,9 @@ class ChatCompletionsHandler(OCIHandler):
 
     async def _complete(self, messages: list[dict[str, str]], params: GenerationParams) -> None:
         assert self._request_id
-        parts: list[str] = []
-        finish: Finish | None = None
         try:
-            async for event in self.engine.stream_chat(messages, params, self._request_id):
-                if isinstance(event, Delta):
-                    parts.append(event.text)
-                else:
-                    finish = event
+            events = self.engine.stream_chat(messages, params, self._request_id)
+            text, finish = await collect(events)
         except EngineNotReady:
             return self.send_openai_error(self.not_ready_error())
         except EngineError as exc:
@@ -241,7 +232,7 @@ class ChatCompletionsHandler(OCIHandler):
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": "".join(parts)},
+                            "message": {"role": "assistant", "content": text},
                             "finish_reason": _openai_reason(finish.reason),
                         }
                     ],
@@ -401,6 +392,19 @@ class RestartHandler(OCIHandler):
         self.log.info("oci: restarting the %s engine", self.engine.name)
         self.set_status(202)
         self.finish(json.dumps(self.engine.status.to_json()))
+
+
+async def collect(events: AsyncIterator[StreamEvent]) -> tuple[str, Finish | None]:
+    """A generation's whole text and how it ended (None: it did not), for a reply that is
+    not streamed."""
+    parts: list[str] = []
+    finish: Finish | None = None
+    async for event in events:
+        if isinstance(event, Delta):
+            parts.append(event.text)
+        else:
+            finish = event
+    return "".join(parts), finish
 
 
 def request_priority(header: str) -> Priority:

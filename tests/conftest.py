@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ("pytest_jupyter.jupyter_server",)
+pytest_plugins = (
+    "pytest_jupyter.jupyter_server",
+    "tests.magic_kernel",  # the %%oci tests' server, kernel and script
+)
 
 # Never reach a hub from the tests; the bundled model comes from the offline mirror/cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

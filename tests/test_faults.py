@@ -52,8 +52,8 @@ from .faults import (
 )
 from .helpers import sse_events, wait_for_state
 from .kernels import Kernel, ipykernel
+from .magic_kernel import Script
 from .servers import RunningServer
-from .test_magic import Script, script, script_path, scripted_server  # noqa: F401 (fixtures)
 
 OUTCOME_GRACE = 0.3
 """Seconds the server waits for an outcome past the time limit (30 by default)."""
@@ -554,13 +554,13 @@ def _died(kernel: Kernel, timeout: float = 30) -> bool:
 
 
 @pytest.fixture
-def fresh_kernel(scripted_server: RunningServer) -> Iterator[Kernel]:  # noqa: F811
+def fresh_kernel(scripted_server: RunningServer) -> Iterator[Kernel]:
     with ipykernel(scripted_server.kernel_env()) as kernel:
         assert kernel.run("%load_ext oci_jupyter").status == "ok"
         yield kernel
 
 
-def _still_works(server: RunningServer, script: Script) -> list[str]:  # noqa: F811
+def _still_works(server: RunningServer, script: Script) -> list[str]:
     """A new kernel's %%oci gets its answer from the same server."""
     script.set(["```python\nprint(6 * 7)\n```", "42."])
     with ipykernel(server.kernel_env()) as kernel:
@@ -570,8 +570,8 @@ def _still_works(server: RunningServer, script: Script) -> list[str]:  # noqa: F
 
 
 def test_magic_code_that_kills_the_kernel(
-    scripted_server: RunningServer,  # noqa: F811
-    script: Script,  # noqa: F811
+    scripted_server: RunningServer,
+    script: Script,
     fresh_kernel: Kernel,
 ) -> None:
     script.set(["```python\nimport os\nos._exit(1)\n```", "unused"])
@@ -583,8 +583,8 @@ def test_magic_code_that_kills_the_kernel(
 
 
 def test_magic_code_that_exits(
-    scripted_server: RunningServer,  # noqa: F811
-    script: Script,  # noqa: F811
+    scripted_server: RunningServer,
+    script: Script,
     fresh_kernel: Kernel,
 ) -> None:
     """``sys.exit()`` in generated code is an error the magic reports (and refines), not
@@ -605,8 +605,8 @@ def test_magic_code_that_exits(
 
 
 def test_magic_kernel_dying_mid_stream(
-    scripted_server: RunningServer,  # noqa: F811
-    script: Script,  # noqa: F811
+    scripted_server: RunningServer,
+    script: Script,
     fresh_kernel: Kernel,
 ) -> None:
     """The kernel is killed (SIGKILL, as the out-of-memory killer does) while the server

@@ -6,7 +6,6 @@ import ast
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,10 @@ from oci_jupyter.prompts import REQUEST_HINT
 from oci_jupyter.types import ExecutionOutcome
 
 from .kernels import CellRun, Kernel, ipykernel
+from .magic_kernel import REGISTRY, Script, in_order, shown
 from .servers import RunningServer, jupyter_server
+
+pytestmark = pytest.mark.usefixtures("fresh_conversation")
 
 FIXED = "Here it is:\n```python\nvalues = [n * n for n in range(1, 6)]\nprint(sum(values))\n```"
 BROKEN = "```python\nvalues = [n * n for n in rnage(1, 6)]\nprint(sum(values))\n```"
@@ -34,54 +36,6 @@ STEP_1 = "First the data:\n```python\ndata = [4, 8, 15]\nprint('count', len(data
 STEP_2 = "```python\nprint('total', sum(data))\n```"
 ANSWER = "The list has **3 items** and they sum to 27."
 X = TIMES  # the sign between an image's width and height
-REGISTRY = "get_ipython().magics_manager.registry['OCIMagics']"
-
-
-class Script:
-    """The scripted engine's replies and the prompts it received, in a shared file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.set([])
-
-    def set(self, replies: list[str]) -> None:
-        self.path.write_text(json.dumps({"replies": replies, "prompts": []}))
-
-    @property
-    def prompts(self) -> list[list[dict[str, str]]]:
-        return list(json.loads(self.path.read_text())["prompts"])
-
-
-def shown(run: CellRun) -> str:
-    """Everything the cell finally shows, top to bottom (a display's updates replace it)."""
-    slots: list[str] = []
-    where: dict[str, int] = {}
-    for message in run.messages:
-        kind, content = message["header"]["msg_type"], message["content"]
-        if kind == "stream":
-            slots.append(content["text"])
-        elif kind in ("display_data", "update_display_data", "execute_result"):
-            data = content["data"]
-            text = data.get("text/markdown") or data.get("text/plain", "")
-            key = content.get("transient", {}).get("display_id")
-            if key in where:
-                slots[where[key]] = text
-            else:
-                if key:
-                    where[key] = len(slots)
-                slots.append(text)
-        elif kind == "error":
-            slots.append("\n".join(content["traceback"]))
-    return "\n".join(slots)
-
-
-def in_order(text: str, *parts: str) -> None:
-    """Each part appears in the text, after the one before it."""
-    position = -1
-    for part in parts:
-        found = text.find(part, position + 1)
-        assert found > position, f"{part!r} not found after position {position} in:\n{text}"
-        position = found
 
 
 def remembered(kernel: Kernel) -> list[dict[str, str]]:
@@ -100,42 +54,6 @@ def finish(kernel: Kernel, msg_id: str, seen: list[dict[str, Any]]) -> CellRun:
     )
     reply = kernel.reply(msg_id, timeout=30)
     return CellRun(reply, [m for m in seen if m["parent_header"].get("msg_id") == msg_id])
-
-
-@pytest.fixture(scope="module")
-def script_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("script") / "script.json"
-
-
-@pytest.fixture(scope="module")
-def scripted_server(
-    tmp_path_factory: pytest.TempPathFactory, script_path: Path
-) -> Iterator[RunningServer]:
-    Script(script_path)
-    oci = {
-        "engine_class": "tests.doubles.ScriptedTestEngine",
-        "engine_kwargs": {"script_file": str(script_path), "token_delay": 0.002},
-    }
-    with jupyter_server(tmp_path_factory.mktemp("scripted"), oci) as server:
-        yield server
-
-
-@pytest.fixture
-def script(script_path: Path, scripted_server: RunningServer) -> Script:
-    return Script(script_path)
-
-
-@pytest.fixture(scope="module")
-def kernel(scripted_server: RunningServer) -> Iterator[Kernel]:
-    with ipykernel(scripted_server.kernel_env()) as running:
-        assert running.run("%load_ext oci_jupyter").status == "ok"
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh_conversation(request: pytest.FixtureRequest) -> None:
-    if "kernel" in request.fixturenames:
-        request.getfixturevalue("kernel").run("%oci reset")
 
 
 # ---- the loop: run, read, answer -------------------------------------------------------------

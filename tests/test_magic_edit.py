@@ -5,7 +5,6 @@ bundled model whose result the test can call."""
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,48 +13,14 @@ import pytest
 from oci_jupyter.magic_edit import diff_text, parse_edit
 
 from .kernels import CellRun, Kernel, ipykernel
-from .servers import RunningServer, jupyter_server
-from .test_magic import REGISTRY, Script, in_order, shown
+from .magic_kernel import REGISTRY, Script, in_order, shown
+from .servers import jupyter_server
+
+pytestmark = pytest.mark.usefixtures("fresh_conversation")
 
 CELL = "values = [3, 4, 5]\nprint(sum(values))"
 TOTAL = "def total(values):\n    return sum(values)\n\nprint(total(values))\n"
 SUMMARY = "Wrapped the sum in a function `total` that takes the list."
-
-
-@pytest.fixture(scope="module")
-def script_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("script") / "script.json"
-
-
-@pytest.fixture(scope="module")
-def scripted_server(
-    tmp_path_factory: pytest.TempPathFactory, script_path: Path
-) -> Iterator[RunningServer]:
-    Script(script_path)
-    oci = {
-        "engine_class": "tests.doubles.ScriptedTestEngine",
-        "engine_kwargs": {"script_file": str(script_path), "token_delay": 0.001},
-    }
-    with jupyter_server(tmp_path_factory.mktemp("scripted"), oci) as server:
-        yield server
-
-
-@pytest.fixture
-def script(script_path: Path, scripted_server: RunningServer) -> Script:
-    return Script(script_path)
-
-
-@pytest.fixture(scope="module")
-def kernel(scripted_server: RunningServer) -> Iterator[Kernel]:
-    with ipykernel(scripted_server.kernel_env()) as running:
-        assert running.run("%load_ext oci_jupyter").status == "ok"
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh_conversation(request: pytest.FixtureRequest) -> None:
-    if "kernel" in request.fixturenames:
-        request.getfixturevalue("kernel").run("%oci reset")
 
 
 def number(run: CellRun) -> int:

@@ -27,7 +27,7 @@ from tornado.iostream import StreamClosedError
 
 from ..engine import Delta, Engine, EngineError, EngineNotReady, Finish, GenerationParams
 from ..engine.fim import FimPrompt, NoFimFormat, continues
-from ..handlers import PRIORITY_HEADER, ChatCompletionsHandler, _openai_reason
+from ..handlers import PRIORITY_HEADER, ChatCompletionsHandler, _openai_reason, collect
 from ..openai_schema import RequestError, now, usage
 from ..types import Priority
 from .notebook import FimLimits, build_notebook_prompt
@@ -121,7 +121,7 @@ class CompletionsHandler(ChatCompletionsHandler):
         try:
             try:
                 request = parse_completion_request(
-                    self.request.body, self.oci.settings_.max_request_bytes
+                    self.request.body, self.services.config.max_request_bytes
                 )
                 if not self.engine.ready:
                     raise self.not_ready_error()
@@ -202,7 +202,7 @@ class CompletionsHandler(ChatCompletionsHandler):
                 code="context_length_exceeded",
                 param="max_tokens",
             )
-        settings = self.oci.settings_
+        settings = self.services.config
         return GenerationParams(
             max_tokens=min(wanted, room),
             temperature=(
@@ -218,14 +218,8 @@ class CompletionsHandler(ChatCompletionsHandler):
         self, request: CompletionRequest, prompt: FimPrompt, params: GenerationParams
     ) -> None:
         assert self._request_id
-        parts: list[str] = []
-        finish: Finish | None = None
         try:
-            async for event in self.engine.stream_fim(prompt, params, self._request_id):
-                if isinstance(event, Delta):
-                    parts.append(event.text)
-                else:
-                    finish = event
+            text, finish = await collect(self.engine.stream_fim(prompt, params, self._request_id))
         except EngineNotReady:
             return self.send_openai_error(self.not_ready_error())
         except NoFimFormat as exc:  # a suffix for a model without infilling markers
@@ -236,7 +230,7 @@ class CompletionsHandler(ChatCompletionsHandler):
             return self.send_openai_error(RequestError(500, str(exc), type="engine_error"))
         if self._client_gone or finish is None:
             return
-        self._reply(request, "".join(parts), finish)
+        self._reply(request, text, finish)
 
     async def _empty(self, request: CompletionRequest, finish: Finish) -> None:
         """An empty completion, in the form the client asked for."""

@@ -7,25 +7,11 @@
  * `jupyter.lab.toolbars` → `Cell`), shown on the active cell when it failed;
  * the button under every failing cell is the `fixButtonInCell` setting.
  */
-import {
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
-import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { Notification } from '@jupyterlab/apputils';
 import { Cell, CodeCell } from '@jupyterlab/cells';
-import {
-  INotebookTracker,
-  NotebookActions,
-  NotebookPanel
-} from '@jupyterlab/notebook';
-import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
-import {
-  ITranslator,
-  nullTranslator,
-  TranslationBundle
-} from '@jupyterlab/translation';
+import { TranslationBundle } from '@jupyterlab/translation';
 
 import {
   AutoFixMode,
@@ -44,8 +30,8 @@ import { IRequestResult } from '../chat/types';
 import { cellTarget, CommandIDs, followChatState } from '../commands';
 import { fixIcon } from '../icon';
 import { METADATA_KEY } from '../notebook';
-import { IOciChatModel } from '../tokens';
 import { isNotebookTrusted } from '../trust';
+import { cellPlugin } from './cell-plugin';
 import { followSettings } from './settings';
 
 /**
@@ -92,23 +78,10 @@ export function fixResultView(
   }
 }
 
-export const autoFixPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'oci-jupyter:auto-fix',
-  description:
-    'Fix failing notebook cells with OpenCodeInterpreter: a button under the error, or at once.',
-  autoStart: true,
-  requires: [IOciChatModel, INotebookTracker, IRenderMimeRegistry],
-  optional: [ICommandPalette, ISettingRegistry, ITranslator],
-  activate: (
-    app: JupyterFrontEnd,
-    chat: IOciChatModel,
-    tracker: INotebookTracker,
-    rendermime: IRenderMimeRegistry,
-    palette: ICommandPalette | null,
-    settingRegistry: ISettingRegistry | null,
-    translator: ITranslator | null
-  ) => {
-    const trans = (translator ?? nullTranslator).load('oci_jupyter');
+export const autoFixPlugin = cellPlugin(
+  'oci-jupyter:auto-fix',
+  'Fix failing notebook cells with OpenCodeInterpreter: a button under the error, or at once.',
+  ({ app, chat, tracker, rendermime, palette, settingRegistry, trans }) => {
     const { commands } = app;
     let autoFix: AutoFixMode = 'suggest';
     let fixButtonInCell = true;
@@ -388,4 +361,4 @@ export const autoFixPlugin: JupyterFrontEndPlugin<void> = {
       }
     }
   }
-};
+);

@@ -8,17 +8,10 @@
  * The chat shows the request; the user goes on there ("also label the
  * axes"), as after a fix.
  */
-import {
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
-import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { Notification } from '@jupyterlab/apputils';
 import { Cell, CodeCell } from '@jupyterlab/cells';
-import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
-import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { NotebookPanel } from '@jupyterlab/notebook';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
-import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { confirmFix, showFixing, showFixResult } from '../autofix';
 import { FixConfirm } from '../chat/types';
@@ -26,28 +19,15 @@ import { cellTarget, CommandIDs, followChatState } from '../commands';
 import { showEditPrompt } from '../edit/prompt';
 import { selectedLines } from '../edit/selection';
 import { editIcon } from '../icon';
-import { IOciChatModel } from '../tokens';
 import { isNotebookTrusted } from '../trust';
 import { fixResultView } from './autofix';
+import { cellPlugin } from './cell-plugin';
 import { followSettings } from './settings';
 
-export const editCellPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'oci-jupyter:edit-cell',
-  description:
-    'Change any code cell by instruction with OpenCodeInterpreter: a prompt at the cell, the change shown as a diff to accept.',
-  autoStart: true,
-  requires: [IOciChatModel, INotebookTracker, IRenderMimeRegistry],
-  optional: [ICommandPalette, ISettingRegistry, ITranslator],
-  activate: (
-    app: JupyterFrontEnd,
-    chat: IOciChatModel,
-    tracker: INotebookTracker,
-    rendermime: IRenderMimeRegistry,
-    palette: ICommandPalette | null,
-    settingRegistry: ISettingRegistry | null,
-    translator: ITranslator | null
-  ) => {
-    const trans = (translator ?? nullTranslator).load('oci_jupyter');
+export const editCellPlugin = cellPlugin(
+  'oci-jupyter:edit-cell',
+  'Change any code cell by instruction with OpenCodeInterpreter: a prompt at the cell, the change shown as a diff to accept.',
+  ({ app, chat, tracker, rendermime, palette, settingRegistry, trans }) => {
     const { commands } = app;
     let applyAtOnce = false;
     followSettings(settingRegistry, settings => {
@@ -216,4 +196,4 @@ export const editCellPlugin: JupyterFrontEndPlugin<void> = {
       category: trans.__('OpenCodeInterpreter')
     });
   }
-};
+);
