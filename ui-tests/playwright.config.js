@@ -112,6 +112,10 @@ module.exports = {
       name: 'scripted',
       testMatch: [
         'chat-scripted.spec.ts',
+        'chat-scripted-notebooks.spec.ts',
+        'chat-scripted-kernel.spec.ts',
+        'chat-screenshots.spec.ts',
+        'autofix-scripted.spec.ts',
         'autofix-toolbar.spec.ts',
         'nothing-lost.spec.ts',
         'magic.spec.ts',

@@ -127,6 +127,20 @@ export async function reloadWith(
   }, notebookPath);
 }
 
+/**
+ * Select a cell and run it with JupyterLab's own command, as a user pressing
+ * Shift+Enter would (without moving to the next cell).
+ */
+export async function runCellByHand(
+  page: IJupyterLabPageFixture,
+  index: number
+) {
+  await page.notebook.selectCells(index);
+  await page.evaluate(async () => {
+    await window.jupyterapp.commands.execute('notebook:run-cell');
+  });
+}
+
 // ---- the scripted engine's replies (tests/doubles.py: ScriptedTestEngine)
 
 interface IScript {
@@ -153,6 +167,10 @@ export function script(replies: string[]): void {
 export function scriptedPrompts(): IScript['prompts'] {
   return (JSON.parse(fs.readFileSync(scriptFile(), 'utf8')) as IScript).prompts;
 }
+
+/** A cell that fails with a NameError (a misspelled name), and its fix. */
+export const BROKEN = 'total = sum(range(1, 11))\nprint(totl)';
+export const FIXED = 'total = sum(range(1, 11))\nprint(total)';
 
 /** A reply as the model writes one: a sentence, then a python block. */
 export function reply(text: string, code: string): string {
